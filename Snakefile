@@ -1,0 +1,19 @@
+# tcrtrack: find the T-cell clones a cell therapy sets in motion.
+# Run: snakemake --cores 2   (see README.md)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/diversity.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

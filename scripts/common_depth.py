@@ -1,0 +1,6 @@
+"""Snakemake script: the common rarefaction depth."""
+from tcrtrack.pipeline import common_depth_step
+from tcrtrack.scripting import run_step
+
+run_step(snakemake, lambda sm: common_depth_step(  # noqa: F821
+    qc_tables=sm.input.qc, configured=sm.params.configured, out=sm.output.depth))

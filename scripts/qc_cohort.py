@@ -1,0 +1,6 @@
+"""Snakemake script: per-sample QC rows -> results/cohort/qc.tsv."""
+from tcrtrack.pipeline import gather_step
+from tcrtrack.scripting import run_step
+
+run_step(snakemake, lambda sm: gather_step(  # noqa: F821
+    tables=sm.input.qc, sheet=sm.input.sheet, out=sm.output.qc))

@@ -1,0 +1,45 @@
+"""Atomic table writers: a crashed or killed job never leaves a partial output behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import polars as pl
+
+
+def _atomic(path: Path | str, write: Callable[[Path], None]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_parquet(frame: pl.DataFrame, path: Path | str) -> Path:
+    """Write ``frame`` as Parquet (zstd), atomically."""
+    return _atomic(path, lambda tmp: frame.write_parquet(tmp, compression="zstd", statistics=True))
+
+
+def write_tsv(frame: pl.DataFrame, path: Path | str) -> Path:
+    """Write ``frame`` as a tab-separated table with a header, atomically."""
+    return _atomic(path, lambda tmp: frame.write_csv(tmp, separator="\t", null_value="NA",
+                                                     float_precision=6))
+
+
+def write_text(text: str, path: Path | str) -> Path:
+    """Write a text file atomically."""
+    return _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def read_tsv(path: Path | str) -> pl.DataFrame:
+    """Read a table written by :func:`write_tsv`."""
+    return pl.read_csv(path, separator="\t", null_values="NA", infer_schema_length=None)

@@ -1,0 +1,53 @@
+# Diversity per sample at full depth and rarefied to a common depth, then the cohort table.
+
+
+rule common_depth:
+    input:
+        qc=common_depth_inputs,
+    output:
+        depth="results/diversity/common_depth.txt",
+    log:
+        "logs/diversity/common_depth.log",
+    params:
+        configured=config["diversity"]["depth"],
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../../scripts/common_depth.py"
+
+
+rule diversity:
+    input:
+        clonotypes="results/clonotypes/{patient}/{sample}.parquet",
+        depth="results/diversity/common_depth.txt",
+    output:
+        diversity="results/diversity/{patient}/{sample}.parquet",
+    log:
+        "logs/diversity/{patient}/{sample}.log",
+    params:
+        iterations=config["diversity"]["iterations"],
+        seed=config["diversity"]["seed"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../../scripts/diversity.py"
+
+
+rule diversity_cohort:
+    input:
+        diversity=per_sample("results/diversity/{patient}/{sample}.parquet"),
+        sheet=config["samples"],
+    output:
+        diversity=report("results/cohort/diversity.tsv", category="Cohort", labels={"table": "diversity"}),
+    log:
+        "logs/cohort/diversity.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../../scripts/diversity_cohort.py"
