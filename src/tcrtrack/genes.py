@@ -9,7 +9,6 @@ call without its allele; the row is *ambiguous* when the calls name more than on
 from __future__ import annotations
 
 import polars as pl
-from skbio import DNA
 
 _ALLELE = r"\*.*$"
 
@@ -40,6 +39,8 @@ def translate(junction: str) -> str | None:
     """
     if not junction:
         return None
+    from skbio import DNA  # deferred: importing scikit-bio costs ~1.5 s per job
+
     usable = len(junction) - len(junction) % 3
     try:
         protein = str(DNA(junction[:usable].upper()).translate(1))

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import polars as pl
 
-from tcrtrack.diversity import common_depth, sample_diversity
 from tcrtrack.errors import InputFileError
 from tcrtrack.ingest import ingest_airr
 from tcrtrack.io import read_tsv, write_parquet, write_text, write_tsv
@@ -57,6 +56,8 @@ def gather_step(*, tables: Sequence[str], sheet: str, out: str) -> None:
 
 def common_depth_step(*, qc_tables: Sequence[str], configured: int | None, out: str) -> None:
     """Write the common rarefaction depth: the configured one, else the smallest kept count."""
+    from tcrtrack.diversity import common_depth  # deferred: scikit-bio is slow to import
+
     totals = [int(read_tsv(p)["kept_count"][0]) for p in qc_tables]
     depth = common_depth(totals, configured=configured)
     write_text(f"{depth}\n", out)
@@ -71,7 +72,82 @@ def sample_seed(seed: int, sample: str) -> int:
 def diversity_step(*, clonotypes: str, depth_file: str, patient: str, sample: str, iterations: int, seed: int,
                    out: str) -> None:
     """Clonotype table -> diversity rows (full depth, rarefied) for one sample."""
+    from tcrtrack.diversity import sample_diversity  # deferred: scikit-bio is slow to import
+
     counts = pl.read_parquet(clonotypes, columns=["count"])["count"].to_numpy()
     depth = int(Path(depth_file).read_text().strip())
     table = sample_diversity(counts, depth=depth, n_iterations=iterations, seed=sample_seed(seed, sample))
     write_parquet(table.select(pl.lit(patient).alias("patient"), pl.lit(sample).alias("sample"), pl.all()), out)
+
+
+def patient_step(*, patient: str, clonotypes: Sequence[str], sheet: str, settings: dict, clones_out: str,
+                 flagged_out: str, noise_out: str) -> None:
+    """One patient's clonotype tables -> wide clone table with calls, flagged clones, noise fits."""
+    from tcrtrack.patient import CallSettings, analyse_patient
+
+    samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
+    tables = {Path(p).name.removesuffix(".parquet"): pl.read_parquet(p) for p in clonotypes}
+    calls = analyse_patient(samples, tables, settings=CallSettings(**settings))
+    for note in calls.notes:
+        log.warning("%s: %s", patient, note)
+    write_parquet(calls.clones.with_columns(patient=pl.lit(patient)), clones_out)
+    write_tsv(flagged_table(calls.flagged, patient=patient, samples=samples), flagged_out)
+    write_tsv(calls.noise.select(pl.lit(patient).alias("patient"), pl.all()), noise_out)
+    log.info("%s: %d clones, %d expanded in blood, %d accumulating in tumour, %d flagged", patient,
+             calls.clones.height, calls.clones["expanded_in_blood"].sum(), calls.clones["accumulates_in_tumor"].sum(),
+             calls.flagged.height)
+
+
+FLAGGED_COLUMNS = ("patient", "clone_id", "junction_aa", "v_gene", "j_gene", "new_in_blood", "peak_day",
+                   "n_expanded_timepoints", "blood_log2fc", "blood_qvalue", "tumor_log2fc", "tumor_qvalue",
+                   "baseline_count", "baseline_frequency", "tumor_pre_count", "tumor_max_post_count")
+
+
+def flagged_table(flagged: pl.DataFrame, *, patient: str, samples: pl.DataFrame) -> pl.DataFrame:
+    """The flagged clones with their evidence and their count in every sample (in sheet order)."""
+    ordered = samples.sort("compartment", "day", "replicate")["sample"].to_list()
+    return flagged.with_columns(patient=pl.lit(patient)).select(
+        *FLAGGED_COLUMNS, *(f"count_{s}" for s in ordered))
+
+
+def patient_metadata(samples: pl.DataFrame) -> pl.DataFrame:
+    """Per patient, the first value of every metadata column of the sheet."""
+    extra = [c for c in samples.columns if c not in (*SHEET_COLUMNS, "path", "format")]
+    return samples.group_by("patient", maintain_order=True).agg(pl.col(c).drop_nulls().first() for c in extra)
+
+
+def expansion_summary(clones: pl.DataFrame, samples: pl.DataFrame) -> dict[str, object]:
+    """Counts of expanded, new, accumulating and flagged clones of one patient, and the share of each
+    post-treatment biopsy's repertoire that the flagged clones occupy."""
+    flagged = clones.filter(pl.col("flagged"))
+    biopsies = samples.filter((pl.col("compartment") == "tumor") & (pl.col("day") > 0)).sort("day", "replicate")
+    shares = {f"d{day}": float(flagged[f"freq_{sample}"].sum()) for sample, day in
+              biopsies.select("sample", "day").iter_rows()}
+    return {
+        "clones": clones.height,
+        "expanded_in_blood": int(clones["expanded_in_blood"].sum()),
+        "new_expanded_in_blood": int((clones["expanded_in_blood"] & clones["new_in_blood"].fill_null(False)).sum()),
+        "accumulating_in_tumor": int(clones["accumulates_in_tumor"].sum()),
+        "flagged": flagged.height,
+        "flagged_new_in_blood": int(flagged["new_in_blood"].fill_null(False).sum()),
+        "flagged_share_last_biopsy": list(shares.values())[-1] if shares else None,
+        "flagged_share_max_biopsy": max(shares.values()) if shares else None,
+        "flagged_share_by_biopsy": "; ".join(f"{k}={v:.4g}" for k, v in shares.items()) or None,
+    }
+
+
+def expansion_cohort_step(*, clones: Sequence[str], flagged: Sequence[str], sheet: str, flagged_out: str,
+                          summary_out: str) -> None:
+    """Per-patient outputs -> cohort flagged clones and per-patient summary (with patient metadata)."""
+    samples = read_sample_sheet(sheet, check_files=False)
+    tables = [read_tsv(p) for p in flagged]
+    cohort = pl.concat([t.select(FLAGGED_COLUMNS) for t in tables], how="vertical_relaxed") if tables else None
+    write_tsv(cohort, flagged_out)
+    rows = []
+    for path in clones:
+        table = pl.read_parquet(path)
+        patient = table["patient"][0]
+        rows.append({"patient": patient,
+                     **expansion_summary(table, samples.filter(pl.col("patient") == patient))})
+    summary = pl.DataFrame(rows).join(patient_metadata(samples), on="patient", how="left")
+    write_tsv(summary, summary_out)

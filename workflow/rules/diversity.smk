@@ -14,6 +14,8 @@ rule common_depth:
     resources:
         mem_mb=500,
         runtime=5,
+    conda:
+        "../../envs/tcrtrack.yaml"
     script:
         "../../scripts/common_depth.py"
 
@@ -33,6 +35,8 @@ rule diversity:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../../envs/tcrtrack.yaml"
     script:
         "../../scripts/diversity.py"
 
@@ -49,5 +53,7 @@ rule diversity_cohort:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../../envs/tcrtrack.yaml"
     script:
         "../../scripts/diversity_cohort.py"

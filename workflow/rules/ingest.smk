@@ -19,6 +19,8 @@ rule ingest:
     resources:
         mem_mb=2000,
         runtime=30,
+    conda:
+        "../../envs/tcrtrack.yaml"
     script:
         "../../scripts/ingest.py"
 
@@ -35,5 +37,7 @@ rule qc_cohort:
     resources:
         mem_mb=1000,
         runtime=10,
+    conda:
+        "../../envs/tcrtrack.yaml"
     script:
         "../../scripts/qc_cohort.py"
