@@ -11,6 +11,7 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/diversity.smk"
+include: "workflow/rules/expansion.smk"
 
 
 rule all:

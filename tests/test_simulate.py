@@ -265,6 +265,16 @@ def test_bad_options_are_rejected(tmp_path):
 
 def test_demo_is_small(tmp_path):
     demo = simulate_demo(tmp_path)
-    assert demo.total_bytes < 2_500_000
+    assert demo.total_bytes < 3_000_000
     sheet = pl.read_csv(demo.sheet, separator="\t")
     assert sheet["patient"].n_unique() == 4 and len(demo.files) == sheet.height
+
+
+def test_bundled_demo_is_the_simulators_output(tmp_path):
+    """config/demo is exactly `tcrtrack simulate --demo --seed 1` (nothing hand-edited, nothing stale)."""
+    root = Path(__file__).resolve().parents[1]
+    demo = simulate_demo(tmp_path / "demo", seed=1, sheet=tmp_path / "samples.tsv")
+    assert (tmp_path / "samples.tsv").read_bytes() == (root / "config" / "samples.tsv").read_bytes()
+    for path in (*demo.files, demo.truth):
+        bundled = root / "config" / "demo" / path.relative_to(tmp_path / "demo")
+        assert path.read_bytes() == bundled.read_bytes(), bundled

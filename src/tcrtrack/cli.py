@@ -50,7 +50,7 @@ def main(debug: bool) -> None:
               help="Mean templates per blood library.")
 @click.option("--tumor-depth", type=click.IntRange(100), default=15_000, show_default=True,
               help="Mean templates per biopsy library.")
-@click.option("--dispersion", type=click.FloatRange(0), default=0.3, show_default=True,
+@click.option("--dispersion", type=click.FloatRange(0), default=0.1, show_default=True,
               help="Overdispersion of library frequencies (0 = Poisson sampling only).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--sheet", type=click.Path(dir_okay=False, path_type=Path), default=None,

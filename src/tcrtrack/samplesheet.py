@@ -8,6 +8,10 @@ names the sheet, the row (as its line number in the file) and the fix.
 
 from __future__ import annotations
 
+import csv
+import difflib
+import io
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,23 +34,68 @@ def load_schema(path: Path | str = SCHEMA_PATH) -> dict[str, Any]:
         return yaml.safe_load(handle)
 
 
-def _read_raw(path: Path) -> pl.DataFrame:
-    if not path.is_file():
-        raise SampleSheetError(f"{path}: sample sheet not found. Fix: pass an existing TSV file as 'samples'.")
+_BOM = "\ufeff"
+
+
+def _fail(path: Path, problem: str, fix: str) -> SampleSheetError:
+    return SampleSheetError(f"{path}: {problem}. Fix: {fix}.")
+
+
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        raise _fail(path, "sample sheet not found", "pass an existing TSV file as 'samples'")
+    if path.is_dir():
+        raise _fail(path, "is a directory, not a sample sheet", "pass the sheet's TSV file as 'samples'")
+    data = path.read_bytes()
+    if not data:
+        raise _fail(path, "the sheet is empty (0 bytes)", "write a header line and one row per repertoire file")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _fail(path, "the sheet is UTF-16 text", "save it as UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
     try:
-        frame = pl.read_csv(path, separator="\t", infer_schema=False, comment_prefix="#")
-    except pl.exceptions.PolarsError as error:
-        first = str(error).splitlines()[0]
-        raise SampleSheetError(f"{path}: cannot be read as a tab-separated table ({first}). "
-                               "Fix: save the sheet as TSV with one header line.") from None
-    if frame.height == 0:
-        raise SampleSheetError(f"{path}: the sheet has no sample rows. Fix: add one row per repertoire file.")
-    if len(frame.columns) == 1 and "," in frame.columns[0]:
-        raise SampleSheetError(f"{path}: the header has no tab (it looks comma-separated). "
-                               "Fix: save the sheet as tab-separated values.")
-    return frame.rename({name: name.strip() for name in frame.columns}).with_columns(
-        pl.col(name).str.strip_chars() for name in frame.columns
-    )
+        return data.decode("utf-8").removeprefix(_BOM)
+    except UnicodeDecodeError as error:
+        line = len(re.findall(rb"\r\n|\r|\n", data[:error.start])) + 1
+        raise _fail(path, f"row {line} is not UTF-8 text (byte {data[error.start]:#04x}, e.g. a Latin-1 export)",
+                    "save the sheet as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8 in.tsv > out.tsv)") from None
+
+
+def _read_raw(path: Path) -> tuple[pl.DataFrame, list[int]]:
+    """The sheet as strings (stripped; empty = null) and the line number of each row.
+
+    Accepts LF, CRLF and CR line endings and a UTF-8 BOM; skips blank lines and lines starting
+    with ``#``; fields may be quoted. A row with more or fewer fields than the header is an error.
+    """
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(re.sub(r"\r\n?", "\n", text)), delimiter="\t", quotechar='"')
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    for fields in reader:
+        if not "".join(fields).strip() or fields[0].lstrip().startswith("#"):
+            continue
+        if header is None:
+            header = _check_header(path, [name.strip() for name in fields])
+            continue
+        if len(fields) != len(header):
+            raise _fail(path, f"row {reader.line_num} has {len(fields)} field(s) but the header has {len(header)}",
+                        "give every row one tab-separated value per column (leave a cell empty, do not drop it)")
+        rows.append(fields)
+        lines.append(reader.line_num)
+    if header is None or not rows:
+        raise _fail(path, "the sheet has no sample rows", "add one row per repertoire file")
+    frame = pl.DataFrame(rows, schema=dict.fromkeys(header, pl.Utf8), orient="row")
+    return frame.with_columns(pl.all().str.strip_chars().replace("", None)), lines
+
+
+def _check_header(path: Path, names: list[str]) -> list[str]:
+    if len(names) == 1 and "," in names[0]:
+        raise _fail(path, "the header has no tab (it looks comma-separated)", "save the sheet as tab-separated values")
+    twice = next((name for name in names if names.count(name) > 1), None)
+    if twice is not None:
+        positions = ", ".join(str(i + 1) for i, name in enumerate(names) if name == twice)
+        raise _fail(path, f"column '{twice}' appears more than once in the header (columns {positions})",
+                    "keep one column of that name (remove or rename the others)")
+    return names
 
 
 def _row_record(row: Mapping[str, str | None], schema: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,17 +160,19 @@ def read_sample_sheet(path: Path | str, *, schema: Mapping[str, Any] | None = No
     """
     path = Path(path)
     schema = load_schema() if schema is None else schema
-    raw = _read_raw(path)
+    raw, lines = _read_raw(path)
     required = schema["required"]
     missing = [name for name in required if name not in raw.columns]
     if missing:
+        hints = [f"'{close[0]}' for '{name}'" for name in missing
+                 if (close := difflib.get_close_matches(name, raw.columns, n=1, cutoff=0.75))]
+        hint = f"; did you mean {', '.join(hints)}?" if hints else ""
         raise SampleSheetError(
             f"{path}: missing column(s) {', '.join(repr(m) for m in missing)} (header has "
-            f"{', '.join(raw.columns)}). Fix: the sheet needs columns {', '.join(required)}.")
+            f"{', '.join(raw.columns)}{hint}). Fix: the sheet needs columns {', '.join(required)}.")
     validator = jsonschema.validators.validator_for(schema)(schema)
     records = []
-    for index, row in enumerate(raw.iter_rows(named=True)):
-        line = index + 2  # 1-based, after the header line
+    for line, row in zip(lines, raw.iter_rows(named=True), strict=True):
         record = _row_record(row, schema)
         errors = sorted(validator.iter_errors(record), key=lambda e: list(e.path))
         if errors:
@@ -134,12 +185,12 @@ def read_sample_sheet(path: Path | str, *, schema: Mapping[str, Any] | None = No
         "patient": pl.Utf8, "sample": pl.Utf8, "compartment": pl.Utf8, "day": pl.Int64,
         "replicate": pl.Int64, "path": pl.Utf8, "format": pl.Utf8,
         **{name: pl.Utf8 for name in metadata}})
-    _check_unique(frame, path, check_files=check_files)
+    _check_unique(frame, path, lines, check_files=check_files)
     return frame
 
 
-def _check_unique(frame: pl.DataFrame, path: Path, *, check_files: bool) -> None:
-    rows = frame.with_row_index("line", offset=2)
+def _check_unique(frame: pl.DataFrame, path: Path, lines: list[int], *, check_files: bool) -> None:
+    rows = frame.with_columns(line=pl.Series(lines, dtype=pl.Int64))
     duplicated = rows.filter(pl.col("sample").is_duplicated())
     if duplicated.height:
         lines = duplicated["line"].to_list()
@@ -157,6 +208,9 @@ def _check_unique(frame: pl.DataFrame, path: Path, *, check_files: bool) -> None
             "in the 'replicate' column.")
     if check_files:
         for line, sample, file in rows.select("line", "sample", "path").iter_rows():
+            if Path(file).is_dir():
+                raise SampleSheetError(f"{path}: row {line} (sample '{sample}'): {file} is a directory. "
+                                       "Fix: 'path' must name the repertoire file itself.")
             if not Path(file).is_file():
                 raise SampleSheetError(f"{path}: row {line} (sample '{sample}'): file {file} does not exist. "
                                        "Fix: correct 'path' (absolute, or relative to the sheet's folder).")
@@ -165,3 +219,19 @@ def _check_unique(frame: pl.DataFrame, path: Path, *, check_files: bool) -> None
 def patient_samples(samples: pl.DataFrame, patient: str) -> pl.DataFrame:
     """The sheet rows of one patient, ordered by compartment, day and replicate."""
     return samples.filter(pl.col("patient") == patient).sort("compartment", "day", "replicate", "sample")
+
+
+def config_problem(config: Mapping[str, Any], schema_path: Path | str) -> str | None:
+    """The first way ``config`` breaks its JSON Schema, as one line with the fix; ``None`` when valid."""
+    schema = load_schema(schema_path)
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(dict(config)))
+    if error is None:
+        return None
+    key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+    spec = error.schema
+    if error.validator == "enum":
+        fix = f"use one of {', '.join(map(str, spec['enum']))}"
+    else:
+        fix = spec.get("description") or error.message
+    return f"config key '{key}' is {error.instance!r}: {error.message}. Fix: {fix}"

@@ -91,9 +91,9 @@ _BLOOD_LEVEL, _BLOOD_FOLD, _DECAY = (1e-5, 1e-4), (10.0, 200.0), (0.3, 0.7)
 _TUMOR_POST, _TUMOR_PRE_FOLD, _TUMOR_STABLE = (2e-4, 5e-3), (5.0, 50.0), (1e-4, 1e-3)
 _COMPARTMENT_CODE = {"blood": 1, "tumor": 2}
 
-#: Options of :func:`simulate_demo` (4 patients x 7-8 samples, ~2 MB of gzipped TSV).
+#: Options of :func:`simulate_demo` (4 patients x 7-8 samples, ~2.7 MB of gzipped TSV).
 DEMO_OPTIONS: dict[str, Any] = {
-    "n_patients": 4, "n_clones": 6_000, "blood_depth": 12_000, "tumor_depth": 6_000,
+    "n_patients": 4, "n_clones": 6_000, "blood_depth": 20_000, "tumor_depth": 8_000, "dispersion": 0.1,
     "n_planted": (12, 6, 6),
 }
 
@@ -129,7 +129,7 @@ def simulate_cohort(
     tumor_depth: int = 15_000,
     post_days: Sequence[int] = (14, 28, 56),
     tumor_days: Sequence[int] = (-7, 28, 56),
-    dispersion: float = 0.3,
+    dispersion: float = 0.1,
     tumor_dispersion: float | None = None,
     n_planted: Sequence[int] = (30, 15, 15),
     replicate_patients: Sequence[int] | float = (0, 1),
@@ -251,7 +251,7 @@ def simulate_cohort(
 
 def simulate_demo(out_dir: Path, *, seed: int = 1, sheet: Path | None = None,
                   progress: bool = False) -> SimulatedCohort:
-    """Write the small demo cohort (:data:`DEMO_OPTIONS`, ~2 MB) to ``out_dir``."""
+    """Write the small demo cohort (:data:`DEMO_OPTIONS`, ~2.7 MB) to ``out_dir``."""
     return simulate_cohort(out_dir, seed=seed, sheet=sheet, progress=progress, **DEMO_OPTIONS)
 
 

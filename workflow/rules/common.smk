@@ -6,10 +6,13 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from tcrtrack.errors import SampleSheetError
-from tcrtrack.samplesheet import load_schema, read_sample_sheet
+from tcrtrack.samplesheet import config_problem, load_schema, read_sample_sheet
 
 
-validate(config, "../schemas/config.schema.yaml")
+problem = config_problem(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+if problem:
+    sys.exit(f"Error in the configuration: {problem}")
+validate(config, "../schemas/config.schema.yaml")  # also fills in the schema's defaults
 
 try:
     samples = read_sample_sheet(
@@ -56,9 +59,35 @@ def common_depth_inputs(wildcards):
     return per_sample("results/qc/{patient}/{sample}.tsv")
 
 
+def patient_clonotypes(wildcards):
+    """Every clonotype table of the patient named by the wildcards."""
+    names = samples.filter(pl.col("patient") == wildcards.patient)["sample"].to_list()
+    return [f"results/clonotypes/{wildcards.patient}/{name}.parquet" for name in names]
+
+
+def call_settings():
+    """The expansion and tumour settings of the config, as keyword arguments of CallSettings."""
+    expansion, tumor = config["expansion"], config["tumor"]
+    return {
+        "model": expansion["model"],
+        "fdr": expansion["fdr"],
+        "min_log2fc": expansion["min_log2fc"],
+        "min_count": expansion["min_count"],
+        "pseudocount": expansion["pseudocount"],
+        "new_max_frequency": expansion["new_max_frequency"],
+        "baseline_day": expansion["baseline_day"],
+        "require_new": expansion["flag_new_only"],
+        "tumor_min_count": tumor["min_count"],
+        "tumor_rule": tumor["rule"],
+    }
+
+
 def all_targets():
     return [
         *per_sample("results/clonotypes/{patient}/{sample}.parquet"),
         "results/cohort/qc.tsv",
         "results/cohort/diversity.tsv",
+        *expand("results/patients/{patient}/clones.parquet", patient=PATIENTS),
+        "results/cohort/flagged_clones.tsv",
+        "results/cohort/expansion_summary.tsv",
     ]

@@ -1,0 +1,133 @@
+"""End to end: real `snakemake` runs on the bundled demo cohort, deployed from another folder."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tcrtrack.ingest import DROP_REASONS
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+SHEET = ROOT / "config" / "samples.tsv"
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "2", *args], cwd=workdir,
+                          capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    """The demo cohort, run from a folder that is not the repository (deployed use)."""
+    workdir = tmp_path_factory.mktemp("deployed")
+    (workdir / "my.yaml").write_text(f"samples: {SHEET}\n")
+    done = snakemake(workdir, "--configfile", "my.yaml")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def sheet() -> pl.DataFrame:
+    return pl.read_csv(SHEET, separator="\t")
+
+
+def independent_kept_count(path: Path) -> tuple[int, int]:
+    """Rows and templates of productive TRB rows with a clean junction of >= 5 aa, by plain polars."""
+    raw = pl.read_csv(path, separator="\t", infer_schema=False)
+    kept = raw.filter((pl.col("productive") == "T") & (pl.col("locus") == "TRB")
+                      & pl.col("v_call").str.starts_with("TRB") & pl.col("j_call").str.starts_with("TRB")
+                      & ~pl.col("junction_aa").str.contains(r"[*_~]") & (pl.col("junction_aa").str.len_chars() >= 5)
+                      & (pl.col("duplicate_count").cast(pl.Int64) > 0))
+    return kept.height, int(kept["duplicate_count"].cast(pl.Int64).sum())
+
+
+def test_qc_accounts_for_every_row_and_matches_an_independent_count(demo_run, sheet):
+    qc = pl.read_csv(demo_run / "results" / "cohort" / "qc.tsv", separator="\t")
+    assert sorted(qc["sample"]) == sorted(sheet["sample"])
+    for record in qc.iter_rows(named=True):
+        for unit in ("rows", "count"):
+            dropped = sum(record[f"{reason}_{unit}"] for reason in DROP_REASONS)
+            assert record[f"input_{unit}"] == record[f"kept_{unit}"] + dropped, record["sample"]
+        path = ROOT / "config" / sheet.filter(pl.col("sample") == record["sample"])["path"][0]
+        assert (record["kept_rows"], record["kept_count"]) == independent_kept_count(path)
+        clonotypes = pl.read_parquet(demo_run / "results" / "clonotypes" / record["patient"]
+                                     / f"{record['sample']}.parquet")
+        assert clonotypes["count"].sum() == record["kept_count"]
+        assert clonotypes.height == record["clonotypes"]
+    assert qc["non_productive_rows"].sum() > 0 and qc["wrong_locus_rows"].sum() > 0
+    assert "response" in qc.columns
+
+
+def test_diversity_has_full_and_rarefied_rows_at_the_smallest_depth(demo_run, sheet):
+    diversity = pl.read_csv(demo_run / "results" / "cohort" / "diversity.tsv", separator="\t", null_values="NA")
+    qc = pl.read_csv(demo_run / "results" / "cohort" / "qc.tsv", separator="\t")
+    assert diversity.height == 2 * sheet.height
+    rarefied = diversity.filter(pl.col("depth_type") == "rarefied")
+    assert set(rarefied["depth"]) == {qc["kept_count"].min()}
+    full = diversity.filter(pl.col("depth_type") == "full").join(qc.select("sample", "clonotypes", "kept_count"),
+                                                                 on="sample")
+    assert (full["richness"] == full["clonotypes"]).all()
+    assert (full["total_count"] == full["kept_count"]).all()
+    assert (rarefied["richness"] <= full.sort("sample")["richness"].max()).all()
+    assert rarefied["shannon_nats_sd"].is_not_null().all()
+
+
+def test_patient_tables_and_flagged_clones(demo_run, sheet):
+    results = demo_run / "results"
+    for patient in sheet["patient"].unique():
+        clones = pl.read_parquet(results / "patients" / patient / "clones.parquet")
+        for sample in sheet.filter(pl.col("patient") == patient)["sample"]:
+            kept = pl.read_parquet(results / "clonotypes" / patient / f"{sample}.parquet")["count"].sum()
+            assert clones[f"count_{sample}"].sum() == kept
+        flagged = clones.filter(pl.col("flagged"))
+        assert (flagged["expanded_in_blood"] & flagged["accumulates_in_tumor"]).all()
+    cohort = pl.read_csv(results / "cohort" / "flagged_clones.tsv", separator="\t", null_values="NA")
+    for column in ("patient", "junction_aa", "v_gene", "j_gene", "new_in_blood", "peak_day", "blood_log2fc",
+                   "blood_qvalue", "tumor_log2fc", "tumor_qvalue", "baseline_count"):
+        assert column in cohort.columns
+    summary = pl.read_csv(results / "cohort" / "expansion_summary.tsv", separator="\t", null_values="NA")
+    assert summary.height == sheet["patient"].n_unique()
+    assert summary["flagged"].sum() == cohort.height
+    assert "response" in summary.columns
+    # the demo has planted clones that expand in blood and accumulate in the tumour: most calls are real
+    truth = pl.read_csv(ROOT / "config" / "demo" / "truth.tsv", separator="\t")
+    hits = cohort.join(truth, on=["patient", "junction_aa", "v_gene", "j_gene"], how="left")
+    assert cohort.height > 0
+    assert hits["category"].is_in(["new_expanded_tumor"]).mean() >= 0.5
+
+
+def test_a_second_run_has_nothing_to_do(demo_run):
+    dry = snakemake(demo_run, "--configfile", "my.yaml", "--dry-run")
+    assert dry.returncode == 0
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_bad_sample_sheet_stops_with_one_line(tmp_path):
+    bad = tmp_path / "samples.tsv"
+    bad.write_text(SHEET.read_text().replace("\ttumor\t", "\ttumour\t", 1).replace("\tdemo/", f"\t{ROOT}/config/demo/"))
+    (tmp_path / "my.yaml").write_text(f"samples: {bad}\n")
+    done = snakemake(tmp_path, "--configfile", "my.yaml", "--dry-run")
+    assert done.returncode != 0
+    assert "column 'compartment' is 'tumour'. Fix: use one of blood, tumor, product" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_bad_config_value_is_refused(tmp_path):
+    (tmp_path / "my.yaml").write_text(f"samples: {SHEET}\nexpansion:\n  model: poisson\n")
+    done = snakemake(tmp_path, "--configfile", "my.yaml", "--dry-run")
+    assert done.returncode != 0
+    assert "config key 'expansion.model' is 'poisson'" in done.stderr
+    assert "Fix: use one of overdispersed, fisher" in done.stderr
+
+
+def test_lint_is_clean():
+    done = subprocess.run([*SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Congratulations" in done.stdout + done.stderr

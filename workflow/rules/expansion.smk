@@ -1,0 +1,50 @@
+# Per patient: blood expansion vs baseline, tumour accumulation vs the pre-treatment biopsy, flags.
+
+
+rule patient_calls:
+    input:
+        clonotypes=patient_clonotypes,
+        sheet=config["samples"],
+    output:
+        clones="results/patients/{patient}/clones.parquet",
+        flagged=report(
+            "results/patients/{patient}/flagged_clones.tsv",
+            category="Patients",
+            subcategory="{patient}",
+            labels={"patient": "{patient}", "table": "flagged clones"},
+        ),
+        noise="results/patients/{patient}/noise_model.tsv",
+    log:
+        "logs/patients/{patient}.log",
+    params:
+        settings=call_settings(),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/tcrtrack.yaml"
+    script:
+        "../../scripts/patient_calls.py"
+
+
+rule expansion_cohort:
+    input:
+        flagged=expand("results/patients/{patient}/flagged_clones.tsv", patient=PATIENTS),
+        clones=expand("results/patients/{patient}/clones.parquet", patient=PATIENTS),
+        sheet=config["samples"],
+    output:
+        flagged=report("results/cohort/flagged_clones.tsv", category="Cohort", labels={"table": "flagged clones"}),
+        summary=report(
+            "results/cohort/expansion_summary.tsv", category="Cohort", labels={"table": "expansion summary"}
+        ),
+    log:
+        "logs/cohort/expansion.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/tcrtrack.yaml"
+    script:
+        "../../scripts/expansion_cohort.py"
