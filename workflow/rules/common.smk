@@ -87,6 +87,7 @@ def all_targets():
         *per_sample("results/clonotypes/{patient}/{sample}.parquet"),
         "results/cohort/qc.tsv",
         "results/cohort/diversity.tsv",
+        "results/provenance.json",
         *expand("results/patients/{patient}/clones.parquet", patient=PATIENTS),
         "results/cohort/flagged_clones.tsv",
         "results/cohort/expansion_summary.tsv",

@@ -41,3 +41,21 @@ rule qc_cohort:
         "../../envs/tcrtrack.yaml"
     script:
         "../../scripts/qc_cohort.py"
+
+
+rule provenance:
+    input:
+        sheet=config["samples"],
+        repertoires=samples["path"].to_list(),
+    output:
+        provenance="results/provenance.json",
+    log:
+        "logs/cohort/provenance.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=10,
+    conda:
+        "../../envs/tcrtrack.yaml"
+    script:
+        "../../scripts/provenance.py"

@@ -1,0 +1,6 @@
+"""Snakemake script: results/provenance.json (version, config, input checksums)."""
+from tcrtrack.provenance import write_provenance
+from tcrtrack.scripting import run_step
+
+run_step(snakemake, lambda sm: write_provenance(  # noqa: F821
+    config=sm.config, sheet=sm.input.sheet, inputs=sm.input.repertoires, out=sm.output.provenance))
