@@ -33,7 +33,7 @@ def test_good_sheet_is_typed_with_defaults_and_metadata(tmp_path):
     samples = read_sample_sheet(make_sheet(tmp_path, GOOD))
     assert samples["day"].to_list() == [0, 0, 14, -7]
     assert samples["replicate"].to_list() == [1, 2, 1, 1]
-    assert samples["format"].to_list() == ["airr"] * 4
+    assert samples["format"].to_list() == ["airr", "auto", "airr", "airr"]
     assert samples["response"].to_list() == ["responder"] * 4
     assert Path(samples["path"][0]) == (tmp_path / "b0.tsv").resolve()
 
@@ -49,7 +49,8 @@ def test_good_sheet_is_typed_with_defaults_and_metadata(tmp_path):
      r"rows 2, 3 point at the same file .*Fix: each sample needs its own repertoire file"),
     (["P1\tP1_b0\tblood\t0\t1\tb0.tsv\tairr\tx", "P1\tP1_b0b\tblood\t0\t1\tb0b.tsv\tairr\tx"],
      r"rows 2, 3 are the same patient, compartment and day with the same replicate number"),
-    (["P1\tP1_b0\tblood\t0\t1\tb0.tsv\tvdjtools\tx"], r"column 'format' is 'vdjtools'\. Fix: use one of airr"),
+    (["P1\tP1_b0\tblood\t0\t1\tb0.tsv\tadaptive\tx"],
+     r"column 'format' is 'adaptive'\. Fix: use one of auto, airr, immunoseq_v2"),
     (["P1\tP1_b0\tblood\t0\t1\t\tairr\tx"], r"row 2 .*column 'path' is empty"),
 ])
 def test_bad_rows_give_one_line_with_row_and_fix(tmp_path, rows, message):

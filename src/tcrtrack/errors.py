@@ -4,7 +4,13 @@ from __future__ import annotations
 
 
 class TcrtrackError(Exception):
-    """Base class: an error caused by the user's input, reported without a traceback."""
+    """Base class: an error caused by the user's input, reported without a traceback.
+
+    The message is kept to one line: line breaks (say, from a quoted value) are shown as ``\\n``/``\\r``.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(str(message).replace("\r", "\\r").replace("\n", "\\n"))
 
 
 class InputFileError(TcrtrackError):

@@ -1,31 +1,29 @@
-"""Ingest AIRR Rearrangement TSV files into clonotype tables, accounting for every row.
+"""Turn AIRR rearrangements into clonotype tables, accounting for every row.
 
-The reader follows the AIRR Community Rearrangement schema (Vander Heiden et al. 2018,
-Front Immunol 9:2206), taking field names and types from the schema file that the ``airr``
-package ships (read directly: importing ``airr`` pulls in pandas, half a second per job). Each input
-row ends in exactly one *fate*: ``kept`` or one drop reason (:data:`DROP_REASONS`), so that
-``input = kept + sum(dropped)`` holds for rows and for counts (the QC identity).
+Each input row ends in exactly one *fate*: ``kept`` or one drop reason (:data:`DROP_REASONS`), so that
+``input = kept + sum(dropped)`` holds for rows and for counts (the QC identity). Files are read by
+:mod:`tcrtrack.airr_reader`; vendor exports are converted to the same AIRR columns by
+:mod:`tcrtrack.formats` and enter through :func:`ingest_frame`. Counts that are not whole numbers >= 0
+or that add up beyond 2**63 - 1, and ``productive`` values that are not AIRR booleans, are refused with
+the row; counts written ``12.0`` and ``productive`` as T/F, TRUE/FALSE, True/False, true/false or 1/0
+are accepted.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
-import yaml
 
+from tcrtrack.airr_reader import (COUNT_FIELDS, READ_FIELDS, RowLocator, airr_field_types, airr_row_locator,
+                                  read_airr_header, read_airr_tsv, row_error)
 from tcrtrack.errors import InputFileError
 from tcrtrack.genes import normalise_gene_calls, translate_junctions
 from tcrtrack.schema import CLONOTYPE_DEFINITIONS, CLONOTYPE_SCHEMA
 
-COUNT_FIELDS: tuple[str, ...] = ("duplicate_count", "umi_count", "consensus_count")
-"""Count columns in order of preference; without any, each row counts 1."""
-
-READ_FIELDS: tuple[str, ...] = ("locus", "productive", "v_call", "j_call", "junction", "junction_aa",
-                                "cell_id", *COUNT_FIELDS)
+__all__ = ["COUNT_FIELDS", "DROP_REASONS", "READ_FIELDS", "IngestResult", "assign_fates", "define_clonotypes",
+           "ingest_airr", "ingest_frame", "qc_table", "read_airr_header", "read_airr_tsv"]
 
 DROP_REASONS: tuple[str, ...] = (
     "wrong_locus",        # locus (or the V/J call's prefix) is not the configured locus
@@ -40,6 +38,7 @@ DROP_REASONS: tuple[str, ...] = (
     "zero_count",         # the count is 0
 )
 
+LOCI: tuple[str, ...] = ("TRA", "TRB", "TRG", "TRD", "IGH", "IGK", "IGL")
 _TRUE = ("T", "TRUE", "True", "true", "1")
 _FALSE = ("F", "FALSE", "False", "false", "0")
 
@@ -52,98 +51,62 @@ class IngestResult:
     qc: pl.DataFrame
 
 
-@functools.cache
-def airr_field_types() -> dict[str, str]:
-    """AIRR Rearrangement field name -> AIRR type (``string``, ``integer``, ``boolean``, ``number``)."""
-    spec = importlib.util.find_spec("airr")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the 'airr' package is required (pip install airr)")
-    path = Path(spec.submodule_search_locations[0]) / "specs" / "airr-schema.yaml"
-    with open(path, encoding="utf-8") as handle:
-        schema = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    return {name: field.get("type", "object") for name, field in schema["Rearrangement"]["properties"].items()}
-
-
-def read_airr_tsv(path: Path | str) -> pl.DataFrame:
-    """Read the columns tcrtrack uses from an AIRR Rearrangement TSV (plain or gzipped).
-
-    All columns are read as strings (AIRR allows empty values anywhere) and typed later,
-    so a malformed value is reported with its row instead of failing inside the parser.
-    """
-    path = Path(path)
-    header = read_airr_header(path)
-    columns = [name for name in READ_FIELDS if name in header]
-    try:
-        return pl.read_csv(path, separator="\t", columns=columns, infer_schema=False, quote_char='"')
-    except (pl.exceptions.PolarsError, OSError, EOFError) as error:
-        raise InputFileError(path, f"cannot be parsed ({str(error).splitlines()[0]})",
-                             "check for truncated or corrupt content and rows with a wrong number of tabs"
-                             ) from None
-
-
-def read_airr_header(path: Path | str) -> list[str]:
-    """The column names of an AIRR TSV, after checking that tcrtrack's required columns are there."""
-    path = Path(path)
-    try:
-        header = pl.read_csv(path, separator="\t", n_rows=0, infer_schema=False, quote_char='"').columns
-    except (pl.exceptions.PolarsError, OSError, EOFError) as error:
-        raise InputFileError(path, f"cannot be read as a TSV ({str(error).splitlines()[0]})",
-                             "check that the file is a complete, tab-separated AIRR Rearrangement file "
-                             "(re-export or re-download it)") from None
-    _require_columns(path, header)
-    return header
-
-
-def _require_columns(path: Path, header: list[str]) -> None:
-    if len(header) == 1 and "," in header[0]:
-        raise InputFileError(path, "the header has no tab (it looks comma-separated)",
-                             "give a tab-separated AIRR file, or name its format in the sample sheet")
-    missing = [name for name in ("v_call", "j_call") if name not in header]
-    if "junction_aa" not in header and "junction" not in header:
-        missing.insert(0, "junction_aa")
-    if missing:
-        raise InputFileError(path, f"required AIRR column(s) {', '.join(missing)} missing",
-                             "export the file as an AIRR Rearrangement TSV with junction_aa (or junction), "
-                             "v_call and j_call")
-
-
-def _count_source(path: Path, frame: pl.DataFrame) -> str | None:
+def _count_source(frame: pl.DataFrame) -> str | None:
     for name in COUNT_FIELDS:
         if name in frame.columns and frame[name].is_not_null().any():
             return name
     return None
 
 
-def _parse_counts(path: Path, frame: pl.DataFrame, source: str | None) -> pl.Series:
+def _parse_counts(path: Path, frame: pl.DataFrame, source: str | None, locate: RowLocator) -> pl.Series:
+    """Counts as Int64 (exact up to 2**63 - 1). Whole numbers written as decimals (``12.0``, as pandas
+    writes an integer column with gaps) are accepted; fractions, negatives and text are errors."""
     if source is None:
         return pl.Series("count", [1] * frame.height, dtype=pl.Int64)
     if airr_field_types()[source] != "integer":  # guards COUNT_FIELDS against a schema change
         raise ValueError(f"AIRR field {source} is not an integer field")
     raw = frame[source]
     parsed = raw.cast(pl.Int64, strict=False)
+    if (raw.is_not_null() & parsed.is_null()).any():  # rare: parse "12.0" as 12, exactly
+        whole = raw.str.replace(r"^\+?(\d+)\.0*$", "$1").cast(pl.Int64, strict=False)
+        parsed = pl.select(pl.coalesce(parsed, whole)).to_series()
     bad = raw.is_not_null() & (parsed.is_null() | (parsed < 0))
     if bad.any():
-        row = int(bad.arg_true()[0])
-        raise InputFileError(path, f"row {row + 2}, column '{source}': '{raw[row]}' is not a whole number >= 0",
-                             f"{source} must hold non-negative integer counts")
+        raise row_error(path, frame, bad, source, "is not a whole number >= 0 (up to 2**63 - 1)",
+                        f"{source} must hold non-negative integer counts", locate=locate)
+    largest = parsed.max()
+    if isinstance(largest, int) and largest * frame.height > _INT64_MAX:  # rare: check the exact total
+        total = sum(parsed.drop_nulls().to_list())
+        if total > _INT64_MAX:
+            raise InputFileError(path, f"column '{source}': the counts add up to {total}, more than 2**63 - 1",
+                                 f"check {source}: no repertoire holds that many reads (a corrupt export?)")
     return parsed.alias("count")
 
 
-def _parse_productive(path: Path, frame: pl.DataFrame) -> pl.Series:
+_INT64_MAX = 2**63 - 1
+
+
+def _parse_productive(path: Path, frame: pl.DataFrame, locate: RowLocator) -> pl.Series:
+    """AIRR booleans: T/F, TRUE/FALSE, True/False, true/false, 1/0; empty is null. Anything else is an error."""
     if "productive" not in frame.columns:
         return pl.Series("productive", [None] * frame.height, dtype=pl.Boolean)
     raw = frame["productive"]
     known = raw.is_null() | raw.is_in(_TRUE + _FALSE)
     if not known.all():
-        row = int((~known).arg_true()[0])
-        raise InputFileError(path, f"row {row + 2}, column 'productive': '{raw[row]}' is not an AIRR boolean",
-                             "write productive as T or F (AIRR booleans: T/F, TRUE/FALSE, true/false)")
+        raise row_error(path, frame, ~known, "productive", "is not an AIRR boolean",
+                        "write productive as T or F (AIRR booleans: T/F, TRUE/FALSE, true/false, 1/0)",
+                        locate=locate)
     return raw.is_in(_TRUE).alias("productive").set(raw.is_null(), None)
 
 
 def _locus_expressions(frame: pl.DataFrame, locus: str) -> tuple[pl.Expr, pl.Expr]:
-    """(wrong locus, gene calls disagree with the locus column) as Boolean expressions."""
-    v_prefix, j_prefix = pl.col("v_call").str.slice(0, 3), pl.col("j_call").str.slice(0, 3)
+    """(wrong locus, gene calls disagree with the locus column) as Boolean expressions.
+
+    Only a call whose 3-letter prefix names a real locus (:data:`LOCI`) can disagree: a vendor name that
+    could not be standardised (``TCRBV13-02``) is not evidence of another locus.
+    """
+    v_prefix, j_prefix = (pl.col(c).str.slice(0, 3) for c in ("v_call", "j_call"))
+    v_prefix, j_prefix = (pl.when(p.is_in(LOCI)).then(p) for p in (v_prefix, j_prefix))
     from_calls = pl.coalesce(v_prefix, j_prefix)
     if "locus" not in frame.columns:
         return from_calls.fill_null("") != locus, pl.lit(False)
@@ -199,6 +162,13 @@ def _fate_summary(fated: pl.DataFrame) -> str:
     return ", ".join(f"{n} of {fated.height} rows {fate}" for fate, n in counts.iter_rows())
 
 
+def _with_genes(kept: pl.DataFrame) -> pl.DataFrame:
+    """:func:`tcrtrack.genes.normalise_gene_calls`, computed once per distinct (v_call, j_call) pair."""
+    calls = kept.select("v_call", "j_call").unique()
+    return kept.join(normalise_gene_calls(calls), on=["v_call", "j_call"], how="left", nulls_equal=True,
+                     maintain_order="left")
+
+
 def define_clonotypes(kept: pl.DataFrame, *, definition: str) -> pl.DataFrame:
     """Collapse kept rows into clonotypes.
 
@@ -211,10 +181,11 @@ def define_clonotypes(kept: pl.DataFrame, *, definition: str) -> pl.DataFrame:
         raise ValueError("clonotype definition 'nt' needs a junction (nucleotide) on every kept row")
     single_cell = "cell_id" in kept.columns and kept["cell_id"].is_not_null().any()
     size = pl.col("cell_id").n_unique() if single_cell else pl.col("count").sum()
-    ordered = kept.sort(["count", "junction_aa", "v_gene", "j_gene"], descending=[True, False, False, False],
-                        nulls_last=True)
-    clonotypes = ordered.group_by(key, maintain_order=True).agg(
-        *(pl.col(name).first() for name in ("junction_aa", "v_gene", "j_gene", "junction") if name not in key),
+    ties = [name for name in ("junction_aa", "v_gene", "j_gene") if name not in key]
+    largest_first = {"by": ["count", *ties], "descending": [True] + [False] * len(ties), "nulls_last": True}
+    clonotypes = kept.group_by(key).agg(  # sorting within groups: far cheaper than sorting all rows
+        *(pl.col(name).sort_by(**largest_first).first()
+          for name in ("junction_aa", "v_gene", "j_gene", "junction") if name not in key),
         count=size.cast(pl.Int64),
         v_ambiguous=pl.col("v_ambiguous").any(),
         j_ambiguous=pl.col("j_ambiguous").any(),
@@ -245,24 +216,38 @@ def ingest_airr(path: Path | str, *, locus: str = "TRB", productive_only: bool =
     definition
         Clonotype definition: ``aa_vj``, ``aa`` or ``nt``.
     """
+    return ingest_frame(read_airr_tsv(path), path=path, locus=locus, productive_only=productive_only,
+                        min_junction_aa_length=min_junction_aa_length, definition=definition)
+
+
+def ingest_frame(raw: pl.DataFrame, *, path: Path | str, locate: RowLocator | None = None,
+                 count_source: str | None = None, locus: str = "TRB", productive_only: bool = True,
+                 min_junction_aa_length: int = 5, definition: str = "aa_vj") -> IngestResult:
+    """Clonotypes and QC of rearrangements already read as AIRR-named string columns.
+
+    ``path`` names the source in errors and ``locate`` the row (default: the line of the AIRR file);
+    ``count_source`` overrides the QC label of the count column (converted vendor exports). Other
+    options as in :func:`ingest_airr`.
+    """
     path = Path(path)
-    raw = read_airr_tsv(path)
-    source = _count_source(path, raw)
+    locate = locate or airr_row_locator(path)
+    source = _count_source(raw)
     single_cell = "cell_id" in raw.columns and raw["cell_id"].is_not_null().any()
     typed = raw.with_columns(
-        _parse_counts(path, raw, source),
-        _parse_productive(path, raw),
+        _parse_counts(path, raw, source, locate),
+        _parse_productive(path, raw, locate),
         junction_aa=translate_junctions(raw),
         junction=pl.col("junction") if "junction" in raw.columns else pl.lit(None, dtype=pl.Utf8),
     )
     fated = assign_fates(typed, locus=locus, productive_only=productive_only,
                          min_junction_aa_length=min_junction_aa_length)
-    kept = normalise_gene_calls(fated.filter(pl.col("fate") == "kept"))
+    kept = _with_genes(fated.filter(pl.col("fate") == "kept"))
     if kept.height == 0:
         raise InputFileError(path, f"no row is kept: {_fate_summary(fated)}",
                              f"check that the file holds productive {locus} rearrangements, or set "
                              "ingest.locus / ingest.productive_only in the config")
     label = f"cells (distinct cell_id; QC counts are {source or 'rows'})" if single_cell else source
+    label = count_source or label
     qc = qc_table(fated, count_source=label).with_columns(
         clonotype_definition=pl.lit(definition),
         clonotypes=pl.lit(0, dtype=pl.Int64),

@@ -1,0 +1,218 @@
+"""Read what labs actually have: vendor repertoire exports -> AIRR Rearrangement columns.
+
+Each converter turns one export format into a polars frame of AIRR-named string columns (those
+:mod:`tcrtrack.ingest` reads, plus ``sequence_id`` and ``d_call``), so that ingest's fates, QC
+identity and clonotype definitions apply unchanged. Gene names are standardised to IMGT with
+tidytcells, once per distinct name. Per-format decisions are documented in each module
+(:mod:`~tcrtrack.formats.immunoseq`, :mod:`~tcrtrack.formats.mixcr`, :mod:`~tcrtrack.formats.tenx`,
+:mod:`~tcrtrack.formats.vdjtools`).
+
+>>> result = to_airr("sample.tsv")            # doctest: +SKIP
+>>> result.count_source, result.notes         # doctest: +SKIP
+>>> write_airr_tsv(result.frame, "sample.airr.tsv")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import importlib.util
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import polars as pl
+import yaml
+
+from tcrtrack.errors import InputFileError
+from tcrtrack.formats._common import LOCI, ConvertedRepertoire, first_line, header_columns
+from tcrtrack.formats.immunoseq import convert_immunoseq
+from tcrtrack.formats.mixcr import OLD_HEADERS as _MIXCR_OLD_HEADERS
+from tcrtrack.formats.mixcr import convert_mixcr
+from tcrtrack.formats.tenx import convert_10x_contigs
+from tcrtrack.formats.vdjtools import convert_vdjtools
+
+if TYPE_CHECKING:
+    from tcrtrack.ingest import IngestResult
+
+__all__ = ["FORMATS", "ConvertedRepertoire", "convert", "detect_format", "ingest_converted", "to_airr",
+           "write_airr_tsv"]
+
+FORMATS: dict[str, str] = {
+    "airr": "AIRR Rearrangement TSV (also 10x airr_rearrangement.tsv)",
+    "immunoseq_v2": "Adaptive immunoSEQ v1/v2 export (nucleotide, aminoAcid, count (templates/reads), vGeneName)",
+    "immunoseq_v3": "Adaptive immunoSEQ v3 export (rearrangement, amino_acid, templates, v_gene, frame_type)",
+    "mixcr": "MiXCR exportClones table (cloneCount or readCount, aaSeqCDR3, allVHitsWithScore)",
+    "10x_contigs": "10x Genomics filtered_/all_contig_annotations.csv (barcode, contig_id, chain, cdr3)",
+    "vdjtools": "VDJtools table (count freq cdr3nt cdr3aa v d j)",
+}
+"""Known formats and how to recognise them."""
+
+_CONVERTERS: dict[str, Callable[..., ConvertedRepertoire]] = {
+    "immunoseq_v2": functools.partial(convert_immunoseq, version=2),
+    "immunoseq_v3": functools.partial(convert_immunoseq, version=3),
+    "mixcr": convert_mixcr,
+    "10x_contigs": convert_10x_contigs,
+    "vdjtools": convert_vdjtools,
+}
+
+
+def _known_formats() -> str:
+    return "; ".join(f"{name}: {description}" for name, description in FORMATS.items())
+
+
+def detect_format(path: Path | str) -> str:
+    """Recognise a repertoire export from its header line.
+
+    Parameters
+    ----------
+    path
+        The export, plain or gzipped.
+
+    Returns
+    -------
+    str
+        One of :data:`FORMATS`: ``airr``, ``immunoseq_v2``, ``immunoseq_v3``, ``mixcr``, ``10x_contigs``,
+        ``vdjtools``.
+
+    Raises
+    ------
+    InputFileError
+        The file is missing or empty, or its header matches no known format (the message lists them).
+    """
+    path = Path(path)
+    line = first_line(path)
+    columns = {_MIXCR_OLD_HEADERS.get(name, name) for name in header_columns(line)}
+    columns |= {name.lstrip("#") for name in columns}
+    tabbed = "\t" in line
+    if {"barcode", "contig_id", "chain"} <= columns and columns & {"cdr3", "cdr3_nt"}:
+        return "10x_contigs"
+    if tabbed and "sequence_id" in columns and columns & {"v_call", "junction", "junction_aa"}:
+        return "airr"
+    if tabbed and {"nucleotide", "aminoAcid"} <= columns:
+        return "immunoseq_v2"
+    if tabbed and ("rearrangement" in columns or ("amino_acid" in columns and columns & {"templates", "reads"})):
+        return "immunoseq_v3"
+    if tabbed and columns & {"aaSeqCDR3", "nSeqCDR3"} and columns & {"cloneId", "cloneCount", "readCount",
+                                                                     "uniqueMoleculeCount"}:
+        return "mixcr"
+    if tabbed and {"count", "cdr3nt", "cdr3aa", "v", "j"} <= columns:
+        return "vdjtools"
+    shown = ", ".join(header_columns(line)[:6])
+    raise InputFileError(path, f"unknown repertoire format (header starts: {shown})",
+                         f"give one of the known formats ({_known_formats()}), or name the format explicitly")
+
+
+def _read_airr(path: Path) -> ConvertedRepertoire:
+    from tcrtrack.airr_reader import COUNT_FIELDS, read_airr_tsv
+
+    frame = read_airr_tsv(path, extra=("sequence_id", "d_call"))
+    source = next((name for name in COUNT_FIELDS if name in frame.columns and frame[name].is_not_null().any()),
+                  "rows (no count column: 1 per row)")
+    return ConvertedRepertoire(frame=frame, count_source=source, gene_mapping="as given (AIRR input is IMGT)",
+                               unmapped_genes=0, notes=(), fmt="airr")
+
+
+def to_airr(path: Path | str, *, fmt: str = "auto", locus: str = "TRB",
+            species: str = "homosapiens") -> ConvertedRepertoire:
+    """Convert one repertoire export to AIRR Rearrangement columns.
+
+    Parameters
+    ----------
+    path
+        The export (plain or gzipped).
+    fmt
+        One of :data:`FORMATS`, or ``auto`` to :func:`detect_format` it.
+    locus
+        The locus the run analyses: used for the 10x two-chain note, and as the locus of rows
+        that name none in a single-locus export whose other rows name none either.
+    species
+        tidytcells species for gene names (``homosapiens`` or ``musmusculus``).
+
+    Returns
+    -------
+    ConvertedRepertoire
+        The AIRR frame (one row per input row; rows of other loci and non-productive rows are kept
+        for ingest to count) with count source, gene mapping and notes.
+    """
+    path = Path(path)
+    if locus not in LOCI:
+        raise ValueError(f"locus must be one of {', '.join(LOCI)}, not {locus!r}")
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt == "airr":
+        return _read_airr(path)
+    if fmt not in _CONVERTERS:
+        raise InputFileError(path, f"format '{fmt}' is not known", f"use auto or one of {', '.join(FORMATS)}")
+    return _CONVERTERS[fmt](path, locus=locus, species=species)
+
+
+@functools.cache
+def _airr_required() -> tuple[str, ...]:
+    spec = importlib.util.find_spec("airr")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the 'airr' package is required (pip install airr)")
+    schema_path = Path(spec.submodule_search_locations[0]) / "specs" / "airr-schema.yaml"
+    with open(schema_path, encoding="utf-8") as handle:
+        schema = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return tuple(schema["Rearrangement"]["required"])
+
+
+def write_airr_tsv(frame: pl.DataFrame, out: Path | str) -> Path:
+    """Write ``frame`` as an AIRR Rearrangement TSV (gzipped when ``out`` ends in ``.gz``).
+
+    Every AIRR required field is written, empty where the frame lacks it (``sequence``,
+    ``rev_comp``, alignments, CIGARs); the frame's own columns follow. Nulls are empty fields.
+    """
+    out = Path(out)
+    required = _airr_required()
+    missing = [pl.lit(None, dtype=pl.Utf8).alias(name) for name in required if name not in frame.columns]
+    ordered = frame.with_columns(missing).select(*required, *(c for c in frame.columns if c not in required))
+    buffer = io.BytesIO()
+    ordered.write_csv(buffer, separator="\t", null_value="", quote_style="necessary")
+    data = buffer.getvalue()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(gzip.compress(data) if out.suffix == ".gz" else data)
+    return out
+
+
+def convert(path: Path | str, out: Path | str, *, fmt: str = "auto", locus: str = "TRB",
+            species: str = "homosapiens") -> ConvertedRepertoire:
+    """:func:`to_airr` then :func:`write_airr_tsv` (``tcrtrack convert --from FORMAT IN OUT.tsv``)."""
+    result = to_airr(path, fmt=fmt, locus=locus, species=species)
+    write_airr_tsv(result.frame, out)
+    return result
+
+
+def ingest_converted(path: Path | str, *, fmt: str = "auto", locus: str = "TRB", productive_only: bool = True,
+                     min_junction_aa_length: int = 5, definition: str = "aa_vj",
+                     species: str = "homosapiens") -> IngestResult:
+    """Read any known format and ingest it: the reader behind every sample-sheet ``format``.
+
+    AIRR files go straight to :func:`tcrtrack.ingest.ingest_airr`; other exports are converted
+    (:func:`to_airr`) and enter :func:`tcrtrack.ingest.ingest_frame`. The QC row gains the format read,
+    the gene-name mapping, the rows with unmapped gene names and the conversion notes; its
+    ``count_source`` is the converter's (e.g. ``templates``).
+    """
+    from tcrtrack.ingest import ingest_airr, ingest_frame
+
+    path = Path(path)
+    options = dict(locus=locus, productive_only=productive_only, min_junction_aa_length=min_junction_aa_length,
+                   definition=definition)
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt == "airr":
+        ingested = ingest_airr(path, **options)
+        converted = ConvertedRepertoire(frame=pl.DataFrame(), count_source="", unmapped_genes=0, notes=(),
+                                        gene_mapping="as given (AIRR input is IMGT)", fmt="airr")
+    else:
+        converted = to_airr(path, fmt=fmt, locus=locus, species=species)
+        label = converted.count_source + ("; QC counts are UMIs" if fmt == "10x_contigs" else "")
+        ingested = ingest_frame(converted.frame, path=path, count_source=label,
+                                locate=lambda index: f"record {index + 1} (converted from {fmt})", **options)
+    qc = ingested.qc.with_columns(
+        format=pl.lit(converted.fmt), gene_mapping=pl.lit(converted.gene_mapping),
+        unmapped_gene_rows=pl.lit(converted.unmapped_genes, dtype=pl.Int64),
+        conversion_notes=pl.lit("; ".join(converted.notes) or None, dtype=pl.Utf8))
+    return type(ingested)(clonotypes=ingested.clonotypes, qc=qc)
