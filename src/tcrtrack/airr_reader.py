@@ -42,15 +42,19 @@ READ_FIELDS: tuple[str, ...] = ("locus", "productive", "v_call", "j_call", "junc
                                 "cell_id", *COUNT_FIELDS)
 
 @functools.cache
-def airr_field_types() -> dict[str, str]:
-    """AIRR Rearrangement field name -> AIRR type (``string``, ``integer``, ``boolean``, ``number``)."""
+def airr_rearrangement_schema() -> dict:
+    """The AIRR Rearrangement schema (``properties``, ``required``) from the ``airr`` package's spec file."""
     spec = importlib.util.find_spec("airr")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("the 'airr' package is required (pip install airr)")
     path = Path(spec.submodule_search_locations[0]) / "specs" / "airr-schema.yaml"
     with open(path, encoding="utf-8") as handle:
-        schema = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    return {name: field.get("type", "object") for name, field in schema["Rearrangement"]["properties"].items()}
+        return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["Rearrangement"]
+
+
+def airr_field_types() -> dict[str, str]:
+    """AIRR Rearrangement field name -> AIRR type (``string``, ``integer``, ``boolean``, ``number``)."""
+    return {name: field.get("type", "object") for name, field in airr_rearrangement_schema()["properties"].items()}
 
 
 _HEAD_BYTES = 1 << 18

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import functools
 import gzip
-import importlib.util
 import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
-import yaml
 
 from tcrtrack.errors import InputFileError
 from tcrtrack.formats._common import LOCI, ConvertedRepertoire, first_line, header_columns
@@ -148,17 +146,6 @@ def to_airr(path: Path | str, *, fmt: str = "auto", locus: str = "TRB",
     return _CONVERTERS[fmt](path, locus=locus, species=species)
 
 
-@functools.cache
-def _airr_required() -> tuple[str, ...]:
-    spec = importlib.util.find_spec("airr")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("the 'airr' package is required (pip install airr)")
-    schema_path = Path(spec.submodule_search_locations[0]) / "specs" / "airr-schema.yaml"
-    with open(schema_path, encoding="utf-8") as handle:
-        schema = yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    return tuple(schema["Rearrangement"]["required"])
-
-
 def write_airr_tsv(frame: pl.DataFrame, out: Path | str) -> Path:
     """Write ``frame`` as an AIRR Rearrangement TSV (gzipped when ``out`` ends in ``.gz``).
 
@@ -166,7 +153,9 @@ def write_airr_tsv(frame: pl.DataFrame, out: Path | str) -> Path:
     ``rev_comp``, alignments, CIGARs); the frame's own columns follow. Nulls are empty fields.
     """
     out = Path(out)
-    required = _airr_required()
+    from tcrtrack.airr_reader import airr_rearrangement_schema
+
+    required = tuple(airr_rearrangement_schema()["required"])
     missing = [pl.lit(None, dtype=pl.Utf8).alias(name) for name in required if name not in frame.columns]
     ordered = frame.with_columns(missing).select(*required, *(c for c in frame.columns if c not in required))
     buffer = io.BytesIO()
