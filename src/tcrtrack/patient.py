@@ -97,22 +97,22 @@ def pooled(wide: pl.DataFrame, point: Timepoint) -> tuple[np.ndarray, int]:
 
 
 def _noise_for(wide: pl.DataFrame, reference: Timepoint, a: np.ndarray, b: np.ndarray, n_a: int, n_b: int,
-               settings: CallSettings) -> NoiseModel:
+               settings: CallSettings, fallback: NoiseModel | None = None) -> NoiseModel:
     if settings.model == "fisher":
         return poisson_noise()
     if len(reference.samples) >= 2:
         replicates = [wide[f"count_{s}"].to_numpy() for s in reference.samples]
-        return fit_noise_from_replicates(replicates)
-    return fit_noise_from_bulk(a, b, n_a=n_a, n_b=n_b)
+        return fit_noise_from_replicates(replicates, fallback=fallback)
+    return fit_noise_from_bulk(a, b, n_a=n_a, n_b=n_b, fallback=fallback)
 
 
 def compare(wide: pl.DataFrame, reference: Timepoint, later: Timepoint, *, settings: CallSettings,
-            min_count: int) -> tuple[pl.DataFrame, NoiseModel]:
+            min_count: int, fallback: NoiseModel | None = None) -> tuple[pl.DataFrame, NoiseModel]:
     """Test every clone seen at ``reference`` or ``later``; columns prefixed with ``later.label``."""
     a, n_a = pooled(wide, reference)
     b, n_b = pooled(wide, later)
     tested = (a + b) > 0
-    noise = _noise_for(wide, reference, a, b, n_a, n_b, settings)
+    noise = _noise_for(wide, reference, a, b, n_a, n_b, settings, fallback)
     result = test_expansion(a[tested], b[tested], n_a=n_a, n_b=n_b, model=settings.model,
                             noise=noise if settings.model == "overdispersed" else None,
                             pseudocount=settings.pseudocount, fdr=settings.fdr,
@@ -150,6 +150,7 @@ def analyse_patient(samples: pl.DataFrame, clonotypes: Mapping[str, pl.DataFrame
         Thresholds; see :class:`CallSettings`.
     """
     notes: list[str] = []
+    fitted: list[NoiseModel] = []  # the first fit stands in where a later pair has too few clones to fit
     wide = wide_counts(clonotypes)
     noise_rows: list[pl.DataFrame] = []
     calls = wide
@@ -160,7 +161,10 @@ def analyse_patient(samples: pl.DataFrame, clonotypes: Mapping[str, pl.DataFrame
         if reference is None or not later:
             return reference, []
         for point in later:
-            stats, noise = compare(wide, reference, point, settings=settings, min_count=min_count)
+            stats, noise = compare(wide, reference, point, settings=settings, min_count=min_count,
+                                   fallback=fitted[0] if fitted else None)
+            if noise.source != "poisson":
+                fitted.append(noise)
             calls = calls.join(stats, on="clone_id", how="left")
             noise_rows.append(noise.to_frame().select(
                 pl.lit(f"{point.label} vs {reference.label}").alias("comparison"), pl.all()))
