@@ -30,9 +30,12 @@ def write_parquet(frame: pl.DataFrame, path: Path | str) -> Path:
 
 
 def write_tsv(frame: pl.DataFrame, path: Path | str) -> Path:
-    """Write ``frame`` as a tab-separated table with a header, atomically."""
-    return _atomic(path, lambda tmp: frame.write_csv(tmp, separator="\t", null_value="NA",
-                                                     float_precision=6))
+    """Write ``frame`` as a tab-separated table with a header, atomically.
+
+    Floats are written in their shortest exact form (``5e-7``, ``0.000025``), so small frequencies
+    and q-values are never rounded to zero; missing values are ``NA``.
+    """
+    return _atomic(path, lambda tmp: frame.write_csv(tmp, separator="\t", null_value="NA"))
 
 
 def write_text(text: str, path: Path | str) -> Path:
