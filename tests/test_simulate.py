@@ -13,7 +13,9 @@ from tcrtrack.olga_source import generate_clonotypes, make_nonproductive, transl
 from tcrtrack.simulate import (
     AIRR_COLUMNS,
     CATEGORIES,
+    PRODUCT_TRUTH_COLUMNS,
     SHEET_COLUMNS,
+    _add_product,
     _simulate_patient,
     library_counts,
     simulate_cohort,
@@ -252,6 +254,59 @@ def test_make_nonproductive_breaks_the_frame_or_adds_a_stop():
     assert translate("TGTGCC") == "CA" and translate("TGTGCCA") == "CA_"
 
 
+def test_product_patient_gets_a_product_and_the_rest_is_unchanged(cohort, tmp_path):
+    assert cohort.product_truth is None and not (cohort.out_dir / "product_truth.tsv").exists()
+    out = simulate_cohort(tmp_path, seed=7, product_patients=(0,), n_product_clones=60,
+                          product_half_life_days=10.0, **SMALL)
+    sheet = pl.read_csv(out.sheet, separator="\t")
+    product = sheet.filter(pl.col("compartment") == "product")
+    assert product.select("patient", "sample", "day", "replicate").rows() == [("P01", "P01_product_d0_r1", 0, 1)]
+    before, after = _bytes(cohort.out_dir), _bytes(out.out_dir)
+    changed = {k for k in before if before[k] != after.get(k)}
+    assert changed == {"samples.tsv", "P01/P01_blood_d14_r1.tsv.gz", "P01/P01_blood_d28_r1.tsv.gz"}
+    truth = pl.read_csv(out.product_truth, separator="\t")
+    assert tuple(truth.columns) == PRODUCT_TRUTH_COLUMNS and truth.height == 60
+    assert set(truth["category"]) == {"product"} and set(truth["half_life_days"]) == {10.0}
+    assert truth["product_freq"].sum() == pytest.approx(1.0)
+    assert sorted(truth["product_rank"]) == list(range(1, 61))
+    assert truth.join(pl.read_csv(out.truth, separator="\t"), on=KEY, how="semi").height == 0
+
+    def seen(sample: str) -> pl.DataFrame:
+        df = pl.read_csv(out.out_dir / f"P01/{sample}.tsv.gz", separator="\t")
+        return df.select("junction_aa", v_gene=pl.col("v_call").str.split(",").list.first().str.replace(r"\*.*", ""),
+                         j_gene=pl.col("j_call").str.replace(r"\*.*", ""), count=pl.col("duplicate_count"))
+
+    key = KEY[1:]
+    product_file = seen("P01_product_d0_r1")
+    assert product_file.join(truth, on=key, how="anti").height == 0  # only product clones in the product
+    assert product_file.join(truth, on=key, how="semi").height >= 55
+    for sample in ("P01_blood_d0_r1", "P01_blood_d0_r2", "P01_tumor_d-7_r1", "P01_tumor_d56_r1"):
+        assert seen(sample).join(truth, on=key, how="semi").height == 0  # absent before and in tumour
+    share = {d: seen(f"P01_blood_d{d}_r1").join(truth, on=key, how="semi")["count"].sum()
+             / seen(f"P01_blood_d{d}_r1")["count"].sum() for d in (14, 28)}
+    assert share[14] == pytest.approx(0.1 * 2 ** -1.4, rel=0.3) and share[28] < share[14] / 2
+
+
+def test_product_true_frequencies_decay_exactly():
+    pt = _simulate_patient("P01", 0, seed=1, n_clones=1_000, post_days=(14, 28), tumor_days=(-7, 28),
+                           n_planted=(5, 3, 2), exponent=2.2)
+    with_product, truth = _add_product(pt, "P01", 0, seed=1, n_product=40, post_days=(14, 28),
+                                       blood_share=0.2, half_life=14.0, exponent=2.2)
+    idx = np.arange(pt.clones.height, with_product.clones.height)
+    pi = truth["product_freq"].to_numpy()
+    assert with_product.clones.height == pt.clones.height + 40
+    for day in (14, 28):
+        f = with_product.freqs["blood", day]
+        assert f.sum() == pytest.approx(1.0)
+        assert np.allclose(f[idx], 0.2 * pi * 2.0 ** (-day / 14.0), rtol=1e-12)
+        planted = pt.blood_planted
+        assert np.allclose(f[planted], pt.freqs["blood", day][planted], rtol=1e-12)  # planted stay absolute
+    for key in (("blood", 0), ("tumor", -7), ("tumor", 28)):
+        assert np.array_equal(with_product.freqs[key][: pt.clones.height], pt.freqs[key])
+        assert not with_product.freqs[key][idx].any()
+    assert np.array_equal(with_product.freqs["product", 0][idx], pi)
+
+
 def test_bad_options_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="dispersion"):
         simulate_cohort(tmp_path, dispersion=-1)
@@ -261,6 +316,12 @@ def test_bad_options_are_rejected(tmp_path):
         simulate_cohort(tmp_path, n_planted=(1, 2))
     with pytest.raises(ValueError, match="indices"):
         simulate_cohort(tmp_path, n_patients=2, replicate_patients=(2,))
+    with pytest.raises(ValueError, match="indices"):
+        simulate_cohort(tmp_path, n_patients=2, product_patients=(5,))
+    with pytest.raises(ValueError, match="product_blood_share"):
+        simulate_cohort(tmp_path, n_patients=2, product_patients=(0,), product_blood_share=0.6)
+    with pytest.raises(ValueError, match="product_half_life_days"):
+        simulate_cohort(tmp_path, n_patients=2, product_patients=(0,), product_half_life_days=0)
 
 
 def test_demo_is_small(tmp_path):

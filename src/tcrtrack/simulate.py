@@ -46,6 +46,23 @@ binomial, as in edgeR/DESeq2); ``dispersion = 0`` is pure multinomial (Poisson) 
 Technical replicates are two such libraries from the same ``f``, so replicate noise equals
 the null noise between timepoints. Each library has its own random stream keyed on
 (seed, patient, compartment, day, replicate), so adding samples does not change others.
+
+*Infused product* (patients in ``product_patients`` only). ``n_product_clones`` further
+OLGA clonotypes (distinct from the patient's others) with Pareto weights (the blood exponent)
+give the product's true frequencies ``pi_i`` (sum 1); the product is sequenced once
+(compartment ``product``, day 0, depth ``product_depth``, the blood noise model). Product
+clones are absent from baseline blood and from the tumour. After infusion (day ``t > 0``)
+their true blood frequency is::
+
+    f_i(t) = product_blood_share * pi_i * 2 ** (-t / product_half_life_days)
+
+exact exponential decay with one half-life for every product clone, so the product's clones
+take ``product_blood_share`` of the blood at infusion and their share halves every
+``product_half_life_days``. Planted clones keep their absolute frequencies; null clones share
+the rest. ``product_truth.tsv`` (category ``product``) lists every product clone with
+``pi_i`` (``product_freq``), its rank in the product, ``product_blood_share * pi_i``
+(``blood_freq_at_infusion``) and the true ``half_life_days``. Patients without a product,
+their baseline blood and every biopsy are byte-identical to a run without products.
 """
 
 from __future__ import annotations
@@ -56,7 +73,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +106,11 @@ _DEPTH_JITTER = 0.2
 _P_ABSENT = 0.5  # chance a planted clone is absent at baseline / pre-treatment
 _BLOOD_LEVEL, _BLOOD_FOLD, _DECAY = (1e-5, 1e-4), (10.0, 200.0), (0.3, 0.7)
 _TUMOR_POST, _TUMOR_PRE_FOLD, _TUMOR_STABLE = (2e-4, 5e-3), (5.0, 50.0), (1e-4, 1e-3)
-_COMPARTMENT_CODE = {"blood": 1, "tumor": 2}
+_COMPARTMENT_CODE = {"blood": 1, "tumor": 2, "product": 3}
+PRODUCT_TRUTH_COLUMNS: tuple[str, ...] = (
+    "patient", "junction_aa", "v_gene", "j_gene", "category", "junction", "v_call", "j_call",
+    "product_freq", "product_rank", "blood_freq_at_infusion", "half_life_days",
+)
 
 #: Options of :func:`simulate_demo` (4 patients x 7-8 samples, ~2.7 MB of gzipped TSV).
 DEMO_OPTIONS: dict[str, Any] = {
@@ -106,11 +127,13 @@ class SimulatedCohort:
     sheet: Path
     truth: Path
     files: tuple[Path, ...]
+    product_truth: Path | None = None  # product_truth.tsv, only when some patient has a product
 
     @property
     def total_bytes(self) -> int:
-        """Size on disk of the sheet, the truth table and every repertoire file."""
-        return sum(p.stat().st_size for p in (self.sheet, self.truth, *self.files))
+        """Size on disk of the sheet, the truth tables and every repertoire file."""
+        extra = (self.product_truth,) if self.product_truth is not None else ()
+        return sum(p.stat().st_size for p in (self.sheet, self.truth, *extra, *self.files))
 
 
 @dataclass(frozen=True)
@@ -118,6 +141,7 @@ class _Patient:
     clones: pl.DataFrame  # clonotype table incl. productive/locus/v_call_out columns
     freqs: dict[tuple[str, int], np.ndarray]  # (compartment, day) -> true frequencies
     truth: pl.DataFrame
+    blood_planted: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # rows
 
 
 def simulate_cohort(
@@ -135,6 +159,11 @@ def simulate_cohort(
     replicate_patients: Sequence[int] | float = (0, 1),
     missing_pre_biopsy: Sequence[int] = (),
     power_law_exponent: float = 2.2,
+    product_patients: Sequence[int] | float = (),
+    n_product_clones: int = 500,
+    product_depth: int | None = None,
+    product_blood_share: float = 0.1,
+    product_half_life_days: float = 20.0,
     seed: int = 0,
     sheet: Path | None = None,
     progress: bool = False,
@@ -169,6 +198,17 @@ def simulate_cohort(
         0-based indices of patients without a pre-treatment biopsy.
     power_law_exponent
         Exponent ``a > 1`` of the clone-weight density ``p(w) ∝ w**-a``.
+    product_patients
+        0-based indices of the patients with a sequenced infused product (sample
+        ``{patient}_product_d0_r1``), or a fraction of patients; ``()`` (default) for none.
+    n_product_clones
+        Distinct clonotypes in each product.
+    product_depth
+        Mean templates of the product library; ``None`` uses ``blood_depth``.
+    product_blood_share
+        Share of the blood the product's clones take at infusion (day 0, extrapolated).
+    product_half_life_days
+        Half-life of every product clone's blood frequency after infusion (days).
     seed
         Everything is a function of this seed (same seed, byte-identical files).
     sheet
@@ -184,7 +224,8 @@ def simulate_cohort(
 
     Notes
     -----
-    Sample ids are ``{patient}_{compartment}_d{day}_r{replicate}``. The sheet's
+    Sample ids are ``{patient}_{compartment}_d{day}_r{replicate}``. With products,
+    ``product_truth.tsv`` is written next to ``truth.tsv``. The sheet's
     ``response`` alternates ``responder`` (P01, P03, ...) / ``non-responder``; it is
     metadata only and does not change the simulation.
     """
@@ -194,21 +235,31 @@ def simulate_cohort(
               dispersion, tumor_dispersion, n_planted, power_law_exponent, seed)
     if isinstance(replicate_patients, float):
         replicate_patients = range(math.ceil(replicate_patients * n_patients))
-    replicated, no_pre = set(replicate_patients), set(missing_pre_biopsy)
-    if not replicated | no_pre <= set(range(n_patients)):
-        raise ValueError("replicate_patients/missing_pre_biopsy: indices must be 0..n_patients-1")
-    disp = {"blood": dispersion,
+    if isinstance(product_patients, float):
+        product_patients = range(math.ceil(product_patients * n_patients))
+    replicated, no_pre, with_product = (set(replicate_patients), set(missing_pre_biopsy),
+                                        set(product_patients))
+    if not replicated | no_pre | with_product <= set(range(n_patients)):
+        raise ValueError("replicate_patients/missing_pre_biopsy/product_patients: indices must be "
+                         "0..n_patients-1")
+    product_depth = blood_depth if product_depth is None else int(product_depth)
+    if with_product:
+        _validate_product(n_product_clones, product_depth, product_blood_share,
+                          product_half_life_days)
+    disp = {"blood": dispersion, "product": dispersion,
             "tumor": dispersion if tumor_dispersion is None else tumor_dispersion}
-    depth = {"blood": blood_depth, "tumor": tumor_depth}
+    depth = {"blood": blood_depth, "tumor": tumor_depth, "product": product_depth}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     designs = [
         _sample_design(post_days, tumor_days, p in replicated, p in no_pre)
+        + ([("product", 0, 1)] if p in with_product else [])
         for p in range(n_patients)
     ]
     sheet_rows: list[dict[str, Any]] = []
     truths: list[pl.DataFrame] = []
+    product_truths: list[pl.DataFrame] = []
     files: list[Path] = []
     with _progress(progress, sum(1 + len(d) for d in designs)) as bar:
         for p, design in enumerate(designs):
@@ -218,6 +269,13 @@ def simulate_cohort(
                 tumor_days=tumor_days, n_planted=n_planted, exponent=power_law_exponent,
             )
             truths.append(patient.truth)
+            if p in with_product:
+                patient, product_truth = _add_product(
+                    patient, pid, p, seed=seed, n_product=n_product_clones, post_days=post_days,
+                    blood_share=product_blood_share, half_life=product_half_life_days,
+                    exponent=power_law_exponent,
+                )
+                product_truths.append(product_truth)
             bar.update(1)
             for compartment, day, rep in design:
                 sample = f"{pid}_{compartment}_d{day}_r{rep}"
@@ -246,7 +304,12 @@ def simulate_cohort(
         .write_csv(separator="\t")
     )
     truth.write_text(pl.concat(truths).write_csv(separator="\t"))
-    return SimulatedCohort(out_dir=out_dir, sheet=sheet, truth=truth, files=tuple(files))
+    product_truth = None
+    if product_truths:
+        product_truth = out_dir / "product_truth.tsv"
+        product_truth.write_text(pl.concat(product_truths).write_csv(separator="\t"))
+    return SimulatedCohort(out_dir=out_dir, sheet=sheet, truth=truth, files=tuple(files),
+                           product_truth=product_truth)
 
 
 def simulate_demo(out_dir: Path, *, seed: int = 1, sheet: Path | None = None,
@@ -309,6 +372,20 @@ def _validate(n_patients: int, n_clones: int, blood_depth: int, tumor_depth: int
         problems.append("power_law_exponent must be > 1")
     if seed < 0:
         problems.append("seed must be >= 0")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def _validate_product(n_product: int, depth: int, share: float, half_life: float) -> None:
+    problems = []
+    if n_product < 1:
+        problems.append("n_product_clones must be >= 1")
+    if depth < 1:
+        problems.append("product_depth must be positive")
+    if not 0 < share <= 0.3:
+        problems.append("product_blood_share must be in (0, 0.3]")
+    if not (math.isfinite(half_life) and half_life > 0):
+        problems.append("product_half_life_days must be a positive number")
     if problems:
         raise ValueError("; ".join(problems))
 
@@ -429,7 +506,56 @@ def _simulate_patient(
         "tumor_post_freq": np.where(is_blood_only, stable,
                                     (tumor_traj * is_post).sum(1) / is_post.sum()),
     }).with_columns(pl.col(pl.Float64).fill_nan(None)).select(TRUTH_COLUMNS)
-    return _Patient(clones=clones, freqs=freqs, truth=truth)
+    return _Patient(clones=clones, freqs=freqs, truth=truth, blood_planted=planted[expands])
+
+
+def _add_product(
+    patient: _Patient, pid: str, p: int, *, seed: int, n_product: int, post_days: tuple[int, ...],
+    blood_share: float, half_life: float, exponent: float,
+) -> tuple[_Patient, pl.DataFrame]:
+    """Append the infused product's clonotypes, its true frequencies and their blood decay.
+
+    Uses its own random streams (OLGA ``(seed, p, 3)``, numpy ``[seed, p, 3]``), so the rest of
+    the patient is unchanged; baseline blood and biopsies keep their frequencies exactly.
+    """
+    rng = np.random.default_rng([seed, p, 3])
+    old = patient.clones
+    taken = set(old.select("junction_aa", "v_gene", "j_gene").iter_rows())
+    margin = max(20, n_product // 10)
+    drawn = generate_clonotypes(n_product + margin, seed=olga_seed(seed, p, 3))
+    fresh = [k not in taken for k in drawn.select("junction_aa", "v_gene", "j_gene").iter_rows()]
+    drawn = drawn.filter(pl.Series(fresh))
+    if drawn.height < n_product:  # pragma: no cover - needs thousands of collisions
+        raise RuntimeError("too few product clonotypes distinct from the patient's others")
+    new = drawn.head(n_product).with_columns(
+        productive=pl.lit("T"), locus=pl.lit("TRB"),
+        v_call_out=pl.col("v_call").replace(
+            {"TRBV6-2*01": "TRBV6-2*01,TRBV6-3*01", "TRBV6-3*01": "TRBV6-3*01,TRBV6-2*01"}),
+    ).select(old.columns)
+    clones = pl.concat([old, new])
+    alpha = exponent - 1.0
+    weight = (1.0 - rng.random(n_product) * (1.0 - 1.0 / n_product)) ** (-1.0 / alpha)
+    pi = weight / weight.sum()
+    idx = np.arange(old.height, clones.height)
+    freqs = {key: np.concatenate([f, np.zeros(n_product)]) for key, f in patient.freqs.items()}
+    for day in post_days:
+        f = freqs["blood", day]
+        keep = patient.blood_planted
+        target = np.concatenate([f[keep], blood_share * pi * 2.0 ** (-day / half_life)])
+        freqs["blood", day] = _compose(f, np.concatenate([keep, idx]), target)
+    product = np.zeros(clones.height)
+    product[idx] = pi
+    freqs["product", 0] = product
+    rank = np.empty(n_product, dtype=np.int64)
+    rank[np.lexsort((np.arange(n_product), -pi))] = np.arange(1, n_product + 1)
+    truth = new.select(
+        pl.lit(pid).alias("patient"), "junction_aa", "v_gene", "j_gene",
+        pl.lit("product").alias("category"), "junction", "v_call", "j_call",
+    ).with_columns(product_freq=pi, product_rank=rank, blood_freq_at_infusion=blood_share * pi,
+                   half_life_days=pl.lit(float(half_life)))
+    return (_Patient(clones=clones, freqs=freqs, truth=patient.truth,
+                     blood_planted=patient.blood_planted),
+            truth.select(PRODUCT_TRUTH_COLUMNS))
 
 
 def _airr_rows(clones: pl.DataFrame, counts: np.ndarray, sample: str) -> pl.DataFrame:
