@@ -111,8 +111,9 @@ def test_tumour_rule_significant_only_needs_enrichment(cohort):
     assert clone(calls, "CASSNEWF")["accumulates_in_tumor"]
     # a clone absent before and at 3 after is 'new' in the tumour but not significant
     tables = {**tables, "t28": table({**background(0), "CASSNEWF": 3, "CASSTUMF": 60})}
-    liberal = analyse_patient(samples, tables, settings=FISHER)
-    strict = analyse_patient(samples, tables, settings=CallSettings(model="fisher", tumor_rule="significant"))
+    liberal = analyse_patient(samples, tables,
+                              settings=CallSettings(model="fisher", tumor_rule="significant_or_new"))
+    strict = analyse_patient(samples, tables, settings=FISHER)
     assert clone(liberal, "CASSNEWF")["accumulates_in_tumor"]
     assert not clone(strict, "CASSNEWF")["accumulates_in_tumor"]
 
@@ -165,3 +166,31 @@ def test_explicit_baseline_day(cohort):
     early = analyse_patient(samples, tables, settings=CallSettings(model="fisher", baseline_day=-7))
     assert clone(latest, "CASSNEWF")["expanded_in_blood"]   # baseline day 0: absent, then 80-200
     assert not clone(early, "CASSNEWF")["expanded_in_blood"]  # baseline day -7: already 150
+
+
+def test_flag_evidence_is_bh_among_blood_expanded_clones_only(cohort):
+    from scipy.stats import false_discovery_control
+
+    samples, tables = cohort
+    calls = analyse_patient(samples, tables, settings=FISHER)
+    expanded = calls.clones.filter(pl.col("expanded_in_blood") & pl.col("tumor_d28_pvalue").is_not_null())
+    expected = false_discovery_control(expanded["tumor_d28_pvalue"].to_numpy(), method="bh")
+    assert expanded["tumor_d28_flag_qvalue"].to_numpy() == pytest.approx(expected)
+    # far fewer tests than the whole-repertoire q-value, never a larger q
+    assert (expanded["tumor_d28_flag_qvalue"] <= expanded["tumor_d28_qvalue"] + 1e-12).all()
+    assert calls.clones.filter(~pl.col("expanded_in_blood"))["tumor_d28_flag_qvalue"].is_null().all()
+    new = clone(calls, "CASSNEWF")
+    assert new["tumor_qvalue"] == pytest.approx(new["tumor_d28_flag_qvalue"])
+
+
+def test_replicate_rho_is_carried_over_to_pooled_libraries():
+    from tcrtrack.noise import NoiseModel, for_pooled_libraries
+
+    pair = NoiseModel(source="replicates", log10_freq=(-4.0, -3.0), rho_bins=(0.05, 0.2), n_clones=(300, 300),
+                      p_null=(float("nan"),) * 2)
+    dispersion = np.array([2 * 0.05 / 0.95, 2 * 0.2 / 0.8])  # D = 2 rho / (1 - rho)
+    pooled = for_pooled_libraries(pair, k_a=2, k_b=1)
+    assert pooled.rho_bins == pytest.approx(tuple(dispersion / (3 + dispersion)))
+    assert for_pooled_libraries(pair, k_a=1, k_b=1) is pair
+    bulk = NoiseModel(source="bulk", log10_freq=(-4.0,), rho_bins=(0.1,), n_clones=(300,), p_null=(0.5,))
+    assert for_pooled_libraries(bulk, k_a=2, k_b=1) is bulk

@@ -400,3 +400,22 @@ def fit_noise_from_bulk(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int,
     return _fit_binned(n, b, np.zeros(n.size, np.int64), np.array([n_b / (n_a + n_b)]), log10f,
                        source="bulk", robustness=robustness, bin_width=bin_width,
                        min_clones=min_clones, min_total=min_total, fallback=fallback, seed=seed)
+
+
+def for_pooled_libraries(noise: NoiseModel, *, k_a: int, k_b: int) -> NoiseModel:
+    """A replicate-pair fit carried over to a comparison of ``k_a`` pooled libraries against ``k_b``.
+
+    Under multiplicative Gamma library noise with dispersion ``D`` (variance ``mu + D mu^2``), a pair
+    of single libraries has ``rho = D / (2 + D)``; pooling ``k`` libraries sums ``k`` Gamma(1/D)
+    factors, so ``b | n ~ BetaBinomial`` with ``alpha + beta = (k_a + k_b) / D`` and
+    ``rho' = D / (k_a + k_b + D)`` where ``D = 2 rho / (1 - rho)``. Applying the pair's ``rho`` to a
+    pooled baseline would overstate the noise (conservative, at the cost of power). Bulk fits are
+    learned on the comparison itself and are returned unchanged.
+    """
+    if noise.source != "replicates" or (k_a, k_b) == (1, 1):
+        return noise
+    rho = np.asarray(noise.rho_bins, dtype=float)
+    dispersion = 2 * rho / (1 - rho)
+    pooled = dispersion / (k_a + k_b + dispersion)
+    note = "; ".join(filter(None, (noise.note, f"rho for {k_a} pooled vs {k_b} libraries")))
+    return replace(noise, rho_bins=tuple(float(r) for r in pooled), note=note)

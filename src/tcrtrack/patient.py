@@ -17,8 +17,9 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from tcrtrack.expansion import test_expansion
-from tcrtrack.noise import NoiseModel, fit_noise_from_bulk, fit_noise_from_replicates, poisson_noise
+from tcrtrack.expansion import bh_qvalues, test_expansion
+from tcrtrack.noise import (NoiseModel, fit_noise_from_bulk, fit_noise_from_replicates, for_pooled_libraries,
+                            poisson_noise)
 
 ANNOTATION = ("clone_id", "junction_aa", "v_gene", "j_gene")
 
@@ -35,7 +36,7 @@ class CallSettings:
     new_max_frequency: float = 1e-5
     baseline_day: int | None = None
     tumor_min_count: int = 3
-    tumor_rule: Literal["significant_or_new", "significant"] = "significant_or_new"
+    tumor_rule: Literal["significant_or_new", "significant"] = "significant"
     require_new: bool = False
 
 
@@ -112,7 +113,8 @@ def compare(wide: pl.DataFrame, reference: Timepoint, later: Timepoint, *, setti
     a, n_a = pooled(wide, reference)
     b, n_b = pooled(wide, later)
     tested = (a + b) > 0
-    noise = _noise_for(wide, reference, a, b, n_a, n_b, settings, fallback)
+    noise = for_pooled_libraries(_noise_for(wide, reference, a, b, n_a, n_b, settings, fallback),
+                                 k_a=len(reference.samples), k_b=len(later.samples))
     result = test_expansion(a[tested], b[tested], n_a=n_a, n_b=n_b, model=settings.model,
                             noise=noise if settings.model == "overdispersed" else None,
                             pseudocount=settings.pseudocount, fdr=settings.fdr,
@@ -223,16 +225,48 @@ def _summarise(calls: pl.DataFrame, *, baseline: Timepoint | None, blood: list[s
     else:
         accumulates = max_post >= settings.tumor_min_count if post_counts else pl.lit(False)
         calls = calls.with_columns(tumor_pre_count=pl.lit(None, dtype=pl.Int64))
+    calls = calls.with_columns(tumor_max_post_count=max_post.cast(pl.Int64), accumulates_in_tumor=accumulates)
+    calls = _tumor_evidence_of_blood_expanded(calls, tumor, settings=settings)
+    flagged_prefixes = [f"{p}_flag" for p in tumor]
     calls = calls.with_columns(
-        tumor_max_post_count=max_post.cast(pl.Int64),
-        accumulates_in_tumor=accumulates,
-        tumor_log2fc=_best(tumor, "log2fc", by="qvalue"),
-        tumor_qvalue=_best(tumor, "qvalue", by="qvalue"),
+        tumor_log2fc=_best(flagged_prefixes, "log2fc", by="qvalue"),
+        tumor_qvalue=_best(flagged_prefixes, "qvalue", by="qvalue"),
     )
-    flag = pl.col("expanded_in_blood") & pl.col("accumulates_in_tumor")
+    if pre is not None:
+        in_tumor = pl.any_horizontal(pl.col(f"{p}_significant").fill_null(False) for p in flagged_prefixes) \
+            if tumor else pl.lit(False)
+        if settings.tumor_rule == "significant_or_new":
+            in_tumor = in_tumor | new_rule
+    else:
+        in_tumor = accumulates
+    flag = pl.col("expanded_in_blood") & in_tumor
     if settings.require_new:
         flag = flag & pl.col("new_in_blood").fill_null(False)
     return calls.with_columns(flagged=flag.fill_null(False))
+
+
+def _tumor_evidence_of_blood_expanded(calls: pl.DataFrame, tumor: Sequence[str], *,
+                                      settings: CallSettings) -> pl.DataFrame:
+    """Tumour enrichment re-tested among the blood-expanded clones only, for the flags.
+
+    For each post-treatment biopsy, Benjamini–Hochberg runs over the tumour p-values of the clones
+    expanded in blood (``<biopsy>_flag_qvalue``), not over the whole repertoire: the flag asks
+    about those clones, and selecting them on blood data leaves their tumour p-values valid (blood
+    and tumour are separate libraries), so the FDR of the flagged set is controlled while the
+    multiple-testing burden is that of tens of clones instead of thousands (selective inference in
+    the sense of Benjamini & Bogomolov 2014, JRSS-B 76:297). ``<biopsy>_flag_significant`` needs
+    ``q < fdr``, ``log2fc >= min_log2fc`` and ``count >= tumor.min_count`` as usual.
+    """
+    for prefix in tumor:
+        selected = calls.filter(pl.col("expanded_in_blood") & pl.col(f"{prefix}_pvalue").is_not_null())
+        q = bh_qvalues(selected[f"{prefix}_pvalue"].to_numpy()) if selected.height else np.array([])
+        evidence = selected.select("clone_id").with_columns(pl.Series(f"{prefix}_flag_qvalue", q, dtype=pl.Float64))
+        calls = calls.join(evidence, on="clone_id", how="left").with_columns(
+            pl.col(f"{prefix}_log2fc").alias(f"{prefix}_flag_log2fc"),
+            ((pl.col(f"{prefix}_flag_qvalue") < settings.fdr) & (pl.col(f"{prefix}_log2fc") >= settings.min_log2fc)
+             & (pl.col(f"{prefix}_count") >= settings.tumor_min_count)).fill_null(False)
+            .alias(f"{prefix}_flag_significant"))
+    return calls
 
 
 def _peak_day(blood: Sequence[str], days: Sequence[int]) -> pl.Expr:
