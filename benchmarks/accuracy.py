@@ -196,7 +196,7 @@ def score_patient(patient_calls: PatientCalls, truth: pl.DataFrame, *, post_days
     ).row(0, named=True)
     if sums.pop("tumor_planted_check"):
         raise RuntimeError("tumour truth by frequencies differs from the planted categories")
-    # Proposal (not implemented in tcrtrack): the tumour test of the flag as its own family, BH over the
+    # The tool's flag rule, re-derived as a check: the tumour test of the flag as its own family, BH over the
     # blood-expanded clones only. Blood and tumour are separate libraries, so under the tumour null the
     # selection is independent of the tumour p-values and BH stays valid (independent filtering).
     expanded = df["expanded_in_blood"].fill_null(False).to_numpy()
@@ -532,7 +532,7 @@ def render_tables(patients: pl.DataFrame, comparisons: pl.DataFrame) -> dict[str
             _cell(r, f"flag{v}_{m}", 1 if m == "calls_pp" else 3) for v in ("", "_sig", "_alt")
             for m in ("calls_pp", "precision", "recall", "fdp")])
     out["flag_rules"] = _table(
-        [*head] + [f"{name}: {m}" for name in ("current (significant_or_new)", "significant only",
+        [*head] + [f"{name}: {m}" for name in ("tcrtrack (default)", "significant only",
                                                 "proposed: BH over blood-expanded")
                    for m in ("flagged / patient", "precision", "recall", "FDP")], rows)
     # Proposed changes to the blood test, overdispersed model only (re-derived from the same fits).
@@ -880,7 +880,7 @@ def render_report(*, tables: dict[str, str], claim: str, crosscheck: str, args: 
         dispersion {', '.join(f'{d:g}' for d in args.dispersions)} x depths (blood/tumour templates)
         {', '.join(f'{_k(b)}/{_k(t)}' for b, t in args.depths)} x seeds {', '.join(map(str, args.seeds))}, both models
         (`CallSettings(model=...)`, everything else default: FDR 5% per comparison, log2fc >= 1, count >= 3,
-        tumour rule `significant_or_new`). Every cell is the mean over seeds (min–max over seeds).
+        tumour rule `significant`, the flag's tumour test BH over the blood-expanded clones). Every cell is the mean over seeds (min–max over seeds).
 
         Truth (see the module docstring for details): blood calls are true for planted blood clones
         (new_expanded_tumor, blood_only). Per comparison, **exact** truth: a call at day d is true when the clone's
@@ -932,10 +932,10 @@ def render_report(*, tables: dict[str, str], claim: str, crosscheck: str, args: 
 
         ## Flag rule: current tumour rule vs alternatives (evaluated on the same calls)
 
-        Flagged = expanded in blood and accumulating in tumour. "significant only" replaces `significant_or_new`
+        Flagged = expanded in blood and accumulating in tumour. "tcrtrack (default)" is the tool's flag; "significant only" replaces it
         by `significant` (the BH test over every clone of the biopsy pair). "proposed": the tumour test of the
         flag as its own family, BH per biopsy over the blood-expanded clones only (log2fc >= 1, count >= 3 as
-        now); not implemented in tcrtrack, see the interpretation.
+        now); re-derived here as a check of the tool's own flag, which implements it.
 
         {{flag_rules}}
 
