@@ -8,13 +8,22 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
+include: "workflow/rules/resources.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/diversity.smk"
 include: "workflow/rules/expansion.smk"
+include: "workflow/rules/report.smk"
+include: "workflow/rules/overlap.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
     input:
         all_targets(),
+        overlap_targets(),
+        figure_targets(),
     default_target: True

@@ -40,6 +40,7 @@ def main(debug: bool) -> None:
 
 
 @main.command()
+@click.version_option(__version__, prog_name="tcrtrack")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder to write the cohort to (samples.tsv, truth.tsv, one folder per patient).")
 @click.option("--demo", is_flag=True, help="The small bundled demo cohort (sizes fixed; --seed still applies).")
@@ -72,6 +73,7 @@ def simulate(out_dir: Path, demo: bool, n_patients: int, n_clones: int, blood_de
 
 
 @main.command()
+@click.version_option(__version__, prog_name="tcrtrack")
 @click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
 @_friendly
 def validate(sheet: Path) -> None:
@@ -92,6 +94,215 @@ def validate(sheet: Path) -> None:
         sys.exit(1)
     click.echo(f"{sheet}: {samples.height} samples of {samples['patient'].n_unique()} patients, all files readable")
 
+
+
+# --- run: the workflow for the cohort or some patients ---------------------------------------------------
+
+PATIENT_TABLES: tuple[str, ...] = ("clones.parquet", "flagged_clones.tsv", "noise_model.tsv", "overlap.tsv")
+
+
+def workflow_snakefile() -> Path:
+    """The tcrtrack Snakefile: ``$TCRTRACK_SNAKEFILE``, else the one of this source checkout."""
+    import os
+
+    configured = os.environ.get("TCRTRACK_SNAKEFILE")
+    candidate = Path(configured) if configured else Path(__file__).resolve().parents[2] / "Snakefile"
+    if not candidate.is_file():
+        raise TcrtrackError(f"cannot find the tcrtrack Snakefile (looked for {candidate}). Fix: install tcrtrack "
+                            "from its source folder (pip install -e .) or set TCRTRACK_SNAKEFILE to its Snakefile")
+    return candidate
+
+
+def patient_targets(patient: str) -> list[str]:
+    """The files of one patient that ``tcrtrack run --patient`` asks Snakemake for (paths relative to the
+    run folder); their inputs (the patient's clonotype, QC and diversity tables) follow."""
+    from tcrtrack.plots import PATIENT_FIGURES
+
+    base = f"results/patients/{patient}"
+    return [*(f"{base}/{name}" for name in PATIENT_TABLES),
+            *(f"{base}/figures/{stem}.{ext}" for stem in PATIENT_FIGURES for ext in ("png", "pdf"))]
+
+
+def _config_file(outdir: Path, configfile: Path | None) -> tuple[Path | None, bool]:
+    """The config file Snakemake will read, and whether it must be passed explicitly (the run folder has
+    no ``config/config.yaml``: the defaults shipped with the workflow are used)."""
+    if configfile is not None:
+        return configfile.resolve(), True
+    local = outdir / "config" / "config.yaml"
+    if local.is_file():
+        return local, False
+    return workflow_snakefile().parent / "config" / "config.yaml", True
+
+
+def _sheet_path(outdir: Path, samples: Path | None, config_path: Path | None) -> Path:
+    """The sample sheet of the run: ``--samples``, else the config's ``samples`` (relative to the run folder)."""
+    import yaml
+
+    if samples is not None:
+        return samples.resolve()
+    config = yaml.safe_load(config_path.read_text()) if config_path and config_path.is_file() else {}
+    name = (config or {}).get("samples")
+    if not name:
+        raise TcrtrackError(f"no sample sheet: {config_path} names none. Fix: pass --samples SHEET")
+    path = Path(name)
+    return path if path.is_absolute() else outdir / path
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.version_option(__version__, prog_name="tcrtrack")
+@click.option("--samples", "samples", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Sample sheet [default: the config's `samples`].")
+@click.option("--patient", "patients", multiple=True, metavar="ID",
+              help="Run only this patient (repeat for several): its tables and figures, and the cohort tables "
+                   "once every other patient has results. Default: the whole cohort.")
+@click.option("--cores", type=str, default=None, help="Cores for Snakemake [default: all, or the profile's].")
+@click.option("--profile", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Snakemake profile folder (e.g. config/profiles/slurm).")
+@click.option("--configfile", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Config file [default: OUTDIR/config/config.yaml, else the workflow's defaults].")
+@click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="Run folder: results/ and logs/ are written under it.")
+@click.option("-n", "--dry-run", is_flag=True, help="Show what would run, run nothing.")
+@click.argument("snakemake_args", nargs=-1, type=click.UNPROCESSED)
+@_friendly
+def run(samples: Path | None, patients: tuple[str, ...], cores: str | None, profile: Path | None,
+        configfile: Path | None, outdir: Path, dry_run: bool, snakemake_args: tuple[str, ...]) -> None:
+    """Run the workflow (Snakemake) for the cohort or only some patients.
+
+    Arguments after `--` go to Snakemake unchanged, e.g. `tcrtrack run -- --forcerun patient_figures`.
+    Snakemake redoes only what is missing or out of date, so re-running after adding a patient or
+    changing one file is cheap. With --patient, only that patient's jobs run (every sample is still
+    ingested when the rarefaction depth, config diversity.depth, is left to the smallest sample); the
+    cohort tables and figures are refreshed too when every other patient already has results.
+    """
+    import subprocess
+
+    from tcrtrack.samplesheet import read_sample_sheet
+
+    outdir = outdir.resolve()
+    outdir.mkdir(parents=True, exist_ok=True)
+    config_path, pass_config = _config_file(outdir, configfile)
+    sheet = _sheet_path(outdir, samples, config_path)
+    sheet_patients = read_sample_sheet(sheet, check_files=False)["patient"].unique(maintain_order=True).to_list()
+    unknown = [p for p in patients if p not in sheet_patients]
+    if unknown:
+        raise TcrtrackError(f"patient {', '.join(map(repr, unknown))} is not in {sheet} (patients: "
+                            f"{', '.join(sheet_patients)}). Fix: use one of those ids")
+    command = [sys.executable, "-m", "snakemake", "-s", str(workflow_snakefile()), "--directory", str(outdir)]
+    if pass_config:
+        command += ["--configfile", str(config_path)]
+    if samples is not None:
+        command += ["--config", f"samples={sheet}"]
+    if profile is not None:
+        command += ["--profile", str(profile.resolve())]
+    if cores is not None or profile is None:
+        command += ["--cores", cores or "all"]
+    if dry_run:
+        command.append("--dry-run")
+    command += list(snakemake_args)
+    if patients:
+        targets = [t for p in dict.fromkeys(patients) for t in patient_targets(p)]
+        others = [p for p in sheet_patients if p not in patients]
+        missing = [p for p in others if not (outdir / "results" / "patients" / p / "clones.parquet").is_file()]
+        if missing:
+            click.echo(f"tcrtrack: cohort tables not refreshed: {', '.join(missing)} {'has' if len(missing) == 1 else 'have'}"
+                       " no results yet (run `tcrtrack run` for the whole cohort)", err=True)
+        else:
+            targets.append("all")
+        command += targets
+    click.echo(f"tcrtrack: {' '.join(command)}", err=True)
+    done = subprocess.run(command, cwd=outdir, check=False)
+    if done.returncode != 0:
+        raise click.ClickException(f"the workflow failed (snakemake exit status {done.returncode}); the lines "
+                                   "above name the failing job and its log")
+
+
+# --- show: one patient's results --------------------------------------------------------------------------
+
+
+def _fmt(value: object, spec: str = ".3g") -> str:
+    if value is None:
+        return "NA"
+    if isinstance(value, float):
+        return format(value, spec)
+    return str(value)
+
+
+def patient_summary(results: Path, patient: str, *, n_top: int = 5) -> list[str]:
+    """Lines describing one patient's results: counts, flagged clones, top expansions, tables and figures."""
+    import polars as pl
+
+    from tcrtrack.io import read_tsv
+    from tcrtrack.plots import PATIENT_FIGURES
+
+    folder = results / "patients" / patient
+    if not folder.is_dir():
+        known = sorted(p.name for p in (results / "patients").glob("*") if p.is_dir())
+        raise TcrtrackError(f"no results for patient '{patient}' in {results / 'patients'} (patients with results: "
+                            f"{', '.join(known) or 'none'}). Fix: check the id, or run `tcrtrack run --patient "
+                            f"{patient}`")
+    lines = [f"patient {patient}: {folder}"]
+    summary_file = results / "cohort" / "expansion_summary.tsv"
+    if summary_file.is_file():
+        row = read_tsv(summary_file).filter(pl.col("patient") == patient)
+        known_columns = {"patient", "clones", "expanded_in_blood", "new_expanded_in_blood", "accumulating_in_tumor",
+                         "flagged", "flagged_new_in_blood", "flagged_share_last_biopsy", "flagged_share_max_biopsy",
+                         "flagged_share_by_biopsy"}
+        meta = {k: v for k, v in row.row(0, named=True).items() if k not in known_columns} if row.height else {}
+        if meta:
+            lines.append("  " + ", ".join(f"{k}: {v}" for k, v in meta.items()))
+    clones_file = folder / "clones.parquet"
+    if clones_file.is_file():
+        clones = pl.read_parquet(clones_file)
+        flagged = clones.filter(pl.col("flagged"))
+        lines.append(f"  {clones.height:,} clones; {int(clones['expanded_in_blood'].sum())} expanded in blood "
+                     f"({int((clones['expanded_in_blood'] & clones['new_in_blood'].fill_null(False)).sum())} new), "
+                     f"{int(clones['accumulates_in_tumor'].sum())} accumulating in tumour (whole-repertoire FDR), "
+                     f"{flagged.height} flagged (tumour re-tested among the blood-expanded)")
+        top = flagged.sort(["blood_qvalue", "blood_log2fc"], descending=[False, True], nulls_last=True)
+        lines.append("  flagged clones (strongest blood evidence first):" if top.height else
+                     "  no flagged clones (none both expanded in blood and accumulating in the tumour)")
+        for r in top.head(10).iter_rows(named=True):
+            lines.append(f"    {r['junction_aa']:<22} {r['v_gene'] + '/' + r['j_gene']:<19} peak day {_fmt(r['peak_day'])}  "
+                         f"blood log2FC {_fmt(r['blood_log2fc'], '.2f')} (q {_fmt(r['blood_qvalue'], '.2g')})  "
+                         f"tumour max count {_fmt(r['tumor_max_post_count'])}"
+                         f"{'  new in blood' if r['new_in_blood'] else ''}")
+        if top.height > 10:
+            lines.append(f"    ... {top.height - 10} more in flagged_clones.tsv")
+        expanded = clones.filter(pl.col("expanded_in_blood")).sort(
+            ["blood_log2fc", "clone_id"], descending=[True, False], nulls_last=True)
+        lines.append(f"  top expansions in blood (log2 fold change vs baseline, top {min(n_top, expanded.height)}):"
+                     if expanded.height else "  no clone expanded in blood")
+        for r in expanded.head(n_top).iter_rows(named=True):
+            lines.append(f"    {r['junction_aa']:<22} {r['v_gene'] + '/' + r['j_gene']:<19} log2FC {_fmt(r['blood_log2fc'], '.2f')}"
+                         f"  q {_fmt(r['blood_qvalue'], '.2g')}  peak day {_fmt(r['peak_day'])}"
+                         f"{'  flagged' if r['flagged'] else ''}")
+    width = len(str(folder / "figures" / "expansion_scatter.png"))
+    lines.append("  tables:")
+    descriptions = {"clones.parquet": "every clone: counts, frequencies and statistics in every sample",
+                    "flagged_clones.tsv": "flagged clones with their evidence",
+                    "noise_model.tsv": "fitted noise model of every comparison",
+                    "overlap.tsv": "clone overlap between every two samples"}
+    for name in PATIENT_TABLES:
+        path = folder / name
+        lines.append(f"    {str(path):<{width}}  {descriptions[name] if path.is_file() else '(not built yet)'}")
+    lines.append("  figures (PNG; PDF next to each):")
+    for stem, what in PATIENT_FIGURES.items():
+        path = folder / "figures" / f"{stem}.png"
+        lines.append(f"    {str(path):<{width}}  {what if path.is_file() else '(not built yet)'}")
+    return lines
+
+
+@main.command()
+@click.version_option(__version__, prog_name="tcrtrack")
+@click.argument("patient")
+@click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
+              help="Run folder (the one holding results/).")
+@_friendly
+def show(patient: str, outdir: Path) -> None:
+    """Print a patient's figures and tables with their paths, and one-line summaries (flagged clones, top
+    expansions)."""
+    click.echo("\n".join(patient_summary(outdir / "results", patient)))
 
 if __name__ == "__main__":
     main()

@@ -10,13 +10,25 @@ from pathlib import Path
 import polars as pl
 
 
-def _atomic(path: Path | str, write: Callable[[Path], None]) -> Path:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path | str, write: Callable[[Path], None]) -> Path:
+    """Call ``write(temporary_path)`` then move the file into place, so ``path`` is never partial.
+
+    The file gets the usual permissions (``0o666`` less the umask), not the private ``0o600`` that
+    :func:`tempfile.mkstemp` gives, so results stay readable on a shared lab file system.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
         write(Path(temporary))
+        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -26,7 +38,7 @@ def _atomic(path: Path | str, write: Callable[[Path], None]) -> Path:
 
 def write_parquet(frame: pl.DataFrame, path: Path | str) -> Path:
     """Write ``frame`` as Parquet (zstd), atomically."""
-    return _atomic(path, lambda tmp: frame.write_parquet(tmp, compression="zstd", statistics=True))
+    return atomic_write(path, lambda tmp: frame.write_parquet(tmp, compression="zstd", statistics=True))
 
 
 def write_tsv(frame: pl.DataFrame, path: Path | str) -> Path:
@@ -35,12 +47,12 @@ def write_tsv(frame: pl.DataFrame, path: Path | str) -> Path:
     Floats are written in their shortest exact form (``5e-7``, ``0.000025``), so small frequencies
     and q-values are never rounded to zero; missing values are ``NA``.
     """
-    return _atomic(path, lambda tmp: frame.write_csv(tmp, separator="\t", null_value="NA"))
+    return atomic_write(path, lambda tmp: frame.write_csv(tmp, separator="\t", null_value="NA"))
 
 
 def write_text(text: str, path: Path | str) -> Path:
     """Write a text file atomically."""
-    return _atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def read_tsv(path: Path | str) -> pl.DataFrame:

@@ -11,29 +11,24 @@ from pathlib import Path
 
 import polars as pl
 
-from tcrtrack.errors import InputFileError
-from tcrtrack.ingest import ingest_airr
+from tcrtrack.formats import ingest_converted
 from tcrtrack.io import read_tsv, write_parquet, write_text, write_tsv
 from tcrtrack.samplesheet import read_sample_sheet
 
 log = logging.getLogger(__name__)
 
 SHEET_COLUMNS = ("patient", "sample", "compartment", "day", "replicate")
-READERS = {"airr": ingest_airr}
-
-
 def ingest_step(*, repertoire: str, file_format: str, patient: str, sample: str, clonotypes_out: str,
                 qc_out: str, locus: str, productive_only: bool, min_junction_aa_length: int,
-                definition: str) -> None:
-    """Repertoire file -> ``clonotypes_out`` (Parquet) and ``qc_out`` (one-row TSV)."""
-    if file_format not in READERS:
-        raise InputFileError(repertoire, f"format '{file_format}' is not supported",
-                             f"use one of {', '.join(READERS)} in the sheet's 'format' column")
-    result = READERS[file_format](repertoire, locus=locus, productive_only=productive_only,
-                                  min_junction_aa_length=min_junction_aa_length, definition=definition)
+                definition: str, species: str = "homosapiens") -> None:
+    """Repertoire file (any known format; ``auto`` detects it) -> ``clonotypes_out`` (Parquet) and
+    ``qc_out`` (one-row TSV)."""
+    result = ingest_converted(repertoire, fmt=file_format, locus=locus, productive_only=productive_only,
+                              min_junction_aa_length=min_junction_aa_length, definition=definition,
+                              species=species)
     qc = result.qc.select(
         pl.lit(patient).alias("patient"), pl.lit(sample).alias("sample"), pl.lit(str(repertoire)).alias("file"),
-        pl.lit(file_format).alias("format"), pl.all())
+        pl.all())
     write_parquet(result.clonotypes, clonotypes_out)
     write_tsv(qc, qc_out)
     log.info("%s: %d rows in, %d kept, %d clonotypes", sample, qc["input_rows"][0], qc["kept_rows"][0],
@@ -151,3 +146,96 @@ def expansion_cohort_step(*, clones: Sequence[str], flagged: Sequence[str], shee
                      **expansion_summary(table, samples.filter(pl.col("patient") == patient))})
     summary = pl.DataFrame(rows).join(patient_metadata(samples), on="patient", how="left")
     write_tsv(summary, summary_out)
+
+
+# --- Overlap, figures (figures.smk, overlap.smk) -------------------------------------------------------
+
+
+def overlap_step(*, patient: str, clonotypes: Sequence[str], sheet: str, out: str) -> None:
+    """One patient's clonotype tables -> pairwise overlap of its samples (``overlap.tsv``)."""
+    from tcrtrack.overlap import patient_overlap
+
+    samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
+    tables = {Path(p).name.removesuffix(".parquet"): pl.read_parquet(p, columns=["clone_id", "count"])
+              for p in clonotypes}
+    table = patient_overlap(samples, tables)
+    write_tsv(table.select(pl.lit(patient).alias("patient"), pl.all()), out)
+    log.info("%s: overlap of %d sample pairs", patient, table.height)
+
+
+def overlap_cohort_step(*, overlaps: Sequence[str], clones: Sequence[str], overlap_out: str, public_out: str,
+                        min_patients: int = 2) -> None:
+    """Every patient's overlap table -> ``cohort/overlap.tsv``; every patient's clones -> public clones."""
+    from tcrtrack.overlap import PUBLIC_KEY, public_clones
+
+    tables = [read_tsv(p) for p in overlaps]
+    write_tsv(pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame(), overlap_out)
+    per_patient = {}
+    for path in clones:
+        columns = pl.read_parquet_schema(path)
+        wanted = [*PUBLIC_KEY, "patient", "flagged", *(c for c in columns if c.startswith("count_"))]
+        table = pl.read_parquet(path, columns=[c for c in wanted if c in columns])
+        per_patient[table["patient"][0] if "patient" in table.columns else Path(path).parent.name] = table
+    public = public_clones(per_patient, min_patients=min_patients)
+    write_tsv(public, public_out)
+    log.info("%d public clones (in >= %d of %d patients), %d flagged in some patient", public.height, min_patients,
+             len(per_patient), int((public["n_flagged_patients"] > 0).sum()))
+
+
+def _check_figures(figures: dict[str, str], known: dict[str, str]) -> None:
+    unknown = sorted(set(figures) - set(known))
+    if unknown:
+        raise ValueError(f"unknown figures {unknown}; known: {', '.join(known)}")
+
+
+def patient_figures_step(*, patient: str, clones: str, noise: str, overlap: str, diversity: Sequence[str], sheet: str,
+                         settings: dict, figures: dict[str, str]) -> None:
+    """Draw one patient's figures; ``figures`` maps a name of :data:`tcrtrack.plots.PATIENT_FIGURES` to its PNG
+    path (the PDF is written next to it)."""
+    from tcrtrack.patient import CallSettings
+    from tcrtrack.plots import PATIENT_FIGURES
+    from tcrtrack.plots.expansion import clone_tracking, expansion_scatter
+    from tcrtrack.plots.noise import noise_diagnostic
+    from tcrtrack.plots.patient import diversity_over_time, overlap_heatmap
+    from tcrtrack.plots.style import save_figure
+
+    _check_figures(figures, PATIENT_FIGURES)
+    samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
+    calls = CallSettings(**settings)
+    table = pl.read_parquet(clones)
+    frames = [pl.read_parquet(p) for p in diversity]
+    diversity_rows = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(
+        schema={"sample": pl.Utf8, "depth_type": pl.Utf8})
+    draw = {
+        "overlap_heatmap": lambda: overlap_heatmap(read_tsv(overlap), samples, patient=patient),
+        "expansion_scatter": lambda: expansion_scatter(table, samples, patient=patient, settings=calls),
+        "clone_tracking": lambda: clone_tracking(table, samples, patient=patient),
+        "diversity": lambda: diversity_over_time(diversity_rows, samples, patient=patient),
+        "noise_model": lambda: noise_diagnostic(read_tsv(noise), table, samples, patient=patient),
+    }
+    for name, png in figures.items():
+        save_figure(draw[name](), png)
+        log.info("%s: wrote %s (+ .pdf)", patient, png)
+
+
+def cohort_figures_step(*, diversity: str, summary: str, overlap: str, public: str, sheet: str,
+                        group_by: str | None, baseline_day: int | None, figures: dict[str, str]) -> None:
+    """Draw the cohort figures; ``figures`` maps a name of :data:`tcrtrack.plots.COHORT_FIGURES` to its PNG path."""
+    from tcrtrack.plots import COHORT_FIGURES
+    from tcrtrack.plots.cohort import diversity_trajectories, flagged_by_group, overlap_summary, patient_groups
+    from tcrtrack.plots.style import save_figure
+
+    _check_figures(figures, COHORT_FIGURES)
+    samples = read_sample_sheet(sheet, check_files=False)
+    _, note = patient_groups(samples, group_by)
+    if note.startswith("no grouping: "):
+        log.warning("cohort figures: %s (config report.group_by)", note.removeprefix("no grouping: "))
+    draw = {
+        "diversity_trajectories": lambda: diversity_trajectories(read_tsv(diversity), samples, group_by=group_by),
+        "flagged_by_group": lambda: flagged_by_group(read_tsv(summary), samples, group_by=group_by),
+        "overlap_summary": lambda: overlap_summary(read_tsv(overlap), samples, public=read_tsv(public),
+                                                   group_by=group_by, baseline_day=baseline_day),
+    }
+    for name, png in figures.items():
+        save_figure(draw[name](), png)
+        log.info("cohort: wrote %s (+ .pdf)", png)

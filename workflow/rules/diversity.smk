@@ -8,6 +8,8 @@ rule common_depth:
         depth="results/diversity/common_depth.txt",
     log:
         "logs/diversity/common_depth.log",
+    benchmark:
+        "logs/benchmarks/diversity/common_depth.tsv"
     params:
         configured=config["diversity"]["depth"],
     threads: 1
@@ -28,13 +30,17 @@ rule diversity:
         diversity="results/diversity/{patient}/{sample}.parquet",
     log:
         "logs/diversity/{patient}/{sample}.log",
+    benchmark:
+        "logs/benchmarks/diversity/{patient}/{sample}.tsv"
     params:
         iterations=config["diversity"]["iterations"],
         seed=config["diversity"]["seed"],
+    group:
+        "diversity"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=diversity_mem_mb,
+        runtime=diversity_runtime,
     conda:
         "../../envs/tcrtrack.yaml"
     script:
@@ -49,6 +55,8 @@ rule diversity_cohort:
         diversity=report("results/cohort/diversity.tsv", category="Cohort", labels={"table": "diversity"}),
     log:
         "logs/cohort/diversity.log",
+    benchmark:
+        "logs/benchmarks/cohort/diversity.tsv"
     threads: 1
     resources:
         mem_mb=1000,

@@ -16,12 +16,14 @@ rule patient_calls:
         noise="results/patients/{patient}/noise_model.tsv",
     log:
         "logs/patients/{patient}.log",
+    benchmark:
+        "logs/benchmarks/patients/{patient}.tsv"
     params:
         settings=call_settings(),
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=patient_mem_mb,
+        runtime=patient_runtime,
     conda:
         "../../envs/tcrtrack.yaml"
     script:
@@ -40,10 +42,12 @@ rule expansion_cohort:
         ),
     log:
         "logs/cohort/expansion.log",
+    benchmark:
+        "logs/benchmarks/cohort/expansion.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=cohort_mem_mb,
+        runtime=cohort_runtime,
     conda:
         "../../envs/tcrtrack.yaml"
     script:

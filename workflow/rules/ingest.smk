@@ -9,16 +9,21 @@ rule ingest:
         qc="results/qc/{patient}/{sample}.tsv",
     log:
         "logs/ingest/{patient}/{sample}.log",
+    benchmark:
+        "logs/benchmarks/ingest/{patient}/{sample}.tsv"
     params:
         format=repertoire_format,
         locus=config["ingest"]["locus"],
         productive_only=config["ingest"]["productive_only"],
         min_junction_aa_length=config["ingest"]["min_junction_aa_length"],
+        species=config["ingest"]["species"],
         definition=config["clonotype"]["definition"],
+    group:
+        "ingest"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=ingest_mem_mb,
+        runtime=ingest_runtime,
     conda:
         "../../envs/tcrtrack.yaml"
     script:
@@ -33,6 +38,8 @@ rule qc_cohort:
         qc=report("results/cohort/qc.tsv", category="Cohort", labels={"table": "QC"}),
     log:
         "logs/cohort/qc.log",
+    benchmark:
+        "logs/benchmarks/cohort/qc.tsv"
     threads: 1
     resources:
         mem_mb=1000,

@@ -1,0 +1,6 @@
+"""Snakemake script: pairwise clone overlap of one patient's samples."""
+from tcrtrack.pipeline import overlap_step
+from tcrtrack.scripting import run_step
+
+run_step(snakemake, lambda sm: overlap_step(  # noqa: F821
+    patient=sm.wildcards.patient, clonotypes=sm.input.clonotypes, sheet=sm.input.sheet, out=sm.output.overlap))

@@ -1,0 +1,7 @@
+"""Snakemake script: cohort overlap table and public clones."""
+from tcrtrack.pipeline import overlap_cohort_step
+from tcrtrack.scripting import run_step
+
+run_step(snakemake, lambda sm: overlap_cohort_step(  # noqa: F821
+    overlaps=sm.input.overlaps, clones=sm.input.clones, overlap_out=sm.output.overlap,
+    public_out=sm.output.public, min_patients=sm.params.min_patients))

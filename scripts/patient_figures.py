@@ -1,0 +1,9 @@
+"""Snakemake script: one patient's figures (PNG + PDF)."""
+from tcrtrack.pipeline import patient_figures_step
+from tcrtrack.plots import PATIENT_FIGURES
+from tcrtrack.scripting import run_step
+
+run_step(snakemake, lambda sm: patient_figures_step(  # noqa: F821
+    patient=sm.wildcards.patient, clones=sm.input.clones, noise=sm.input.noise, overlap=sm.input.overlap,
+    diversity=sm.input.diversity, sheet=sm.input.sheet, settings=sm.params.settings,
+    figures={name: getattr(sm.output, name) for name in PATIENT_FIGURES}))

@@ -1,0 +1,142 @@
+"""The `tcrtrack` command line: help, version, one-line errors, `run` (whole cohort and one patient)
+and `show`."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from tcrtrack import __version__
+from tcrtrack.cli import main, patient_targets
+from tcrtrack.errors import TcrtrackError
+from tcrtrack.plots import PATIENT_FIGURES
+from tcrtrack.simulate import simulate_cohort
+
+COMMANDS = ("run", "show", "simulate", "validate")
+
+
+def tcrtrack(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess (its snakemake child writes to the real stdout/stderr)."""
+    return subprocess.run([sys.executable, "-m", "tcrtrack.cli", *args], capture_output=True, text=True,
+                          timeout=900, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    """Two simulated patients; a fixed rarefaction depth, so that one patient's input does not touch the
+    other's diversity (the common depth would otherwise depend on every sample)."""
+    base = tmp_path_factory.mktemp("cli")
+    simulate_cohort(base / "data", n_patients=2, n_clones=1500, blood_depth=5000, tumor_depth=3000,
+                    n_planted=(5, 3, 3), replicate_patients=(0,), seed=5, sheet=base / "samples.tsv")
+    (base / "run.yaml").write_text("diversity:\n  depth: 1500\n")
+    return base
+
+
+def test_help_and_version_everywhere():
+    runner = CliRunner()
+    top = runner.invoke(main, ["--help"])
+    assert top.exit_code == 0 and all(c in top.output for c in COMMANDS)
+    assert runner.invoke(main, ["--version"]).output.strip() == f"tcrtrack, version {__version__}"
+    for command in COMMANDS:
+        assert runner.invoke(main, [command, "--help"]).exit_code == 0, command
+        assert __version__ in runner.invoke(main, [command, "--version"]).output, command
+
+
+def test_show_unknown_patient_is_one_line_without_traceback(tmp_path):
+    result = CliRunner().invoke(main, ["show", "P99", "--outdir", str(tmp_path)])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: no results for patient 'P99'") and "Fix:" in lines[0]
+    assert "Traceback" not in result.output
+    debug = CliRunner().invoke(main, ["--debug", "show", "P99", "--outdir", str(tmp_path)])
+    assert isinstance(debug.exception, TcrtrackError)  # --debug lets the traceback through
+
+
+def test_run_refuses_unknown_patient_and_missing_sheet(cohort, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["run", "--samples", str(cohort / "samples.tsv"), "--configfile",
+                                  str(cohort / "run.yaml"), "--outdir", str(tmp_path), "--patient", "P7"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"Error: patient 'P7' is not in {cohort / 'samples.tsv'} (patients: P01, P02). "
+                                     "Fix: use one of those ids")
+    missing = runner.invoke(main, ["run", "--samples", str(tmp_path / "nope.tsv"), "--outdir", str(tmp_path)])
+    assert missing.exit_code == 1 and len(missing.output.strip().splitlines()) == 1
+    assert "nope.tsv" in missing.output and "Traceback" not in missing.output
+
+
+def test_patient_targets_are_its_tables_and_figures():
+    targets = patient_targets("P02")
+    assert "results/patients/P02/clones.parquet" in targets and "results/patients/P02/overlap.tsv" in targets
+    assert {f"results/patients/P02/figures/{s}.{e}" for s in PATIENT_FIGURES for e in ("png", "pdf")} <= set(targets)
+    assert all("/P02/" in t for t in targets)
+
+
+@pytest.mark.slow
+def test_patient_dry_run_plans_only_that_patient(cohort, tmp_path):
+    done = tcrtrack("run", "--samples", str(cohort / "samples.tsv"), "--configfile", str(cohort / "run.yaml"),
+                    "--outdir", str(tmp_path / "fresh"), "--patient", "P01", "--dry-run")
+    assert done.returncode == 0, done.stderr[-3000:]
+    plan = done.stdout + done.stderr
+    for rule in ("ingest", "patient_calls", "overlap", "patient_figures"):
+        assert f"rule {rule}:" in plan, rule
+    assert "patient=P01" in plan and "patient=P02" not in plan
+    assert "cohort tables not refreshed: P02 has no results yet" in done.stderr
+    assert "expansion_cohort" not in plan and "cohort_figures" not in plan
+
+
+@pytest.fixture(scope="module")
+def full_run(cohort) -> Path:
+    workdir = cohort / "work"
+    done = tcrtrack("run", "--samples", str(cohort / "samples.tsv"), "--configfile", str(cohort / "run.yaml"),
+                    "--outdir", str(workdir), "--cores", "2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return workdir
+
+
+@pytest.mark.slow
+def test_show_lists_figures_tables_and_flagged_clones(full_run):
+    done = tcrtrack("show", "P01", "--outdir", str(full_run))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    clones = pl.read_parquet(full_run / "results" / "patients" / "P01" / "clones.parquet")
+    n_flagged, n_expanded = int(clones["flagged"].sum()), int(clones["expanded_in_blood"].sum())
+    assert f"{clones.height:,} clones; {n_expanded} expanded in blood" in out and f"{n_flagged} flagged" in out
+    assert ("flagged clones (strongest blood evidence first):" in out) == (n_flagged > 0)
+    assert ("top expansions in blood" in out) == (n_expanded > 0)
+    for junction in clones.filter(pl.col("flagged"))["junction_aa"].head(10):
+        assert junction in out
+    assert "response: responder" in out
+    for stem in PATIENT_FIGURES:
+        assert str(full_run / "results" / "patients" / "P01" / "figures" / f"{stem}.png") in out
+    assert "(not built yet)" not in out
+
+
+@pytest.mark.slow
+def test_run_patient_reruns_only_that_patient_and_the_cohort_tables(cohort, full_run):
+    results = full_run / "results"
+    before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()}
+    target = cohort / "data" / "P02" / "P02_blood_d14_r1.tsv.gz"
+    lines = gzip.decompress(target.read_bytes()).decode().splitlines()
+    target.write_bytes(gzip.compress(("\n".join(lines[:-1]) + "\n").encode()))  # drop the last row
+    os.utime(target)
+    done = tcrtrack("run", "--samples", str(cohort / "samples.tsv"), "--configfile", str(cohort / "run.yaml"),
+                    "--outdir", str(full_run), "--cores", "2", "--patient", "P02")
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()}
+    changed = {p.relative_to(results).as_posix() for p in after if after[p] != before.get(p)}
+    assert changed, "nothing was rebuilt"
+    assert not [c for c in changed if "P01" in c], sorted(changed)
+    assert {"patients/P02/clones.parquet", "patients/P02/figures/expansion_scatter.png",
+            "clonotypes/P02/P02_blood_d14_r1.parquet", "cohort/expansion_summary.tsv",
+            "cohort/public_clones.tsv", "cohort/figures/flagged_by_group.png"} <= changed
+    assert "clonotypes/P02/P02_blood_d28_r1.parquet" not in changed  # untouched samples are not re-ingested
+    again = tcrtrack("run", "--samples", str(cohort / "samples.tsv"), "--configfile", str(cohort / "run.yaml"),
+                     "--outdir", str(full_run), "--patient", "P02", "--dry-run")
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -1,0 +1,57 @@
+# Clone overlap between each patient's samples, and public clones shared across patients.
+# Input functions and targets: report.smk.
+
+
+rule overlap:
+    input:
+        clonotypes=patient_clonotypes,
+        sheet=config["samples"],
+    output:
+        overlap=report(
+            "results/patients/{patient}/overlap.tsv",
+            caption="../report/overlap_table.rst",
+            category="Patients",
+            subcategory="{patient}",
+            labels={"patient": "{patient}", "stage": "overlap", "table": "sample overlap"},
+        ),
+    log:
+        "logs/overlap/{patient}.log",
+    threads: 1
+    resources:
+        mem_mb=report_mem_mb(800, 30),
+        runtime=10,
+    conda:
+        "../../envs/tcrtrack.yaml"
+    script:
+        "../../scripts/overlap.py"
+
+
+rule overlap_cohort:
+    input:
+        overlaps=patient_overlap_tables,
+        clones=expand("results/patients/{patient}/clones.parquet", patient=PATIENTS),
+    output:
+        overlap=report(
+            "results/cohort/overlap.tsv",
+            caption="../report/overlap_table.rst",
+            category="Cohort",
+            labels={"stage": "overlap", "table": "sample overlap"},
+        ),
+        public=report(
+            "results/cohort/public_clones.tsv",
+            caption="../report/public_clones.rst",
+            category="Cohort",
+            labels={"stage": "overlap", "table": "public clones"},
+        ),
+    log:
+        "logs/cohort/overlap.log",
+    params:
+        min_patients=2,
+    threads: 1
+    resources:
+        mem_mb=report_mem_mb(1000, 15),
+        runtime=20,
+    conda:
+        "../../envs/tcrtrack.yaml"
+    script:
+        "../../scripts/overlap_cohort.py"
