@@ -19,6 +19,7 @@ include: "workflow/rules/expansion.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/overlap.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/kinetics.smk"
 
 
 rule all:
@@ -26,4 +27,5 @@ rule all:
         all_targets(),
         overlap_targets(),
         figure_targets(),
+        kinetics_targets(),
     default_target: True

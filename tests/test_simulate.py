@@ -326,7 +326,7 @@ def test_bad_options_are_rejected(tmp_path):
 
 def test_demo_is_small(tmp_path):
     demo = simulate_demo(tmp_path)
-    assert demo.total_bytes < 3_000_000
+    assert demo.total_bytes < 3_600_000
     sheet = pl.read_csv(demo.sheet, separator="\t")
     assert sheet["patient"].n_unique() == 4 and len(demo.files) == sheet.height
 

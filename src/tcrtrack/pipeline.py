@@ -239,3 +239,46 @@ def cohort_figures_step(*, diversity: str, summary: str, overlap: str, public: s
     for name, png in figures.items():
         save_figure(draw[name](), png)
         log.info("cohort: wrote %s (+ .pdf)", png)
+
+
+def kinetics_step(*, patient: str, clones: str, sheet: str, settings: dict, baseline_day: int | None,
+                  kinetics_out: str, persistence_out: str, kinetics_png: str, persistence_png: str) -> None:
+    """One patient's clone kinetics and product persistence: tables and figures."""
+    from tcrtrack.kinetics import clone_kinetics, product_persistence
+    from tcrtrack.kinetics_plots import kinetics_panel, persistence_curves
+    from tcrtrack.plots.style import save_figure
+
+    samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
+    table = pl.read_parquet(clones)
+    kinetics = clone_kinetics(samples, table, top_n=settings["top_n"],
+                              min_post_peak_points=settings["min_post_peak_points"])
+    persistence = product_persistence(samples, table, top_n=settings["top_n"], reference=settings["reference"],
+                                      dispersion=settings["dispersion"], baseline_day=baseline_day)
+    write_tsv(kinetics.with_columns(patient=pl.lit(patient)) if "patient" not in kinetics.columns else kinetics,
+              kinetics_out)
+    write_tsv(persistence, persistence_out)
+    save_figure(kinetics_panel(kinetics, patient=patient), kinetics_png)
+    save_figure(persistence_curves(persistence, title=f"{patient} · product clones in blood"), persistence_png)
+    log.info("%s: %d clones followed, %d with a half-life", patient, kinetics.height,
+             kinetics["half_life_days"].is_not_null().sum())
+
+
+def kinetics_cohort_step(*, kinetics: Sequence[str], persistence: Sequence[str], sheet: str, kinetics_out: str,
+                         summary_out: str, persistence_out: str, kinetics_png: str, persistence_png: str) -> None:
+    """All patients' kinetics and persistence -> cohort tables (with patient metadata) and figures."""
+    from tcrtrack.kinetics import cohort_kinetics, kinetics_summary
+    from tcrtrack.kinetics_plots import cohort_kinetics_figure, persistence_curves
+    from tcrtrack.plots.style import save_figure
+
+    samples = read_sample_sheet(sheet, check_files=False)
+    per_patient = {Path(p).parent.name: read_tsv(p) for p in kinetics}
+    persist = {Path(p).parent.name: read_tsv(p) for p in persistence}
+    cohort = cohort_kinetics(per_patient)
+    summary = kinetics_summary(per_patient, persist).join(patient_metadata(samples), on="patient", how="left")
+    persisted = pl.concat([t for t in persist.values() if t.height], how="diagonal_relaxed") \
+        if any(t.height for t in persist.values()) else next(iter(persist.values()))
+    write_tsv(cohort, kinetics_out)
+    write_tsv(summary, summary_out)
+    write_tsv(persisted, persistence_out)
+    save_figure(cohort_kinetics_figure(cohort, summary), kinetics_png)
+    save_figure(persistence_curves(persisted, title="cohort · product clones in blood"), persistence_png)

@@ -112,10 +112,10 @@ PRODUCT_TRUTH_COLUMNS: tuple[str, ...] = (
     "product_freq", "product_rank", "blood_freq_at_infusion", "half_life_days",
 )
 
-#: Options of :func:`simulate_demo` (4 patients x 7-8 samples, ~2.7 MB of gzipped TSV).
+#: Options of :func:`simulate_demo` (4 patients x 8-10 samples, one with a product sample; ~3.3 MB of gzipped TSV).
 DEMO_OPTIONS: dict[str, Any] = {
     "n_patients": 4, "n_clones": 6_000, "blood_depth": 20_000, "tumor_depth": 8_000, "dispersion": 0.1,
-    "n_planted": (12, 6, 6),
+    "n_planted": (12, 6, 6), "post_days": (7, 14, 28, 56), "product_patients": (0,),
 }
 
 
@@ -314,7 +314,7 @@ def simulate_cohort(
 
 def simulate_demo(out_dir: Path, *, seed: int = 1, sheet: Path | None = None,
                   progress: bool = False) -> SimulatedCohort:
-    """Write the small demo cohort (:data:`DEMO_OPTIONS`, ~2.7 MB) to ``out_dir``."""
+    """Write the small demo cohort (:data:`DEMO_OPTIONS`, ~3.3 MB) to ``out_dir``."""
     return simulate_cohort(out_dir, seed=seed, sheet=sheet, progress=progress, **DEMO_OPTIONS)
 
 

@@ -82,6 +82,13 @@ def call_settings():
     }
 
 
+def kinetics_targets():
+    return [
+        *expand("results/patients/{patient}/kinetics.tsv", patient=PATIENTS),
+        "results/cohort/kinetics_summary.tsv",
+    ]
+
+
 def all_targets():
     return [
         *per_sample("results/clonotypes/{patient}/{sample}.parquet"),
