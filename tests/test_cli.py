@@ -19,7 +19,8 @@ from tcrtrack.errors import TcrtrackError
 from tcrtrack.plots import PATIENT_FIGURES
 from tcrtrack.simulate import simulate_cohort
 
-COMMANDS = ("run", "show", "simulate", "validate")
+COMMANDS = ("run", "show", "simulate", "validate", "convert")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tcrtrack(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -140,3 +141,34 @@ def test_run_patient_reruns_only_that_patient_and_the_cohort_tables(cohort, full
     again = tcrtrack("run", "--samples", str(cohort / "samples.tsv"), "--configfile", str(cohort / "run.yaml"),
                      "--outdir", str(full_run), "--patient", "P02", "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent (outside the project's CI)")
+def test_convert_writes_a_valid_airr_file_from_an_immunoseq_export(tmp_path):
+    from tcrtrack.cli import main
+
+    out = tmp_path / "day0.airr.tsv"
+    result = CliRunner().invoke(main, ["convert", "--from", "immunoseq_v2",
+                                       str(SHARED_DATA / "lymphoseq" / "TRB_Unsorted_0.tsv"), str(out)])
+    assert result.exit_code == 0, result.output
+    assert "immunoseq_v2" in result.output and "1000 rows" in result.output
+    import airr
+
+    assert airr.validate_rearrangement(str(out))
+
+
+def test_validate_reports_each_file_and_fails_on_a_bad_one(tmp_path):
+    from tcrtrack.cli import main
+
+    good = ROOT / "config" / "demo" / "P01" / "P01_blood_d0_r1.tsv.gz"
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("a,b,c\n1,2,3\n")
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(f"patient\tsample\tcompartment\tday\tpath\nP\tP_a\tblood\t0\t{good}\nP\tP_b\tblood\t7\t{bad}\n")
+    result = CliRunner().invoke(main, ["validate", str(sheet)])
+    assert result.exit_code == 1
+    assert "P_a\tairr\tok" in result.output
+    assert "P_b" in result.output and "1 of 2 files have a problem" in result.output

@@ -77,23 +77,51 @@ def simulate(out_dir: Path, demo: bool, n_patients: int, n_clones: int, blood_de
 @click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
 @_friendly
 def validate(sheet: Path) -> None:
-    """Check a sample sheet and the header of every file it names."""
+    """Check a sample sheet and every file it names (exists, format detected, columns present).
+
+    Prints one line per sample; exit code 1 when any file has a problem.
+    """
+    from tcrtrack.formats import detect_format, to_airr
     from tcrtrack.ingest import read_airr_header
     from tcrtrack.samplesheet import read_sample_sheet
 
     samples = read_sample_sheet(sheet)
-    problems = []
-    for sample, path in samples.select("sample", "path").iter_rows():
+    lines, problems = ["sample\tformat\tstatus"], 0
+    for sample, path, declared in samples.select("sample", "path", "format").iter_rows():
+        fmt = declared
         try:
-            read_airr_header(path)
+            fmt = detect_format(path) if declared == "auto" else declared
+            read_airr_header(path) if fmt == "airr" else to_airr(path, fmt=fmt)
+            lines.append(f"{sample}\t{fmt}\tok")
         except TcrtrackError as error:
-            problems.append(f"{sample}\t{error}")
+            problems += 1
+            lines.append(f"{sample}\t{fmt}\t{error}")
+    click.echo("\n".join(lines))
     if problems:
-        click.echo("sample\tproblem")
-        click.echo("\n".join(problems))
-        sys.exit(1)
+        raise click.ClickException(f"{problems} of {samples.height} files have a problem (see above)")
     click.echo(f"{sheet}: {samples.height} samples of {samples['patient'].n_unique()} patients, all files readable")
 
+
+@main.command()
+@click.version_option(__version__, prog_name="tcrtrack")
+@click.option("--from", "fmt", default="auto", show_default=True,
+              type=click.Choice(["auto", "airr", "immunoseq_v2", "immunoseq_v3", "mixcr", "10x_contigs", "vdjtools"]),
+              help="Format of the input export.")
+@click.option("--locus", default="TRB", show_default=True, type=click.Choice(["TRA", "TRB", "TRG", "TRD"]))
+@click.option("--species", default="homosapiens", show_default=True, type=click.Choice(["homosapiens", "musmusculus"]),
+              help="Species of the gene names (standardised to IMGT with tidytcells).")
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@_friendly
+def convert(fmt: str, locus: str, species: str, source: Path, out: Path) -> None:
+    """Convert a vendor export (SOURCE) into an AIRR Rearrangement TSV (OUT; gzipped when it ends in .gz)."""
+    from tcrtrack.formats import convert as convert_file
+
+    result = convert_file(source, out, fmt=fmt, locus=locus, species=species)
+    click.echo(f"{source} ({result.fmt}) -> {out}: {result.frame.height} rows; count: {result.count_source}; "
+               f"genes: {result.gene_mapping}, {result.unmapped_genes} rows with unmapped names")
+    for note in result.notes:
+        click.echo(f"note: {note}")
 
 
 # --- run: the workflow for the cohort or some patients ---------------------------------------------------
