@@ -108,7 +108,9 @@ def test_report_is_self_contained_with_every_figure_and_caption(run):
     assert html.count("How to read it") >= len(PATIENTS) * len(PATIENT_FIGURES) + len(COHORT_FIGURES)
     assert "Configuration of this run" in html
     # every figure embedded in the page itself (a data URI), none linked
-    assert html.count('"data_uri": "data:image/png;') == len(PATIENTS) * len(PATIENT_FIGURES) + len(COHORT_FIGURES)
+    kinetics_figures = 2 * len(PATIENTS) + 2  # kinetics and persistence, per patient and for the cohort
+    assert html.count('"data_uri": "data:image/png;') == (len(PATIENTS) * len(PATIENT_FIGURES) + len(COHORT_FIGURES)
+                                                           + kinetics_figures)
 
 
 def chromium_args(binary: str, profile: Path) -> list[str]:

@@ -266,13 +266,14 @@ def kinetics_step(*, patient: str, clones: str, sheet: str, settings: dict, base
 def kinetics_cohort_step(*, kinetics: Sequence[str], persistence: Sequence[str], sheet: str, kinetics_out: str,
                          summary_out: str, persistence_out: str, kinetics_png: str, persistence_png: str) -> None:
     """All patients' kinetics and persistence -> cohort tables (with patient metadata) and figures."""
-    from tcrtrack.kinetics import cohort_kinetics, kinetics_summary
+    from tcrtrack.kinetics import PERSISTENCE_SCHEMA, cohort_kinetics, kinetics_summary
     from tcrtrack.kinetics_plots import cohort_kinetics_figure, persistence_curves
     from tcrtrack.plots.style import save_figure
 
     samples = read_sample_sheet(sheet, check_files=False)
-    per_patient = {Path(p).parent.name: read_tsv(p) for p in kinetics}
-    persist = {Path(p).parent.name: read_tsv(p) for p in persistence}
+    # TSVs read back lose their types where a column is all NA: restore them from the schemas
+    per_patient = {Path(p).parent.name: cohort_kinetics({Path(p).parent.name: read_tsv(p)}) for p in kinetics}
+    persist = {Path(p).parent.name: read_tsv(p).cast(PERSISTENCE_SCHEMA) for p in persistence}
     cohort = cohort_kinetics(per_patient)
     summary = kinetics_summary(per_patient, persist).join(patient_metadata(samples), on="patient", how="left")
     persisted = pl.concat([t for t in persist.values() if t.height], how="diagonal_relaxed") \
