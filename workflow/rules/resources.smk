@@ -1,9 +1,10 @@
 # Memory (mem_mb) and wall time (runtime, minutes) of the heavy rules, as functions of their input size
 # and of the attempt (a job that is retried, e.g. `--retries 2` in the SLURM profile, asks for more).
 #
-# Calibrated on peak RSS measured with `benchmark:` files (benchmarks/README.md): at 1M clonotypes an
-# ingest job peaks at ~1 GB, diversity ~0.4 GB and a 7-sample patient ~2.3 GB; the formulas below ask
-# for about 1.5x the measured peak plus the interpreter's ~300 MB, and double it on each retry.
+# Calibrated on the peak RSS of the `benchmark:` files (benchmarks/README.md). At 1M clonotypes per
+# sample: ingest ~1.0 GB (44 MB gz input), diversity ~0.35 GB (34 MB Parquet), a 7-sample patient ~3.2 GB
+# (240 MB of Parquet), the cohort gather ~1.7 GB (a 133 MB clones table). The formulas ask for ~1.4-2x
+# the measured peak at 300k and 1M clonotypes, and multiply it by the attempt on each retry.
 # Input files that do not exist yet (outputs of upstream jobs) make Snakemake defer the evaluation
 # to when the job is ready. Local runs ignore runtime and only use mem_mb if `--resources mem_mb=N`.
 import os
@@ -32,6 +33,17 @@ def _scaled(base_mb, per_mb, *, floor=500, cap=256_000):
     return mem_mb
 
 
+def _gather_mb(base_mb, per_largest_mb, per_total_mb, *, floor=500, cap=256_000):
+    """A resource function for gathers that read their inputs one at a time: the largest input dominates."""
+
+    def mem_mb(wildcards, input, attempt):
+        sizes = [os.path.getsize(path) / 1e6 for path in input]
+        need = (base_mb + per_largest_mb * max(sizes, default=0.0) + per_total_mb * sum(sizes)) * attempt
+        return int(min(max(need, floor), cap))
+
+    return mem_mb
+
+
 def _minutes(base_min, per_gb_min, *, cap=7 * 24 * 60):
     """A runtime function (minutes): ``(base + per_gb * input GB) * attempt``."""
 
@@ -41,17 +53,17 @@ def _minutes(base_min, per_gb_min, *, cap=7 * 24 * 60):
     return runtime
 
 
-# ingest: the raw TSV (uncompressed MB) -> Arrow strings + Polars frames: ~6x the text at peak.
+# ingest: the raw TSV (uncompressed MB) -> Arrow strings + Polars frames: ~5x the text at peak.
 ingest_mem_mb = _scaled(400, 8.0)
 ingest_runtime = _minutes(5, 20)
-# diversity: one clonotype table (Parquet, ~20 MB per million clonotypes); rarefaction copies the counts.
-diversity_mem_mb = _scaled(600, 15.0)
+# diversity: one clonotype table (Parquet, ~35 MB per million clonotypes) and scikit-bio's ~250 MB.
+diversity_mem_mb = _scaled(450, 6.0)
 diversity_runtime = _minutes(5, 200)
-# patient calls: every Parquet table of the patient, aligned wide on clone_id (~100 bytes/clone/sample).
-patient_mem_mb = _scaled(800, 25.0)
+# patient calls: every Parquet table of the patient, aligned wide on clone_id (~13x the Parquet at peak).
+patient_mem_mb = _scaled(600, 18.0)
 patient_runtime = _minutes(10, 100)
 # cohort gather of the patients' wide tables: read one at a time, the largest dominates.
-cohort_mem_mb = _scaled(1000, 4.0)
+cohort_mem_mb = _gather_mb(1000, 10.0, 0.5)
 cohort_runtime = _minutes(10, 20)
 
 
