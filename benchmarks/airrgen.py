@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tcrtrack.simulate import AIRR_COLUMNS, library_counts
+from tcrtrack.simulate import AIRR_COLUMNS, airr_rows, library_counts
 
 TRBV = ("TRBV2", "TRBV3-1", "TRBV4-1", "TRBV4-2", "TRBV4-3", "TRBV5-1", "TRBV5-4", "TRBV5-5", "TRBV5-6",
         "TRBV5-8", "TRBV6-1", "TRBV6-2", "TRBV6-3", "TRBV6-4", "TRBV6-5", "TRBV6-6", "TRBV6-8", "TRBV6-9",
@@ -105,18 +105,7 @@ def power_law_frequencies(n: int, *, rng: np.random.Generator, exponent: float =
 
 def airr_frame(pool: Clonotypes, counts: np.ndarray, sample: str) -> pl.DataFrame:
     """AIRR rows of the clonotypes with a count > 0, by count descending (as ``tcrtrack.simulate``)."""
-    seen = np.flatnonzero(counts)
-    order = seen[np.lexsort((seen, -counts[seen]))]
-    rows = pool.frame[order]
-    empty = pl.lit("")
-    return rows.select(
-        sequence_id=pl.format(f"{sample}_{{}}", pl.int_range(1, pl.len() + 1)),
-        sequence=pl.col("junction"), rev_comp=pl.lit("F"), productive=pl.col("productive"),
-        v_call=pl.col("v_call"), d_call=empty, j_call=pl.col("j_call"),
-        sequence_alignment=empty, germline_alignment=empty, junction=pl.col("junction"),
-        junction_aa=pl.col("junction_aa"), v_cigar=empty, d_cigar=empty, j_cigar=empty,
-        locus=pl.col("locus"), duplicate_count=pl.Series(counts[order]),
-    ).select(AIRR_COLUMNS)
+    return airr_rows(pool.frame, counts, sample, v_call_column="v_call").select(AIRR_COLUMNS)
 
 
 def write_airr(frame: pl.DataFrame, path: Path, *, level: int = 6) -> Path:

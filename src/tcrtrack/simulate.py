@@ -287,7 +287,7 @@ def simulate_cohort(
                     dispersion=disp[compartment], rng=rng,
                 )
                 rel = f"{pid}/{sample}.tsv.gz"
-                _write_gz(out_dir / rel, _airr_rows(patient.clones, counts, sample))
+                _write_gz(out_dir / rel, airr_rows(patient.clones, counts, sample))
                 files.append(out_dir / rel)
                 sheet_rows.append({
                     "patient": pid, "sample": sample, "compartment": compartment,
@@ -558,8 +558,10 @@ def _add_product(
             truth.select(PRODUCT_TRUTH_COLUMNS))
 
 
-def _airr_rows(clones: pl.DataFrame, counts: np.ndarray, sample: str) -> pl.DataFrame:
-    """AIRR Rearrangement rows of the clonotypes seen, by count desc then clone order."""
+def airr_rows(clones: pl.DataFrame, counts: np.ndarray, sample: str, *,
+              v_call_column: str = "v_call_out") -> pl.DataFrame:
+    """AIRR Rearrangement rows of the clonotypes seen, by count desc then clone order (``v_call`` taken
+    from ``v_call_column``; the benchmarks' generator reuses this)."""
     seen = np.flatnonzero(counts)
     order = seen[np.lexsort((seen, -counts[seen]))]
     rows = clones[order]
@@ -567,7 +569,7 @@ def _airr_rows(clones: pl.DataFrame, counts: np.ndarray, sample: str) -> pl.Data
     return rows.select(
         sequence_id=pl.format(f"{sample}_{{}}", pl.int_range(1, pl.len() + 1)),
         sequence=pl.col("junction"), rev_comp=pl.lit("F"), productive=pl.col("productive"),
-        v_call=pl.col("v_call_out"), d_call=empty, j_call=pl.col("j_call"),
+        v_call=pl.col(v_call_column), d_call=empty, j_call=pl.col("j_call"),
         sequence_alignment=empty, germline_alignment=empty, junction=pl.col("junction"),
         junction_aa=pl.col("junction_aa"), v_cigar=empty, d_cigar=empty, j_cigar=empty,
         locus=pl.col("locus"), duplicate_count=pl.Series(counts[order]),
