@@ -272,9 +272,11 @@ def run_snakemake(sheet: Path, workdir: Path, cores: int = 2) -> float:
     return seconds
 
 
-RULE_OF_RECORD = {"patients": "patient_calls", "diversity/common_depth": "common_depth",
+RULE_OF_RECORD = {"patients": "patient_calls", "figures": "patient_figures", "diversity/common_depth": "common_depth",
                   "cohort/qc": "qc_cohort", "cohort/diversity": "diversity_cohort",
-                  "cohort/expansion": "expansion_cohort"}
+                  "cohort/expansion": "expansion_cohort", "cohort/overlap": "overlap_cohort",
+                  "cohort/figures": "cohort_figures", "cohort/kinetics": "kinetics_cohort",
+                  "cohort/provenance": "provenance"}
 
 
 def job_benchmarks(workdir: Path) -> pl.DataFrame:

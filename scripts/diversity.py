@@ -1,8 +1,7 @@
-"""Snakemake script: diversity of one sample at full and common depth."""
-from tcrtrack.pipeline import diversity_step
+"""Snakemake script: diversity of one patient's samples at full and common depth."""
+from tcrtrack.pipeline import diversity_patient_step
 from tcrtrack.scripting import run_step
 
-run_step(snakemake, lambda sm: diversity_step(  # noqa: F821
-    clonotypes=sm.input.clonotypes, depth_file=sm.input.depth, patient=sm.wildcards.patient,
-    sample=sm.wildcards.sample, iterations=sm.params.iterations, seed=sm.params.seed,
-    out=sm.output.diversity))
+run_step(snakemake, lambda sm: diversity_patient_step(  # noqa: F821
+    patient=sm.wildcards.patient, samples=sm.params.samples, clonotypes_dir=sm.input.clonotypes,
+    depth_file=sm.input.depth, iterations=sm.params.iterations, seed=sm.params.seed, out_dir=sm.output.diversity))

@@ -1,10 +1,10 @@
-"""Snakemake script: one repertoire file -> clonotype table + QC row."""
-from tcrtrack.pipeline import ingest_step
+"""Snakemake script: one patient's repertoire files -> clonotype tables + QC table."""
+from tcrtrack.pipeline import ingest_patient_step
 from tcrtrack.scripting import run_step
 
-run_step(snakemake, lambda sm: ingest_step(  # noqa: F821 (snakemake is injected)
-    repertoire=sm.input.repertoire, file_format=sm.params.format, patient=sm.wildcards.patient,
-    sample=sm.wildcards.sample, clonotypes_out=sm.output.clonotypes, qc_out=sm.output.qc,
+run_step(snakemake, lambda sm: ingest_patient_step(  # noqa: F821 (snakemake is injected)
+    patient=sm.wildcards.patient, samples=sm.params.samples, repertoires=sm.input.repertoires,
+    formats=sm.params.formats, clonotypes_dir=sm.output.clonotypes, qc_out=sm.output.qc,
     locus=sm.params.locus, productive_only=sm.params.productive_only,
     min_junction_aa_length=sm.params.min_junction_aa_length, definition=sm.params.definition,
     species=sm.params.species))

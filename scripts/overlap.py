@@ -3,4 +3,4 @@ from tcrtrack.pipeline import overlap_step
 from tcrtrack.scripting import run_step
 
 run_step(snakemake, lambda sm: overlap_step(  # noqa: F821
-    patient=sm.wildcards.patient, clonotypes=sm.input.clonotypes, sheet=sm.input.sheet, out=sm.output.overlap))
+    patient=sm.wildcards.patient, clonotypes=sm.params.clonotypes, sheet=sm.input.sheet, out=sm.output.overlap))

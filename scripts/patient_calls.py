@@ -3,6 +3,6 @@ from tcrtrack.pipeline import patient_step
 from tcrtrack.scripting import run_step
 
 run_step(snakemake, lambda sm: patient_step(  # noqa: F821
-    patient=sm.wildcards.patient, clonotypes=sm.input.clonotypes, sheet=sm.input.sheet,
+    patient=sm.wildcards.patient, clonotypes=sm.params.clonotypes, sheet=sm.input.sheet,
     settings=sm.params.settings, clones_out=sm.output.clones, flagged_out=sm.output.flagged,
     noise_out=sm.output.noise))

@@ -5,5 +5,5 @@ from tcrtrack.scripting import run_step
 
 run_step(snakemake, lambda sm: patient_figures_step(  # noqa: F821
     patient=sm.wildcards.patient, clones=sm.input.clones, noise=sm.input.noise, overlap=sm.input.overlap,
-    diversity=sm.input.diversity, sheet=sm.input.sheet, settings=sm.params.settings,
+    diversity=sm.params.diversity, sheet=sm.input.sheet, settings=sm.params.settings,
     figures={name: getattr(sm.output, name) for name in PATIENT_FIGURES}))

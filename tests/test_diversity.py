@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 from scipy.stats import entropy
 
 from tcrtrack.diversity import (
@@ -255,11 +256,14 @@ def test_rarefy_exact_depth_within_counts(counts: list[int], fraction: float, se
     assert np.all(sub >= 0) and np.all(sub <= x)
 
 
-def test_rarefy_is_unbiased_subsampling() -> None:
-    x = np.array([1, 3, 10, 50, 136])  # N = 200 ; E[sub_i] = 40 * x_i / 200
+@pytest.mark.parametrize("depth", [40, 100, 170])  # numpy's "count" method, "marginals", "count" again
+def test_rarefy_is_unbiased_subsampling(depth: int) -> None:
+    x = np.array([1, 3, 10, 50, 136])  # N = 200; each marginal is hypergeometric(N, x_i, depth)
     rng = np.random.default_rng(11)
-    draws = np.array([rarefy(x, depth=40, rng=rng) for _ in range(3000)])
-    assert draws.mean(axis=0) == pytest.approx(x * 40 / 200, abs=0.3)
+    draws = np.array([rarefy(x, depth=depth, rng=rng) for _ in range(4000)])
+    assert np.all(draws.sum(axis=1) == depth)
+    assert draws.mean(axis=0) == pytest.approx(stats.hypergeom.mean(200, x, depth), abs=0.35)
+    assert draws.var(axis=0) == pytest.approx(stats.hypergeom.var(200, x, depth), rel=0.12, abs=0.05)
     assert np.array_equal(rarefy(x, depth=200, rng=rng), x)
 
 
@@ -281,9 +285,11 @@ def test_sample_diversity_is_deterministic_for_a_seed() -> None:
 def test_rarefied_row_is_mean_and_sd_of_manual_loop() -> None:
     x = _random_counts(8, 400)
     depth, n_iter, seed = 250, 6, 3
+    total = int(x.sum())
+    method = "count" if min(depth, total - depth) <= total // 4 else "marginals"  # the rule of rarefy()
     runs = []
     for i in range(n_iter):
-        sub = np.random.default_rng([seed, i]).multivariate_hypergeometric(x, depth)
+        sub = np.random.default_rng([seed, i]).multivariate_hypergeometric(x, depth, method=method)
         runs.append([diversity_metrics(sub)[k] for k in METRIC_NAMES])
     arr = np.array(runs)
     df = sample_diversity(x, depth=depth, n_iterations=n_iter, seed=seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +110,39 @@ def test_a_second_run_has_nothing_to_do(demo_run):
     dry = snakemake(demo_run, "--configfile", "my.yaml", "--dry-run")
     assert dry.returncode == 0
     assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def _planned_resources(text: str, rule: str) -> dict[str, dict[str, int]]:
+    """patient -> {mem_mb, runtime} of every planned job of ``rule`` in a dry-run's output."""
+    planned = {}
+    for block in re.split(r"\n\s*rule ", text)[1:]:  # jobs of a group are indented
+        if block.startswith(f"{rule}:"):
+            patient = re.search(r"wildcards: patient=(\S+)", block).group(1)
+            planned[patient] = {key: int(re.search(rf"\b{key}=(\d+)", block).group(1)) for key in ("mem_mb", "runtime")}
+    return planned
+
+
+def _megabytes(folder: Path) -> list[float]:
+    return [path.stat().st_size / 1e6 for path in folder.iterdir()]
+
+
+def test_job_resources_scale_with_the_patients_data(demo_run, sheet):
+    """mem_mb is a function of the input size (workflow/rules/resources.smk; per-patient folders count as
+    their files): patient_calls holds all the patient's tables at once, the ingest job one file at a time."""
+    dry = snakemake(demo_run, "--configfile", "my.yaml", "--dry-run", "--forcerun", "patient_calls", "ingest")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    text = dry.stdout + dry.stderr
+    calls, ingest = _planned_resources(text, "patient_calls"), _planned_resources(text, "ingest")
+    assert set(calls) == set(ingest) == set(sheet["patient"])
+    for patient in calls:
+        inputs = sum(_megabytes(demo_run / "results" / "clonotypes" / patient)) + SHEET.stat().st_size / 1e6
+        assert calls[patient]["mem_mb"] == int(max(600 + 18.0 * inputs, 500))
+        files = [ROOT / "config" / p for p in sheet.filter(pl.col("patient") == patient)["path"]]
+        largest = max(path.stat().st_size for path in files) / 1e6 * 4.5  # gzipped: ~4.5x as text
+        assert ingest[patient]["mem_mb"] == int(max(400 + 8.0 * largest, 500))
+    sizes = {p: sum(_megabytes(demo_run / "results" / "clonotypes" / p)) for p in calls}
+    order = sorted(calls, key=sizes.get)
+    assert [calls[p]["mem_mb"] for p in order] == sorted(calls[p]["mem_mb"] for p in order)
 
 
 def test_bad_sample_sheet_stops_with_one_line(tmp_path):

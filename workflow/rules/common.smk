@@ -31,20 +31,25 @@ wildcard_constraints:
     sample="[A-Za-z0-9_-]+",
 
 
-def sample_row(wildcards):
-    """The sheet row of the sample named by the wildcards."""
-    row = samples.filter(pl.col("sample") == wildcards.sample)
-    if row.height == 0 or row["patient"][0] != wildcards.patient:
-        raise ValueError(f"no sample {wildcards.sample} of patient {wildcards.patient} in {config['samples']}")
-    return row.row(0, named=True)
+def patient_rows(wildcards):
+    """The sheet rows of the patient named by the wildcards, in sheet order."""
+    rows = samples.filter(pl.col("patient") == wildcards.patient)
+    if rows.height == 0:
+        raise ValueError(f"no patient {wildcards.patient} in {config['samples']}")
+    return rows
 
 
-def repertoire_file(wildcards):
-    return sample_row(wildcards)["path"]
+def patient_repertoires(wildcards):
+    """The repertoire files of the patient, one per sample (input of the per-patient ingest job)."""
+    return patient_rows(wildcards)["path"].to_list()
 
 
-def repertoire_format(wildcards):
-    return sample_row(wildcards)["format"]
+def patient_formats(wildcards):
+    return patient_rows(wildcards)["format"].to_list()
+
+
+def patient_samples(wildcards):
+    return patient_rows(wildcards)["sample"].to_list()
 
 
 def per_sample(pattern):
@@ -52,17 +57,28 @@ def per_sample(pattern):
     return [pattern.format(patient=p, sample=s) for s, p in SAMPLE_PATIENT.items()]
 
 
+def per_patient(pattern):
+    """Expand a {patient} pattern over every patient of the sheet."""
+    return [pattern.format(patient=p) for p in PATIENTS]
+
+
+def patient_sample_files(pattern):
+    """A params function: ``pattern`` ({patient}/{sample}) for every sample of the wildcards' patient.
+
+    Per-sample tables live in per-patient output directories (``directory()`` outputs of the ingest and
+    diversity jobs); the steps get the file names of the samples as a parameter."""
+
+    def files(wildcards):
+        return [pattern.format(patient=wildcards.patient, sample=name) for name in patient_samples(wildcards)]
+
+    return files
+
+
 def common_depth_inputs(wildcards):
     """QC tables give the sample totals; a configured depth needs none."""
     if config["diversity"]["depth"] is not None:
         return []
-    return per_sample("results/qc/{patient}/{sample}.tsv")
-
-
-def patient_clonotypes(wildcards):
-    """Every clonotype table of the patient named by the wildcards."""
-    names = samples.filter(pl.col("patient") == wildcards.patient)["sample"].to_list()
-    return [f"results/clonotypes/{wildcards.patient}/{name}.parquet" for name in names]
+    return per_patient("results/qc/{patient}.tsv")
 
 
 def call_settings():
@@ -91,7 +107,7 @@ def kinetics_targets():
 
 def all_targets():
     return [
-        *per_sample("results/clonotypes/{patient}/{sample}.parquet"),
+        *per_patient("results/clonotypes/{patient}"),
         "results/cohort/qc.tsv",
         "results/cohort/diversity.tsv",
         "results/provenance.json",

@@ -1,4 +1,5 @@
-# Diversity per sample at full depth and rarefied to a common depth, then the cohort table.
+# Diversity per sample at full depth and rarefied to a common depth (one job per patient), then the
+# cohort table.
 
 
 rule common_depth:
@@ -24,15 +25,16 @@ rule common_depth:
 
 rule diversity:
     input:
-        clonotypes="results/clonotypes/{patient}/{sample}.parquet",
+        clonotypes="results/clonotypes/{patient}",
         depth="results/diversity/common_depth.txt",
     output:
-        diversity="results/diversity/{patient}/{sample}.parquet",
+        diversity=directory("results/diversity/{patient}"),  # {sample}.parquet for each sample
     log:
-        "logs/diversity/{patient}/{sample}.log",
+        "logs/diversity/{patient}.log",
     benchmark:
-        "logs/benchmarks/diversity/{patient}/{sample}.tsv"
+        "logs/benchmarks/diversity/{patient}.tsv"
     params:
+        samples=patient_samples,
         iterations=config["diversity"]["iterations"],
         seed=config["diversity"]["seed"],
     group:
@@ -49,7 +51,7 @@ rule diversity:
 
 rule diversity_cohort:
     input:
-        diversity=per_sample("results/diversity/{patient}/{sample}.parquet"),
+        diversity=per_patient("results/diversity/{patient}"),
         sheet=config["samples"],
     output:
         diversity=report("results/cohort/diversity.tsv", category="Cohort", labels={"table": "diversity"}),
@@ -57,6 +59,8 @@ rule diversity_cohort:
         "logs/cohort/diversity.log",
     benchmark:
         "logs/benchmarks/cohort/diversity.tsv"
+    params:
+        tables=per_sample("results/diversity/{patient}/{sample}.parquet"),
     threads: 1
     resources:
         mem_mb=1000,

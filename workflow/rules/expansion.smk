@@ -3,7 +3,7 @@
 
 rule patient_calls:
     input:
-        clonotypes=patient_clonotypes,
+        clonotypes="results/clonotypes/{patient}",
         sheet=config["samples"],
     output:
         clones="results/patients/{patient}/clones.parquet",
@@ -19,6 +19,7 @@ rule patient_calls:
     benchmark:
         "logs/benchmarks/patients/{patient}.tsv"
     params:
+        clonotypes=patient_sample_files("results/clonotypes/{patient}/{sample}.parquet"),
         settings=call_settings(),
     threads: 1
     resources:

@@ -8,7 +8,7 @@ rule patient_figures:
         clones="results/patients/{patient}/clones.parquet",
         noise="results/patients/{patient}/noise_model.tsv",
         overlap="results/patients/{patient}/overlap.tsv",
-        diversity=patient_diversity,
+        diversity="results/diversity/{patient}",
         sheet=config["samples"],
     output:
         overlap_heatmap=report(
@@ -53,8 +53,13 @@ rule patient_figures:
         noise_model_pdf="results/patients/{patient}/figures/noise_model.pdf",
     log:
         "logs/figures/{patient}.log",
+    benchmark:
+        "logs/benchmarks/figures/{patient}.tsv"
     params:
+        diversity=patient_sample_files("results/diversity/{patient}/{sample}.parquet"),
         settings=call_settings(),
+    group:
+        "report"
     threads: 1
     resources:
         mem_mb=report_mem_mb(1000, 40),
@@ -96,6 +101,8 @@ rule cohort_figures:
         overlap_summary_pdf="results/cohort/figures/overlap_summary.pdf",
     log:
         "logs/figures/cohort.log",
+    benchmark:
+        "logs/benchmarks/cohort/figures.tsv"
     params:
         group_by=group_by_column(),
         baseline_day=config["expansion"]["baseline_day"],

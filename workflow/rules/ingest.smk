@@ -1,18 +1,20 @@
-# Ingest: repertoire file -> clonotype table + QC row (every input row accounted for).
+# Ingest: one patient's repertoire files -> a clonotype table per sample + QC rows (every input row
+# accounted for). One job per patient: a fresh Python per sample would cost more than the work itself.
 
 
 rule ingest:
     input:
-        repertoire=repertoire_file,
+        repertoires=patient_repertoires,
     output:
-        clonotypes="results/clonotypes/{patient}/{sample}.parquet",
-        qc="results/qc/{patient}/{sample}.tsv",
+        clonotypes=directory("results/clonotypes/{patient}"),  # {sample}.parquet for each sample
+        qc="results/qc/{patient}.tsv",
     log:
-        "logs/ingest/{patient}/{sample}.log",
+        "logs/ingest/{patient}.log",
     benchmark:
-        "logs/benchmarks/ingest/{patient}/{sample}.tsv"
+        "logs/benchmarks/ingest/{patient}.tsv"
     params:
-        format=repertoire_format,
+        samples=patient_samples,
+        formats=patient_formats,
         locus=config["ingest"]["locus"],
         productive_only=config["ingest"]["productive_only"],
         min_junction_aa_length=config["ingest"]["min_junction_aa_length"],
@@ -32,7 +34,7 @@ rule ingest:
 
 rule qc_cohort:
     input:
-        qc=per_sample("results/qc/{patient}/{sample}.tsv"),
+        qc=per_patient("results/qc/{patient}.tsv"),
         sheet=config["samples"],
     output:
         qc=report("results/cohort/qc.tsv", category="Cohort", labels={"table": "QC"}),
@@ -58,6 +60,8 @@ rule provenance:
         provenance="results/provenance.json",
     log:
         "logs/cohort/provenance.log",
+    benchmark:
+        "logs/benchmarks/cohort/provenance.tsv"
     threads: 1
     resources:
         mem_mb=500,

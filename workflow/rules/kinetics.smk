@@ -31,6 +31,8 @@ rule kinetics:
     params:
         settings=config["kinetics"],
         baseline_day=config["expansion"]["baseline_day"],
+    group:
+        "report"
     threads: 1
     resources:
         mem_mb=2000,

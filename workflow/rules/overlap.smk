@@ -4,7 +4,7 @@
 
 rule overlap:
     input:
-        clonotypes=patient_clonotypes,
+        clonotypes="results/clonotypes/{patient}",
         sheet=config["samples"],
     output:
         overlap=report(
@@ -16,6 +16,12 @@ rule overlap:
         ),
     log:
         "logs/overlap/{patient}.log",
+    benchmark:
+        "logs/benchmarks/overlap/{patient}.tsv"
+    params:
+        clonotypes=patient_sample_files("results/clonotypes/{patient}/{sample}.parquet"),
+    group:
+        "report"
     threads: 1
     resources:
         mem_mb=report_mem_mb(800, 30),
@@ -45,6 +51,8 @@ rule overlap_cohort:
         ),
     log:
         "logs/cohort/overlap.log",
+    benchmark:
+        "logs/benchmarks/cohort/overlap.tsv"
     params:
         min_patients=2,
     threads: 1

@@ -1,7 +1,5 @@
 # Input functions and targets of the overlap, figure and report stage (overlap.smk, figures.smk).
 # The report itself: snakemake --report results/report.html (workflow/report/*.rst are its captions).
-import os
-
 from tcrtrack.plots import COHORT_FIGURES, PATIENT_FIGURES
 
 
@@ -17,13 +15,6 @@ def overlap_targets():
         "results/cohort/overlap.tsv",
         "results/cohort/public_clones.tsv",
     ]
-
-
-def patient_diversity(wildcards):
-    """The diversity tables of the patient's samples (not the cohort table: a patient's figures must not
-    wait for, or be rebuilt by, other patients)."""
-    names = samples.filter(pl.col("patient") == wildcards.patient)["sample"].to_list()
-    return [f"results/diversity/{wildcards.patient}/{name}.parquet" for name in names]
 
 
 def group_by_column():
@@ -44,11 +35,6 @@ def figure_targets():
     ]
 
 
-def _report_input_mb(files):
-    """Total size of ``files`` in MB; a file not made yet raises FileNotFoundError (evaluated later)."""
-    return sum(os.path.getsize(path) for path in files) / 1e6
-
-
 def report_mem_mb(base_mb, per_input_mb):
     """A mem_mb function: ``(base + per_input_mb * input MB) * attempt``, at most 256 GB.
 
@@ -57,7 +43,7 @@ def report_mem_mb(base_mb, per_input_mb):
     4 x 19.5 MB. The factors below leave ~1.5x headroom."""
 
     def mem_mb(wildcards, input, attempt):
-        return int(min((base_mb + per_input_mb * _report_input_mb(input)) * attempt, 256_000))
+        return int(min((base_mb + per_input_mb * _megabytes(input)) * attempt, 256_000))
 
     return mem_mb
 

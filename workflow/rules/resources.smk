@@ -12,19 +12,27 @@ import os
 GZIP_RATIO = 4.5  # an AIRR TSV decompresses to ~4-5x its gzipped size
 
 
-def _megabytes(files, gz_ratio=1.0):
-    """Total size of ``files`` in MB (1e6 bytes); gzipped files count ``gz_ratio`` times their size.
+def _file_sizes(files, gz_ratio=1.0):
+    """Sizes in MB (1e6 bytes) of ``files``; a directory (a per-patient output) counts as its files, a
+    gzipped file ``gz_ratio`` times its size. A missing file raises FileNotFoundError, which Snakemake
+    takes as "evaluate later"."""
+    sizes = []
+    for path in map(str, files):
+        if os.path.isdir(path):
+            sizes.extend(_file_sizes([entry.path for entry in os.scandir(path) if entry.is_file()], gz_ratio))
+        else:
+            sizes.append(os.path.getsize(path) / 1e6 * (gz_ratio if path.endswith(".gz") else 1.0))
+    return sizes
 
-    A missing file raises FileNotFoundError, which Snakemake takes as "evaluate later"."""
-    total = 0.0
-    for path in files:
-        size = os.path.getsize(path) / 1e6
-        total += size * (gz_ratio if str(path).endswith(".gz") else 1.0)
-    return total
+
+def _megabytes(files, gz_ratio=1.0):
+    """Total size of ``files`` in MB (see _file_sizes)."""
+    return sum(_file_sizes(files, gz_ratio))
 
 
 def _scaled(base_mb, per_mb, *, floor=500, cap=256_000):
-    """A resource function: ``(base + per_mb * input MB) * attempt``, clipped to [floor, cap]."""
+    """A resource function for jobs that hold all their inputs at once: ``(base + per_mb * input MB) *
+    attempt``, clipped to [floor, cap]."""
 
     def mem_mb(wildcards, input, attempt):
         need = (base_mb + per_mb * _megabytes(input, GZIP_RATIO)) * attempt
@@ -34,10 +42,10 @@ def _scaled(base_mb, per_mb, *, floor=500, cap=256_000):
 
 
 def _gather_mb(base_mb, per_largest_mb, per_total_mb, *, floor=500, cap=256_000):
-    """A resource function for gathers that read their inputs one at a time: the largest input dominates."""
+    """A resource function for jobs that read their inputs one at a time: the largest input dominates."""
 
     def mem_mb(wildcards, input, attempt):
-        sizes = [os.path.getsize(path) / 1e6 for path in input]
+        sizes = _file_sizes(input, GZIP_RATIO)
         need = (base_mb + per_largest_mb * max(sizes, default=0.0) + per_total_mb * sum(sizes)) * attempt
         return int(min(max(need, floor), cap))
 
@@ -53,11 +61,13 @@ def _minutes(base_min, per_gb_min, *, cap=7 * 24 * 60):
     return runtime
 
 
-# ingest: the raw TSV (uncompressed MB) -> Arrow strings + Polars frames: ~5x the text at peak.
-ingest_mem_mb = _scaled(400, 8.0)
+# ingest (one patient, one file at a time): the largest raw TSV (uncompressed MB) -> Arrow strings +
+# Polars frames, ~5x the text at peak; runtime grows with all the patient's files.
+ingest_mem_mb = _gather_mb(400, 8.0, 0.0)
 ingest_runtime = _minutes(5, 20)
-# diversity: one clonotype table (Parquet, ~35 MB per million clonotypes) and scikit-bio's ~250 MB.
-diversity_mem_mb = _scaled(450, 6.0)
+# diversity (one patient, one sample at a time): a clonotype table (Parquet, ~35 MB per million
+# clonotypes) and scikit-bio's ~250 MB.
+diversity_mem_mb = _gather_mb(450, 6.0, 0.0)
 diversity_runtime = _minutes(5, 200)
 # patient calls: every Parquet table of the patient, aligned wide on clone_id (~13x the Parquet at peak).
 patient_mem_mb = _scaled(600, 18.0)
