@@ -171,6 +171,30 @@ def test_bh_rejects_invalid():
         ex.bh_qvalues([1.2])
 
 
+def test_bh_of_repeated_p_values_is_bit_identical():
+    """q-values from the distinct (a, b) pairs equal scipy's on every clone, bit for bit, ties included."""
+    rng = np.random.default_rng(11)
+    for trial in range(300):
+        k = int(rng.integers(1, 40))
+        p = rng.choice(np.r_[rng.random(k), 0.0, 0.5, 1.0], size=k)  # repeated values across entries too
+        p = np.round(p, 2) if trial % 2 else p
+        repeats = rng.integers(1, 6, size=k)
+        expected = ex.bh_qvalues(np.repeat(p, repeats))
+        np.testing.assert_array_equal(np.repeat(ex._bh_qvalues_of_repeated(p, repeats), repeats), expected)
+    with pytest.raises(ValueError):
+        ex._bh_qvalues_of_repeated(np.array([0.1, np.nan]), np.array([2, 1]))
+
+
+def test_pvalues_and_qvalues_equal_the_per_clone_computation_exactly():
+    a, b = null_scenario(9, n_clones=4_000)[3:]
+    out = ex.expansion_arrays(a, b, n_a=a.sum(), n_b=b.sum(), model="fisher")
+    tested = (a + b) > 0
+    p = ex.fisher_pvalues(a[tested], b[tested], n_a=a.sum(), n_b=b.sum())
+    np.testing.assert_array_equal(out["pvalue"][tested], p)
+    np.testing.assert_array_equal(out["qvalue"][tested], ex.bh_qvalues(p))
+    assert np.isnan(out["pvalue"][~tested]).all() and not out["significant"][~tested].any()
+
+
 # --------------------------------------------------------------------------- the result table
 
 
@@ -192,6 +216,22 @@ def test_result_table_columns_nulls_and_rule():
     rule = (q < 0.05) & (out["log2fc"].to_numpy() >= 1.0) & (b >= 5)
     assert out["significant"].to_list() == rule.tolist()
     assert out["significant"].to_list() == [False, True, False, False, True, False]
+
+
+def test_arrays_are_the_table_columns():
+    a, b = np.array([0, 0, 1, 50, 2, 0]), np.array([0, 60, 1, 40, 30, 2])
+    table = ex.test_expansion(a, b, n_a=10_000, n_b=10_000, noise=constant_rho(0.01))
+    arrays = ex.expansion_arrays(a, b, n_a=10_000, n_b=10_000, noise=constant_rho(0.01))
+    assert list(arrays) == table.columns
+    assert pl.DataFrame(arrays, schema=ex.RESULT_SCHEMA).with_columns(
+        pl.col("pvalue", "qvalue").fill_nan(None)).equals(table)
+
+
+def test_result_table_does_not_share_the_callers_arrays():
+    a, b = np.array([3, 0, 5]), np.array([1, 4, 5])
+    out = ex.test_expansion(a, b, n_a=100, n_b=100, model="fisher")
+    a[0], b[0] = 7, 7
+    assert out["count_ref"][0] == 3 and out["count_post"][0] == 1
 
 
 def test_overdispersed_without_noise_fits_the_bulk():

@@ -261,6 +261,17 @@ def test_low_depth_biopsy_pools_one_bin_and_records_it():
     assert all(c >= 200 for c in default.n_clones)
 
 
+def test_count_validation_by_dtype():
+    ints = np.array([0, 3, 7], dtype=np.int64)
+    assert nz._counts(ints, "a") is ints  # integer counts are taken as they are
+    assert nz._counts(np.array([2, 5], dtype=np.uint16), "a").dtype == np.int64
+    assert nz._counts([0.0, 4.0], "a").tolist() == [0, 4]
+    for bad in ([1, -2], np.array([-1], dtype=np.int32), [1.5], [np.nan], [np.inf]):
+        with pytest.raises(ValueError, match="non-negative whole"):
+            nz._counts(bad, "a")
+    assert nz._counts(np.array([], dtype=float), "a").size == 0
+
+
 def test_replicate_input_validation():
     with pytest.raises(ValueError, match="two aligned"):
         nz.fit_noise_from_replicates([np.array([1, 2])])

@@ -60,6 +60,37 @@ def test_wide_table_keeps_every_count(cohort):
         assert wide[f"freq_{sample}"].sum() == pytest.approx(1.0)
 
 
+def pivot_wide_counts(clonotypes: dict[str, pl.DataFrame]) -> pl.DataFrame:
+    """The wide table as the earlier concat + pivot + join + sort built it (the oracle)."""
+    names = ("clone_id", "junction_aa", "v_gene", "j_gene")
+    long = pl.concat([t.select(*names, "count").with_columns(sample=pl.lit(s)) for s, t in clonotypes.items()])
+    annotation = long.group_by("clone_id", maintain_order=True).agg(pl.col(c).first() for c in names[1:])
+    counts = long.pivot(on="sample", index="clone_id", values="count", aggregate_function="sum",
+                        on_columns=list(clonotypes))
+    counts = counts.rename({s: f"count_{s}" for s in clonotypes}).fill_null(0)
+    totals = {s: int(t["count"].sum()) for s, t in clonotypes.items()}
+    return annotation.join(counts, on="clone_id").with_columns(
+        (pl.col(f"count_{s}") / totals[s]).alias(f"freq_{s}") for s in clonotypes).sort("clone_id")
+
+
+def test_wide_table_equals_the_pivot_it_replaces():
+    rng = np.random.default_rng(3)
+    pool = [f"CAS{i:03d}F" for i in range(400)]
+    tables = {}
+    for k, sample in enumerate(["s2", "s1", "s3"]):  # not in name order: columns keep the mapping's order
+        picked = rng.choice(pool, size=250, replace=False)
+        counts = rng.integers(1, 100, size=picked.size)
+        frame = pl.DataFrame({"junction_aa": picked, "count": counts}).with_columns(
+            clone_id=pl.col("junction_aa"),  # as definition "aa": V/J may differ between samples
+            v_gene=pl.lit(f"TRBV{k + 1}"), j_gene=pl.lit("TRBJ2-7"), junction=None, frequency=None,
+            v_ambiguous=False, j_ambiguous=False)
+        tables[sample] = frame.select(list(CLONOTYPE_SCHEMA)).cast(CLONOTYPE_SCHEMA)
+    tables["dup"] = pl.concat([tables["s1"].head(5), tables["s1"].head(3)])  # a repeated clone_id: summed
+    tables["empty"] = tables["s1"].clear()
+    assert wide_counts(tables).equals(pivot_wide_counts(tables))
+    assert wide_counts({"empty": tables["empty"]}).height == 0
+
+
 def test_fisher_pvalue_pools_replicates_and_matches_scipy(cohort):
     samples, tables = cohort
     calls = analyse_patient(samples, tables, settings=FISHER)
@@ -194,3 +225,25 @@ def test_replicate_rho_is_carried_over_to_pooled_libraries():
     assert for_pooled_libraries(pair, k_a=1, k_b=1) is pair
     bulk = NoiseModel(source="bulk", log10_freq=(-4.0,), rho_bins=(0.1,), n_clones=(300,), p_null=(0.5,))
     assert for_pooled_libraries(bulk, k_a=2, k_b=1) is bulk
+
+
+def test_best_comparison_and_peak_day():
+    from tcrtrack.patient import Comparison, Timepoint, _best, _peak_day
+
+    def comparison(day, q, significant, freq):
+        tested = ~np.isnan(q)
+        stats = {"qvalue": np.nan_to_num(q), "significant": np.array(significant, dtype=bool),
+                 "log2fc": np.full(q.size, day / 10), "freq_post": np.array(freq, dtype=float)}
+        return Comparison(Timepoint("blood", day, (f"b{day}",)), tested, stats)
+
+    nan = np.nan
+    early = comparison(14, np.array([0.04, 0.01, 0.2, 0.02, nan, nan]), [1, 0, 0, 1, 0, 0], [0.3, 0.5, 0, 0.1, 0, 0])
+    late = comparison(28, np.array([0.01, 0.04, 0.3, 0.02, nan, 0.5]), [1, 1, 0, 1, 0, 0], [0.2, 0.1, 0, 0.1, 0, 0])
+    log2fc, qvalue = _best([early, late], n=6, prefix="blood")
+    # smallest q among significant; significant before smaller non-significant q; else smallest q; first on ties
+    assert qvalue.to_list() == [0.01, 0.04, 0.2, 0.02, None, 0.5]
+    assert log2fc.to_list() == [2.8, 2.8, 1.4, 1.4, None, 2.8]
+    expanded = np.array([True, True, False, True, False, False])
+    # the highest frequency among the days the clone was expanded (first on ties)
+    assert _peak_day([early, late], expanded, n=6).to_list() == [14, 28, None, 14, None, None]
+    assert _best([], n=2, prefix="tumor")[1].to_list() == [None, None]

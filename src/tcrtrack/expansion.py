@@ -17,7 +17,8 @@ than expected under unchanged frequency):
   (:mod:`tcrtrack.noise`; Rytlewski et al. 2019, PLoS One 14:e0213684; Koraichi et al. 2022).
 
 Every p-value function works on the distinct ``(a, b)`` pairs (a few thousand in a
-repertoire of a million clones) and scatters the results back.
+repertoire of a million clones) and scatters the results back; so do the q-values of
+:func:`test_expansion`.
 """
 
 from __future__ import annotations
@@ -142,6 +143,26 @@ def bh_qvalues(p: ArrayLike) -> NDArray[np.float64]:
     return stats.false_discovery_control(p, method="bh")
 
 
+def _bh_qvalues_of_repeated(p: NDArray[np.float64], repeats: NDArray[np.int64]) -> NDArray[np.float64]:
+    """:func:`bh_qvalues` of ``np.repeat(p, repeats)``, one q-value per entry of ``p``, bit for bit.
+
+    Tied p-values share the q-value of the last of them in sorted order, ``p m / k`` with ``k`` the number
+    of p-values up to and including the tie (``p m / j`` does not increase along a tie), so sorting the
+    distinct p-values (a few thousand distinct ``(a, b)`` pairs) replaces sorting every clone's.
+    """
+    if repeats.sum() <= 1 or not np.all((p >= 0) & (p <= 1)):
+        return bh_qvalues(np.repeat(p, repeats))  # the trivial case, or bh_qvalues' error
+    order = np.argsort(p, kind="stable")
+    ps = p[order]
+    last = np.r_[ps[1:] != ps[:-1], True]  # the last entry of each run of equal p-values
+    k = np.cumsum(repeats[order])[last]
+    q = ps[last] * (int(repeats.sum()) / k.astype(np.float64))  # as scipy: p * (m / i), i as float
+    q = np.clip(np.minimum.accumulate(q[::-1])[::-1], 0.0, 1.0)
+    out = np.empty_like(q, shape=p.shape)
+    out[order] = q[np.cumsum(np.r_[True, last[:-1]]) - 1]  # each entry's run
+    return out
+
+
 def pool_replicates(replicate_counts: Sequence[ArrayLike], *,
                     depths: Sequence[float] | None = None) -> tuple[NDArray[np.int64], int]:
     """Pool technical replicates of one sample: counts summed clone-wise, depths summed.
@@ -193,6 +214,20 @@ def test_expansion(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
         ``pvalue``/``qvalue`` are null (and ``significant`` false) for clones not tested
         (``a + b = 0``); q-values are Benjamini-Hochberg over the tested clones only.
     """
+    columns = expansion_arrays(a, b, n_a=n_a, n_b=n_b, model=model, noise=noise, pseudocount=pseudocount,
+                               fdr=fdr, min_log2fc=min_log2fc, min_count=min_count)
+    for name in ("count_ref", "count_post"):  # the table must not share the caller's arrays
+        columns[name] = columns[name].copy()
+    return pl.DataFrame(columns, schema=RESULT_SCHEMA).with_columns(pl.col("pvalue", "qvalue").fill_nan(None))
+
+
+def expansion_arrays(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
+                     model: Literal["fisher", "overdispersed"] = "overdispersed",
+                     noise: NoiseModel | None = None, pseudocount: float = 1.0, fdr: float = 0.05,
+                     min_log2fc: float = 1.0, min_count: int = 2) -> dict[str, NDArray]:
+    """:func:`test_expansion` as numpy arrays, one per column of :data:`RESULT_SCHEMA`, with NaN
+    p- and q-values for the clones not tested (for callers that keep working on arrays).
+    ``count_ref`` and ``count_post`` are ``a`` and ``b`` themselves when these are int64 arrays."""
     a, b, n_a, n_b = _validate(a, b, n_a, n_b)
     if model not in ("fisher", "overdispersed"):
         raise ValueError(f"model must be 'fisher' or 'overdispersed', got {model!r}")
@@ -205,21 +240,22 @@ def test_expansion(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
     pvalue = np.full(a.size, np.nan)
     qvalue = np.full(a.size, np.nan)
     if tested.any():
-        at, bt = a[tested], b[tested]
+        every = tested.all()  # as pipelines call it: no copy of the counts
+        ua, ub, inv = _unique_pairs(*((a, b) if every else (a[tested], b[tested])))
         if model == "fisher":
-            p = fisher_pvalues(at, bt, n_a=n_a, n_b=n_b)
+            p = fisher_pvalues(ua, ub, n_a=n_a, n_b=n_b)
         else:
             if noise is None:
                 noise = fit_noise_from_bulk(a, b, n_a=n_a, n_b=n_b)
-            p = betabinomial_pvalues(at, bt, n_a=n_a, n_b=n_b, noise=noise)
-        pvalue[tested] = p
-        qvalue[tested] = bh_qvalues(p)
+            p = betabinomial_pvalues(ua, ub, n_a=n_a, n_b=n_b, noise=noise)
+        q = _bh_qvalues_of_repeated(p, np.bincount(inv, minlength=p.size))
+        if every:
+            pvalue, qvalue = p[inv], q[inv]
+        else:
+            pvalue[tested], qvalue[tested] = p[inv], q[inv]
     significant = tested & (np.nan_to_num(qvalue, nan=1.0) < fdr) & (log2fc >= min_log2fc) & (b >= min_count)
-    return pl.DataFrame(
-        {"count_ref": a, "count_post": b, "freq_ref": a / n_a, "freq_post": b / n_b,
-         "log2fc": log2fc, "pvalue": pvalue, "qvalue": qvalue, "significant": significant},
-        schema=RESULT_SCHEMA,
-    ).with_columns(pl.col("pvalue", "qvalue").fill_nan(None))
+    return {"count_ref": a, "count_post": b, "freq_ref": a / n_a, "freq_post": b / n_b,
+            "log2fc": log2fc, "pvalue": pvalue, "qvalue": qvalue, "significant": significant}
 
 
 test_expansion.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

@@ -110,17 +110,13 @@ class NoiseModel:
         """One row per bin (one null row for a model without bins), for tables and figures."""
         k = len(self.rho_bins)
         if k == 0:
-            return pl.DataFrame(
-                {"source": [self.source], "bin": [0], "log10_freq": [None], "rho": [0.0],
-                 "n_clones": [0], "p_null": [None], "note": [self.note]},
-                schema=_FRAME_SCHEMA,
-            )
+            return pl.DataFrame({"source": [self.source], "bin": [0], "log10_freq": [None], "rho": [0.0],
+                                 "n_clones": [0], "p_null": [None], "note": [self.note]}, schema=_FRAME_SCHEMA)
         return pl.DataFrame(
             {"source": [self.source] * k, "bin": list(range(k)),
              "log10_freq": list(self.log10_freq), "rho": list(self.rho_bins),
              "n_clones": list(self.n_clones), "p_null": list(self.p_null), "note": [self.note] * k},
-            schema=_FRAME_SCHEMA,
-        ).with_columns(pl.col("p_null").fill_nan(None))
+            schema=_FRAME_SCHEMA).with_columns(pl.col("p_null").fill_nan(None))
 
 
 _FRAME_SCHEMA = {"source": pl.Utf8, "bin": pl.Int64, "log10_freq": pl.Float64, "rho": pl.Float64,
@@ -287,9 +283,10 @@ def _counts(x: ArrayLike, name: str) -> NDArray[np.int64]:
     arr = np.asarray(x)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D array of counts")
-    if arr.size and (not np.all(np.isfinite(arr)) or np.any(arr < 0) or np.any(arr != np.round(arr))):
+    if arr.size and (arr.min() < 0 if arr.dtype.kind in "iu" else  # integers: whole and finite by type
+                     not np.all(np.isfinite(arr)) or np.any(arr < 0) or np.any(arr != np.round(arr))):
         raise ValueError(f"{name} must hold non-negative whole counts")
-    return arr.astype(np.int64)
+    return arr.astype(np.int64, copy=False)
 
 
 def _depth(x: float, name: str) -> int:

@@ -122,10 +122,12 @@ def diversity_patient_step(*, patient: str, samples: Sequence[str], clonotypes_d
 def patient_step(*, patient: str, clonotypes: Sequence[str], sheet: str, settings: dict, clones_out: str,
                  flagged_out: str, noise_out: str) -> None:
     """One patient's clonotype tables -> wide clone table with calls, flagged clones, noise fits."""
-    from tcrtrack.patient import CallSettings, analyse_patient
+    from tcrtrack.patient import ANNOTATION, CallSettings, analyse_patient
 
     samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
-    tables = {Path(p).name.removesuffix(".parquet"): pl.read_parquet(p) for p in clonotypes}
+    # only the columns the calls use: the peak memory is these tables plus the wide clone table
+    tables = {Path(p).name.removesuffix(".parquet"): pl.read_parquet(p, columns=[*ANNOTATION, "count"])
+              for p in clonotypes}
     calls = analyse_patient(samples, tables, settings=CallSettings(**settings))
     for note in calls.notes:
         log.warning("%s: %s", patient, note)
