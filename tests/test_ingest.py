@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tcrtrack.airr_reader import _read_columns, _read_lines, _sniff, airr_field_types
 from tcrtrack.errors import InputFileError
 from tcrtrack.genes import translate
-from tcrtrack.ingest import DROP_REASONS, ingest_airr
+from tcrtrack.ingest import COUNT_FIELDS, DROP_REASONS, READ_FIELDS, ingest_airr
 
 HEADER = ["sequence_id", "productive", "locus", "v_call", "j_call", "junction", "junction_aa", "duplicate_count"]
 
@@ -185,6 +186,95 @@ def test_accounting_identity_on_random_files(tmp_path, rows):
         assert qc[f"input_{unit}"] == qc[f"kept_{unit}"] + sum(qc[f"{r}_{unit}"] for r in DROP_REASONS)
     assert result.clonotypes["count"].sum() == qc["kept_count"]
     assert result.clonotypes["frequency"].sum() == pytest.approx(1.0)
+
+
+def test_count_and_productive_fields_have_the_types_ingest_parses():
+    """ingest parses COUNT_FIELDS as integers and productive as a boolean without loading the AIRR schema
+    (~0.1 s per job): the airr package's spec must agree."""
+    types = airr_field_types()
+    assert [types[name] for name in COUNT_FIELDS] == ["integer"] * len(COUNT_FIELDS)
+    assert types["productive"] == "boolean"
+    assert all(types[name] == "string" for name in READ_FIELDS if name not in (*COUNT_FIELDS, "productive"))
+
+
+# ---- the two readers of tcrtrack.airr_reader: Polars' line split (fast) and Arrow's CSV reader ---------------
+
+def polars_split(path: Path) -> pl.DataFrame | None:
+    """The fast reader's frame, or None when it leaves the file to Arrow's reader."""
+    sniffed = _sniff(path)
+    return _read_lines(path, sniffed, [name for name in READ_FIELDS if name in sniffed.names])
+
+
+def arrow_read(path: Path) -> pl.DataFrame:
+    sniffed = _sniff(path)
+    return _read_columns(path, sniffed, [name for name in READ_FIELDS if name in sniffed.names])[0]
+
+
+cells = st.sampled_from(["", "T", "F", "TRB", "TRA", "TRBV5-1*01", "TRBV6-2*01,TRBV6-3*01", "CASSLGQGYEQYF", "12",
+                         " 7 ", "0", "n/a", "é", "\x00", "NA"])
+layouts = st.fixed_dictionaries({
+    "newline": st.sampled_from(["\n", "\r\n"]), "bom": st.booleans(), "gzip": st.booleans(),
+    "blank_after": st.sets(st.integers(0, 20), max_size=3), "note_last": st.booleans(),
+    "notes": st.sampled_from([1, 12]),  # 12 unread columns after the read ones: the split stops before them
+})
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.lists(cells, min_size=len(HEADER), max_size=len(HEADER)), min_size=1, max_size=20),
+       layout=layouts)
+def test_polars_line_split_reads_what_arrow_reads(tmp_path, rows, layout):
+    notes = [f"note{index}" for index in range(layout["notes"])]
+    header = [*HEADER, *notes] if layout["note_last"] else [*notes, *HEADER]
+    lines = ["\t".join(header)]
+    for index, fields in enumerate(rows):
+        values = [f"a note, {name}" for name in notes]
+        lines.append("\t".join([*fields, *values] if layout["note_last"] else [*values, *fields]))
+        lines.extend([""] * (index in layout["blank_after"]))
+    text = ("\ufeff" if layout["bom"] else "") + layout["newline"].join(lines) + layout["newline"]
+    path = tmp_path / ("s.tsv.gz" if layout["gzip"] else "s.tsv")
+    path.write_bytes(gzip.compress(text.encode()) if layout["gzip"] else text.encode())
+    fast, arrow = polars_split(path), arrow_read(path)
+    assert fast is not None
+    assert fast.schema == arrow.schema
+    assert fast.equals(arrow)
+
+
+GOOD_LINE = "r1\tT\tTRB\tTRBV5-1*01\tTRBJ2-7*01\t\tCASSLGQGYEQYF\t12"
+
+
+RAGGED = {
+    "too few fields": lambda good: "r2\tT\tTRB",
+    "an extra field": lambda good: good + "\textra",
+    "a trailing tab": lambda good: good + "\t",
+    "a tab in the last column": lambda good: good[:-2] + "\t" + good[-2:],
+    "the last column missing": lambda good: good.rsplit("\t", 1)[0],
+    "a lone CR": lambda good: good.replace("\tTRB\t", "\tTRB\r\t"),  # Arrow ends the line there
+}
+
+
+@pytest.mark.parametrize("notes", [0, 1, 12])  # 12 unread columns after the read ones: the split stops before them
+@pytest.mark.parametrize("case", list(RAGGED))
+def test_polars_line_split_leaves_ragged_lines_to_arrow(tmp_path, case, notes):
+    names = [f"note{index}" for index in range(notes)]
+    header = "\t".join([*HEADER, *names])
+    good = "\t".join([GOOD_LINE, *names])
+    path = tmp_path / "s.tsv"
+    path.write_text("\n".join([header, good, RAGGED[case](good), good]) + "\n")
+    assert polars_split(path) is None
+    path.write_text("\n".join([header, good, good]) + "\n")
+    assert polars_split(path) is not None
+
+
+def test_polars_line_split_leaves_latin1_and_truncated_gzip_to_arrow(tmp_path):
+    header = "\t".join([*HEADER, "note"])
+    path = tmp_path / "latin1.tsv"
+    path.write_bytes(("\n".join([header, GOOD_LINE + "\tMüller"]) + "\n").encode("latin-1"))
+    assert polars_split(path) is None
+    assert arrow_read(path).height == 1  # the Latin-1 is in a column tcrtrack does not read
+    data = gzip.compress(("\n".join([header] + [GOOD_LINE + "\tnote"] * 5000) + "\n").encode())
+    path = tmp_path / "cut.tsv.gz"
+    path.write_bytes(data[:-8])
+    assert polars_split(path) is None
 
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
