@@ -153,3 +153,30 @@ def test_steps_write_tables(tmp_path):
                         public_out=str(tmp_path / "pub.tsv"))
     assert read_tsv(tmp_path / "pub.tsv")["patients"].to_list() == ["P1,P2"]
     assert read_tsv(tmp_path / "co.tsv").height == 1
+
+
+@pytest.mark.parametrize("min_patients", [2, 3])
+def test_public_clones_equal_a_plain_python_count_and_read_lazily(min_patients):
+    """Random cohorts (few distinct keys, so most are shared; zero counts; repeated keys within a patient)
+    against a dictionary count written independently; DataFrames and LazyFrames give the same table."""
+    rng = np.random.default_rng(min_patients)
+    cohort, expected = {}, {}
+    for p in range(5):
+        rows = [(f"CAS{rng.integers(12)}F", f"TRBV{rng.integers(3)}", "TRBJ1", int(rng.integers(0, 3)),
+                 int(rng.integers(0, 2)), bool(rng.random() < 0.1)) for _ in range(40)]
+        cohort[f"P{p}"] = clones(rows)
+        for junction, v, j, a, b, flagged in rows:
+            if a + b:
+                entry = expected.setdefault((junction, v, j), {}).setdefault(f"P{p}", [0, False])
+                entry[0] += a + b
+                entry[1] |= flagged
+    public = {key: by for key, by in expected.items() if len(by) >= min_patients}
+    result = public_clones(cohort, min_patients=min_patients)
+    assert result.height == len(public) > 0
+    for row in result.iter_rows(named=True):
+        by = public[(row["junction_aa"], row["v_gene"], row["j_gene"])]
+        assert row["patients"] == ",".join(sorted(by)) and row["n_patients"] == len(by)
+        assert row["counts"] == ",".join(f"{p}:{by[p][0]}" for p in sorted(by))
+        assert row["total_count"] == sum(c for c, _ in by.values())
+        assert row["n_flagged_patients"] == sum(f for _, f in by.values())
+    assert public_clones({p: t.lazy() for p, t in cohort.items()}, min_patients=min_patients).equals(result)

@@ -136,7 +136,7 @@ def test_job_resources_scale_with_the_patients_data(demo_run, sheet):
     assert set(calls) == set(ingest) == set(sheet["patient"])
     for patient in calls:
         inputs = sum(_megabytes(demo_run / "results" / "clonotypes" / patient)) + SHEET.stat().st_size / 1e6
-        assert calls[patient]["mem_mb"] == int(max(600 + 18.0 * inputs, 500))
+        assert calls[patient]["mem_mb"] == int(max(600 + 12.0 * inputs, 500))
         files = [ROOT / "config" / p for p in sheet.filter(pl.col("patient") == patient)["path"]]
         largest = max(path.stat().st_size for path in files) / 1e6 * 4.5  # gzipped: ~4.5x as text
         assert ingest[patient]["mem_mb"] == int(max(400 + 8.0 * largest, 500))

@@ -140,14 +140,30 @@ def overlap_matrix(overlap: pl.DataFrame, order: Sequence[str], *, metric: str =
     return matrix
 
 
-def public_clones(clones: Mapping[str, pl.DataFrame], *, min_patients: int = 2) -> pl.DataFrame:
+def _present_keys(table: pl.LazyFrame) -> pl.LazyFrame:
+    """One patient's clones with their total count over its samples (> 0) and whether flagged."""
+    names = table.collect_schema().names()
+    count_columns = [c for c in names if c.startswith("count_")]
+    flagged = pl.col("flagged").fill_null(False) if "flagged" in names else pl.lit(False)
+    return (table.select(*PUBLIC_KEY, pl.sum_horizontal(count_columns).cast(pl.Int64).alias("count"),
+                         flagged.alias("flagged"))
+            .filter(pl.col("count") > 0))
+
+
+def public_clones(clones: Mapping[str, pl.DataFrame | pl.LazyFrame], *, min_patients: int = 2) -> pl.DataFrame:
     """Rearrangements (``junction_aa`` + V + J) seen in ``min_patients`` or more patients.
+
+    Two passes keep the memory at one patient's table (plus 8 bytes per distinct key and patient), not the
+    whole cohort's: the first counts in how many patients each key occurs by its 64-bit hash, the second
+    groups, exactly by the key strings, only the rows whose hash occurs in ``min_patients`` patients (a
+    hash collision can only add a candidate, which the exact count then drops).
 
     Parameters
     ----------
     clones
         Patient id -> that patient's clone table (``results/patients/{patient}/clones.parquet``:
-        ``junction_aa``, ``v_gene``, ``j_gene``, ``count_<sample>`` columns and, optionally, ``flagged``).
+        ``junction_aa``, ``v_gene``, ``j_gene``, ``count_<sample>`` columns and, optionally, ``flagged``),
+        as a DataFrame or a LazyFrame (e.g. ``polars.scan_parquet``: each is collected twice, one at a time).
     min_patients
         Minimum number of patients.
 
@@ -160,16 +176,16 @@ def public_clones(clones: Mapping[str, pl.DataFrame], *, min_patients: int = 2) 
         the clone is flagged in no patient. Sorted by ``n_patients``,
         then ``total_count`` (descending), then the key.
     """
-    per_patient = []
-    for patient, table in clones.items():
-        count_columns = [c for c in table.columns if c.startswith("count_")]
-        flagged = pl.col("flagged").fill_null(False) if "flagged" in table.columns else pl.lit(False)
-        per_patient.append(
-            table.select(*PUBLIC_KEY, pl.sum_horizontal(count_columns).cast(pl.Int64).alias("count"),
-                         flagged.alias("flagged"))
-            .filter(pl.col("count") > 0)
-            .group_by(*PUBLIC_KEY).agg(pl.col("count").sum(), pl.col("flagged").any())
-            .with_columns(patient=pl.lit(patient)))
+    present = {patient: _present_keys(table.lazy()) for patient, table in clones.items()}
+    key_hash = pl.struct(*PUBLIC_KEY).hash()
+    hashes = [frame.select(key_hash.alias("key_hash")).unique().collect() for frame in present.values()]
+    occurrences = pl.concat(hashes) if hashes else pl.DataFrame(schema={"key_hash": pl.UInt64})
+    candidates = occurrences.group_by("key_hash").len().filter(pl.col("len") >= min_patients)["key_hash"]
+    per_patient = [
+        frame.filter(key_hash.is_in(candidates.implode()))
+        .group_by(*PUBLIC_KEY).agg(pl.col("count").sum(), pl.col("flagged").any())
+        .with_columns(patient=pl.lit(patient)).collect()
+        for patient, frame in present.items()]
     schema = {"junction_aa": pl.Utf8, "v_gene": pl.Utf8, "j_gene": pl.Utf8, "n_patients": pl.Int64,
               "patients": pl.Utf8, "counts": pl.Utf8, "total_count": pl.Int64, "n_flagged_patients": pl.Int64,
               "flagged_in": pl.Utf8}

@@ -216,12 +216,12 @@ def overlap_cohort_step(*, overlaps: Sequence[str], clones: Sequence[str], overl
 
     tables = [read_tsv(p) for p in overlaps]
     write_tsv(pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame(), overlap_out)
-    per_patient = {}
+    per_patient = {}  # lazy scans: public_clones reads one patient at a time
     for path in clones:
-        columns = pl.read_parquet_schema(path)
-        wanted = [*PUBLIC_KEY, "patient", "flagged", *(c for c in columns if c.startswith("count_"))]
-        table = pl.read_parquet(path, columns=[c for c in wanted if c in columns])
-        per_patient[table["patient"][0] if "patient" in table.columns else Path(path).parent.name] = table
+        table = pl.scan_parquet(path)
+        names = table.collect_schema().names()
+        patient = table.select("patient").head(1).collect().item() if "patient" in names else Path(path).parent.name
+        per_patient[patient] = table
     public = public_clones(per_patient, min_patients=min_patients)
     write_tsv(public, public_out)
     log.info("%d public clones (in >= %d of %d patients), %d flagged in some patient", public.height, min_patients,

@@ -62,7 +62,7 @@ rule patient_figures:
         "report"
     threads: 1
     resources:
-        mem_mb=report_mem_mb(1000, 40),
+        mem_mb=report_mem_mb(1000, 25),
         runtime=20,
     conda:
         "../../envs/tcrtrack.yaml"

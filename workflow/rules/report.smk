@@ -38,9 +38,9 @@ def figure_targets():
 def report_mem_mb(base_mb, per_input_mb):
     """A mem_mb function: ``(base + per_input_mb * input MB) * attempt``, at most 256 GB.
 
-    Measured peaks (8 samples of 340k clones): overlap 1.0 GB from 16 MB of clonotype tables;
-    patient figures 1.0 GB from a 19.5 MB clones.parquet of 714k clones; public clones 1.7 GB from
-    4 x 19.5 MB. The factors below leave ~1.5x headroom."""
+    Measured peaks (benchmarks/README.md): patient figures 2.6 GB from a 127 MB clones.parquet (7 x 1M
+    clonotypes), 1.0 GB from 38 MB (7 x 300k); overlap 1.8 GB from 7 x 1M; public clones 2.1 GB from 20
+    patients' 759 MB of clones tables (one patient at a time). The factors leave ~1.5x headroom."""
 
     def mem_mb(wildcards, input, attempt):
         return int(min((base_mb + per_input_mb * _megabytes(input)) * attempt, 256_000))

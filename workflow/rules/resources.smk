@@ -2,8 +2,8 @@
 # and of the attempt (a job that is retried, e.g. `--retries 2` in the SLURM profile, asks for more).
 #
 # Calibrated on the peak RSS of the `benchmark:` files (benchmarks/README.md). At 1M clonotypes per
-# sample: ingest ~1.0 GB (44 MB gz input), diversity ~0.35 GB (34 MB Parquet), a 7-sample patient ~3.2 GB
-# (240 MB of Parquet), the cohort gather ~1.7 GB (a 133 MB clones table). The formulas ask for ~1.4-2x
+# sample: ingest ~1.2 GB (44 MB gz input per file), diversity ~0.4 GB (34 MB Parquet per sample), the calls
+# of a 7-sample patient ~2.3 GB (240 MB of Parquet), the cohort gather ~1.6 GB (a 127 MB clones table). The formulas ask for ~1.4-2x
 # the measured peak at 300k and 1M clonotypes, and multiply it by the attempt on each retry.
 # Input files that do not exist yet (outputs of upstream jobs) make Snakemake defer the evaluation
 # to when the job is ready. Local runs ignore runtime and only use mem_mb if `--resources mem_mb=N`.
@@ -69,8 +69,8 @@ ingest_runtime = _minutes(5, 20)
 # clonotypes) and scikit-bio's ~250 MB.
 diversity_mem_mb = _gather_mb(450, 6.0, 0.0)
 diversity_runtime = _minutes(5, 200)
-# patient calls: every Parquet table of the patient, aligned wide on clone_id (~13x the Parquet at peak).
-patient_mem_mb = _scaled(600, 18.0)
+# patient calls: every Parquet table of the patient, aligned wide on clone_id (~9x the Parquet at peak).
+patient_mem_mb = _scaled(600, 12.0)
 patient_runtime = _minutes(10, 100)
 # cohort gather of the patients' wide tables: read one at a time, the largest dominates.
 cohort_mem_mb = _gather_mb(1000, 10.0, 0.5)
