@@ -65,7 +65,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+# scipy's L-BFGS-B calls its bundled OpenBLAS: with OpenBLAS's default threads the noise fits run 3-8x
+# slower on a busy machine (PATIENT_CALLS.md); Snakemake sets this for the workflow's jobs, not for us.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402  (after the environment above)
 import polars as pl
 from scipy import stats
 
