@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tcrtrack.errors import InputFileError, SampleSheetError
+from tcrtrack.errors import InputFileError, SampleSheetError, TcrtrackError
 from tcrtrack.ingest import DROP_REASONS, ingest_airr, read_airr_header
 from tcrtrack.samplesheet import read_sample_sheet
 
@@ -543,3 +543,39 @@ def test_fuzz_damaged_files_give_a_clear_error_or_a_full_account(tmp_path, data,
     except InputFileError as error:
         message = str(error)
         assert "\n" not in message and message.startswith(f"{path}: ") and ". Fix: " in message, message
+
+
+def _ingest_patient(tmp_path: Path, files: dict[str, Path]) -> None:
+    from tcrtrack.pipeline import ingest_patient_step
+
+    ingest_patient_step(patient="P1", samples=list(files), repertoires=[str(p) for p in files.values()],
+                        formats=["airr"] * len(files), clonotypes_dir=str(tmp_path / "clonotypes"),
+                        qc_out=str(tmp_path / "qc.tsv"), locus="TRB", productive_only=True,
+                        min_junction_aa_length=5, definition="aa_vj")
+
+
+def test_patient_ingest_writes_a_table_per_sample_and_a_qc_row_each(tmp_path):
+    files = {"b0": write(tmp_path / "b0.tsv", airr_text()), "b14": write(tmp_path / "b14.tsv", airr_text(GOOD[:2]))}
+    _ingest_patient(tmp_path, files)
+    qc = pl.read_csv(tmp_path / "qc.tsv", separator="\t")
+    assert qc["sample"].to_list() == ["b0", "b14"] and qc["file"].to_list() == [str(p) for p in files.values()]
+    for sample, path in files.items():
+        table = pl.read_parquet(tmp_path / "clonotypes" / f"{sample}.parquet")
+        assert table.equals(ingest_airr(path).clonotypes)
+        assert qc.filter(pl.col("sample") == sample)["kept_count"].item() == table["count"].sum()
+
+
+def test_patient_ingest_names_every_bad_file_and_writes_no_qc(tmp_path):
+    good = write(tmp_path / "good.tsv", airr_text())
+    empty = write(tmp_path / "empty.tsv", "")
+    csv = write(tmp_path / "csv.tsv", airr_text().replace("\t", ","))
+    with pytest.raises(InputFileError, match=r"empty\.tsv: .*Fix: "):  # one bad file: its own error, as is
+        _ingest_patient(tmp_path, {"a": good, "b": empty})
+    with pytest.raises(TcrtrackError) as info:
+        _ingest_patient(tmp_path, {"a": empty, "b": good, "c": csv})
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("2 input files of patient P1 are unusable: ")
+    problems = message.removeprefix("2 input files of patient P1 are unusable: ").split(" | ")
+    assert problems[0].startswith(f"{empty}: ") and problems[1].startswith(f"{csv}: ")
+    assert all(". Fix: " in problem for problem in problems)
+    assert not (tmp_path / "qc.tsv").exists()

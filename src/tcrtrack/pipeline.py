@@ -44,7 +44,8 @@ def ingest_patient_step(*, patient: str, samples: Sequence[str], repertoires: Se
     (``qc_out``, a row per sample), in one process (one interpreter start per patient, not per sample).
 
     ``options`` are the keyword options of :func:`ingest_step` (locus, productive_only, ...). Every file
-    is checked before the step fails: the error lists each bad file (one line each)."""
+    is checked before the step fails: one bad file raises its own error; several are logged one per line
+    and raised as one error that names them all (separated by `` | ``)."""
     if not len(samples) == len(repertoires) == len(formats):
         raise ValueError("samples, repertoires and formats must be parallel lists")
     Path(clonotypes_dir).mkdir(parents=True, exist_ok=True)
@@ -58,8 +59,10 @@ def ingest_patient_step(*, patient: str, samples: Sequence[str], repertoires: Se
     if len(problems) == 1:
         raise problems[0]
     if problems:
-        raise TcrtrackError(f"{len(problems)} input files of patient {patient} are unusable:\n"
-                            + "\n".join(str(problem) for problem in problems))
+        for problem in problems:
+            log.error("%s", problem)
+        raise TcrtrackError(f"{len(problems)} input files of patient {patient} are unusable: "
+                            + " | ".join(str(problem) for problem in problems))
     write_tsv(pl.concat(rows, how="diagonal_relaxed"), qc_out)
 
 
