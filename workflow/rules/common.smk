@@ -28,7 +28,6 @@ PATIENTS = samples["patient"].unique(maintain_order=True).to_list()
 
 wildcard_constraints:
     patient="[A-Za-z0-9_-]+",
-    sample="[A-Za-z0-9_-]+",
 
 
 def patient_rows(wildcards):
