@@ -62,7 +62,7 @@ rule patient_figures:
         "report"
     threads: 1
     resources:
-        mem_mb=report_mem_mb(1000, 25),
+        mem_mb=figures_mem_mb,
         runtime=20,
     conda:
         "../../envs/tcrtrack.yaml"

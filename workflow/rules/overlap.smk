@@ -24,7 +24,7 @@ rule overlap:
         "report"
     threads: 1
     resources:
-        mem_mb=report_mem_mb(800, 8),
+        mem_mb=overlap_mem_mb,
         runtime=10,
     conda:
         "../../envs/tcrtrack.yaml"
@@ -57,7 +57,7 @@ rule overlap_cohort:
         min_patients=2,
     threads: 1
     resources:
-        mem_mb=report_mem_mb(1000, 2.5),
+        mem_mb=public_mem_mb,
         runtime=20,
     conda:
         "../../envs/tcrtrack.yaml"

@@ -33,17 +33,3 @@ def figure_targets():
         ),
         *expand("results/cohort/figures/{stem}.{ext}", stem=list(COHORT_FIGURES), ext=["png", "pdf"]),
     ]
-
-
-def report_mem_mb(base_mb, per_input_mb):
-    """A mem_mb function: ``(base + per_input_mb * input MB) * attempt``, at most 256 GB.
-
-    Measured peaks (benchmarks/README.md): patient figures 2.6 GB from a 127 MB clones.parquet (7 x 1M
-    clonotypes), 1.0 GB from 38 MB (7 x 300k); overlap 1.8 GB from 7 x 1M; public clones 2.1 GB from 20
-    patients' 759 MB of clones tables (one patient at a time). The factors leave ~1.5x headroom."""
-
-    def mem_mb(wildcards, input, attempt):
-        return int(min((base_mb + per_input_mb * _megabytes(input)) * attempt, 256_000))
-
-    return mem_mb
-

@@ -2,9 +2,10 @@
 # and of the attempt (a job that is retried, e.g. `--retries 2` in the SLURM profile, asks for more).
 #
 # Calibrated on the peak RSS of the `benchmark:` files (benchmarks/README.md). At 1M clonotypes per
-# sample: ingest ~1.2 GB (44 MB gz input per file), diversity ~0.4 GB (34 MB Parquet per sample), the calls
-# of a 7-sample patient ~2.3 GB (240 MB of Parquet), the cohort gather ~1.6 GB (a 127 MB clones table). The formulas ask for ~1.4-2x
-# the measured peak at 300k and 1M clonotypes, and multiply it by the attempt on each retry.
+# sample: ingest ~1.2 GB (44 MB gz input per file), diversity ~0.4 GB (34 MB Parquet per sample), the
+# calls of a 7-sample patient ~2.3 GB (240 MB of Parquet), the cohort gather ~1.6 GB (a 127 MB clones
+# table). The formulas ask for ~1.4-2x the measured peak at 300k and 1M clonotypes, and multiply it by
+# the attempt on each retry.
 # Input files that do not exist yet (outputs of upstream jobs) make Snakemake defer the evaluation
 # to when the job is ready. Local runs ignore runtime and only use mem_mb if `--resources mem_mb=N`.
 import os
@@ -61,8 +62,9 @@ def _minutes(base_min, per_gb_min, *, cap=7 * 24 * 60):
     return runtime
 
 
-# ingest (one patient, one file at a time): the largest raw TSV (uncompressed MB) -> Arrow strings +
-# Polars frames, ~5x the text at peak; runtime grows with all the patient's files.
+# ingest (one patient, one file at a time): the largest raw TSV (uncompressed MB) -> string columns
+# (Polars' line split, or Arrow's reader) and Polars frames, ~5x the text at peak; runtime grows with
+# all the patient's files.
 ingest_mem_mb = _gather_mb(400, 8.0, 0.0)
 ingest_runtime = _minutes(5, 20)
 # diversity (one patient, one sample at a time): a clonotype table (Parquet, ~35 MB per million
@@ -75,6 +77,12 @@ patient_runtime = _minutes(10, 100)
 # cohort gather of the patients' wide tables: read one at a time, the largest dominates.
 cohort_mem_mb = _gather_mb(1000, 10.0, 0.5)
 cohort_runtime = _minutes(10, 20)
+# overlap, figures and public clones (overlap.smk, figures.smk). Measured peaks: patient figures 2.6 GB
+# from a 127 MB clones.parquet (7 x 1M clonotypes), 1.0 GB from 38 MB (7 x 300k); overlap 1.8 GB from
+# 7 x 1M; public clones 2.1 GB from 20 patients' 759 MB of clones tables (one patient at a time).
+overlap_mem_mb = _scaled(800, 8.0)
+figures_mem_mb = _scaled(1000, 25.0)
+public_mem_mb = _scaled(1000, 2.5)
 
 
 # Steps that take seconds and read only small tables run in the Snakemake process itself on a cluster
