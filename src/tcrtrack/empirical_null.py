@@ -56,6 +56,8 @@ NULL_SCALES: tuple[float, ...] = (0.0, 0.03, 0.06, 0.1, 0.15, 0.22, 0.32, 0.45, 
 ALT_SHIFTS: tuple[float, ...] = (1.0, 2.0, 3.5, 6.0)
 """Centres ``t_j`` of the expansion component's logit shifts (each ``N(t_j, (t_j / 2)^2)``)."""
 MAX_BETA: float = 0.5
+MAX_CENTER: float = 3.0
+"""Largest composition shift of the null's centre (``e^3``, 20-fold), noted when reached."""
 _NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(32)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
 _FINE = 0.05  # p-values below this get the fine quadrature
@@ -340,7 +342,8 @@ def fit_empirical_null(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int, source
         if fallback is not None:
             return replace(fallback, source="fallback", center=0.0, floor_log10_freq=floor_points[0],
                            floor_sd=floor_points[1], n_clones=int(n.size),
-                           note=f"{why}: the noise shape of {fallback.source} fit {fallback.note}".strip())
+                           note=f"{why}: noise shape borrowed from the {fallback.source} fit"
+                           + (f" ({fallback.note})" if fallback.note else ""))
         return replace(poisson_null(note=f"{why}: binomial (Poisson) null"), floor_log10_freq=floor_points[0],
                        floor_sd=floor_points[1])
     un, ub, mult = _distinct_pairs(n, b, seed=seed)
@@ -383,19 +386,20 @@ def fit_empirical_null(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int, source
 
 def _robust_center(un: NDArray, ub: NDArray, mult: NDArray, offset: float) -> float:
     """``delta``: ``logit`` of the weighted median of ``b / n`` minus ``theta_0``, over clones with ``n >= 50``
-    (fewer when there are not 200 such clones). A median ignores a minority of expanding clones, which
+    (fewer when there are not 200 such clones) seen on both sides, within ``+-MAX_CENTER``. A median ignores a minority of expanding clones, which
     a free centre fitted jointly with a one-sided expansion component would not: the two trade off."""
+    inside = (ub > 0) & (ub < un)
     for least in (50, 20, 10, 3, 1):
-        sel = un >= least
+        sel = inside & (un >= least)
         if mult[sel].sum() >= 200 or least == 1:
             break
+    if not sel.any():
+        return 0.0
     share = ub[sel] / un[sel]
     order = np.argsort(share)
     cum = np.cumsum(mult[sel][order])
-    if not cum.size:
-        return 0.0
-    median = float(np.clip(share[order][np.searchsorted(cum, cum[-1] / 2)], 1e-6, 1 - 1e-6))
-    return float(np.log(median / (1 - median)) - offset)
+    median = float(share[order][np.searchsorted(cum, cum[-1] / 2)])
+    return float(np.clip(np.log(median / (1 - median)) - offset, -MAX_CENTER, MAX_CENTER))
 
 
 def _lower_tail_share(model: EmpiricalNull, un: NDArray, ub: NDArray, mult: NDArray, offset: float,
@@ -419,7 +423,9 @@ def _fit_note(model: EmpiricalNull, delta: float, beta: float, null_share: float
                      " fit the expansion component; calls are rises beyond this comparison's broad change")
     if model.weights[-1] > 0.05:
         notes.append("the null's widest component is in use: the noise may be wider than the grid")
-    if abs(delta) > 0.5:
+    if abs(delta) >= MAX_CENTER:
+        notes.append(f"centre at its bound +-{MAX_CENTER:g}: few clones are seen in both samples")
+    elif abs(delta) > 0.5:
         notes.append(f"composition shift: clones are {np.exp(delta):.2g}x as frequent as the depths predict")
     if model.lower_tail_005 == model.lower_tail_005 and model.lower_tail_005 > 0.1:
         notes.append(f"lower tail miscalibrated ({model.lower_tail_005:.0%} of clones below p = 0.05, 5% expected)")

@@ -1,42 +1,49 @@
 """Per-patient calls: clones expanding in blood after infusion, accumulating in the tumour, and both.
 
-One patient's samples are aligned on ``clone_id`` into a wide table. Blood: every post-infusion
-day (day > 0) is compared with the baseline (the latest blood day <= 0, replicates pooled);
-tumour: every post-treatment biopsy with the pre-treatment one. Each comparison is a
-per-clone test (:func:`tcrtrack.expansion.test_expansion`) with Benjamini–Hochberg q-values
-over the clones tested in it. A clone is *flagged* when it is expanded in blood at one or more
-post-infusion days and accumulates in the tumour.
+One patient's samples are aligned on ``clone_id`` into a wide table. Blood: every post-infusion day
+(day > 0) is compared with the baseline (every pre-infusion draw pooled, or ``baseline_day``); tumour:
+every post-treatment biopsy with the pre-treatment one(s). Each comparison gives one-sided p-values of
+the null "unchanged frequency" (:mod:`tcrtrack.comparisons`). The claims are per clone, and so is the
+false-discovery control (:mod:`tcrtrack.multiplicity`):
 
-The statistics are computed on numpy arrays aligned on the wide table and attached as columns in
-one step (no join per comparison); a column is null where its comparison did not test the clone.
+* ``expanded_in_blood``: clone-level Simes over the post-infusion days, testable-only BH over clones;
+  the days called inside the selected clones (``<day>_significant``) with the effect filters
+  (``log2fc >= min_log2fc``, ``count >= min_count``). ``blood_qvalue`` is the clone-level q-value.
+* ``accumulates_in_tumor``: the same over the post-treatment biopsies (or presence without a
+  pre-treatment biopsy).
+* ``flagged``: BH over clones of the conjunction p-value ``max(p_blood, p_tumour)`` (``tumor_qvalue``),
+  in a blood-expanded clone with a biopsy meeting the tumour effect filters.
+* ``new_in_blood``: the 95% upper confidence bound of the baseline frequency (Garwood 1936, pooled over
+  every pre-infusion draw) is at most ``new_max_frequency``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import reduce
 from typing import Literal
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
+from scipy import stats
 
-from tcrtrack.expansion import bh_qvalues, expansion_arrays
-from tcrtrack.noise import (NoiseModel, fit_noise_from_bulk, fit_noise_from_replicates, for_pooled_libraries,
-                            poisson_noise)
+from tcrtrack.comparisons import Comparison, NoiseFloors, best_pair_null, compare, masked, nulls
+from tcrtrack.design import (Timepoint, baseline_timepoint, pooled, product_clones, reference_and_later,
+                             sample_depths, timepoints)
+from tcrtrack.multiplicity import clone_level, conjunction_pvalues, simes, testable_bh
+
+__all__ = ["ANNOTATION", "CallSettings", "PatientCalls", "Timepoint", "analyse_patient", "pooled",
+           "reference_and_later", "timepoints", "wide_counts"]
 
 ANNOTATION = ("clone_id", "junction_aa", "v_gene", "j_gene")
-# column of tcrtrack.expansion.test_expansion -> suffix of the comparison's column in the clone table
-STATISTICS = {"count_post": "count", "freq_post": "freq", "log2fc": "log2fc", "pvalue": "pvalue",
-              "qvalue": "qvalue", "significant": "significant"}
 
 
 @dataclass(frozen=True)
 class CallSettings:
     """Thresholds of the calls (config keys ``expansion.*`` and ``tumor.*``)."""
 
-    model: Literal["fisher", "overdispersed"] = "overdispersed"
+    model: Literal["fisher", "betabinomial", "overdispersed"] = "overdispersed"
     fdr: float = 0.05
     min_log2fc: float = 1.0
     min_count: int = 3
@@ -49,19 +56,6 @@ class CallSettings:
 
 
 @dataclass(frozen=True)
-class Timepoint:
-    """The samples of one patient, compartment and day (technical replicates pooled)."""
-
-    compartment: str
-    day: int
-    samples: tuple[str, ...]
-
-    @property
-    def label(self) -> str:
-        return f"{self.compartment}_d{self.day}"
-
-
-@dataclass(frozen=True)
 class PatientCalls:
     """The outputs for one patient."""
 
@@ -71,47 +65,10 @@ class PatientCalls:
     notes: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """One later timepoint tested against the reference, aligned on the wide table.
-
-    Attributes
-    ----------
-    later : Timepoint
-        The later timepoint; its label prefixes the comparison's columns.
-    tested : numpy.ndarray of bool
-        Clones seen at the reference or at ``later``; the statistics of the others are null.
-    stats : dict of str to numpy.ndarray
-        The columns of :func:`tcrtrack.expansion.expansion_arrays` named in :data:`STATISTICS`, one
-        entry per clone of the wide table, 0 (or false) where not tested.
-    """
-
-    later: Timepoint
-    tested: NDArray[np.bool_]
-    stats: dict[str, NDArray]
-
-    def columns(self) -> list[pl.Series]:
-        """The ``<label>_count``, ``_freq``, ``_log2fc``, ``_pvalue``, ``_qvalue``, ``_significant`` columns."""
-        return [masked(f"{self.later.label}_{suffix}", self.stats[name], self.tested)
-                for name, suffix in STATISTICS.items()]
-
-
-def masked(name: str, values: NDArray, valid: NDArray[np.bool_]) -> pl.Series:
-    """``values`` as a column, null where ``valid`` is false (the values are shared, not copied)."""
-    column = pl.Series(name, values)
-    if valid.all():
-        return column
-    return pl.select(pl.when(pl.Series(valid)).then(column)).to_series().alias(name)
-
-
-def _nulls(name: str, dtype: pl.DataType, n: int) -> pl.Series:
-    """A column of ``n`` nulls."""
-    return pl.repeat(None, n, dtype=dtype, eager=True).alias(name)
-
-
-def wide_counts(clonotypes: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
+def wide_counts(clonotypes: Mapping[str, pl.DataFrame], *, depths: Mapping[str, int] | None = None) -> pl.DataFrame:
     """Align the samples' clonotype tables on ``clone_id``: ``count_<sample>`` (0 when absent) and
-    ``freq_<sample>`` columns, one row per clone seen in any sample, ordered by ``clone_id``.
+    ``freq_<sample>`` columns (count over ``depths[sample]``, default the count total), one row per clone
+    seen in any sample, ordered by ``clone_id``.
 
     The annotation of a clone is the one of the first sample (in ``clonotypes`` order) holding it;
     counts of a ``clone_id`` repeated within a sample are summed.
@@ -127,114 +84,147 @@ def wide_counts(clonotypes: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
         np.add.at(counts[sample], row[start:start + table.height], table["count"].fill_null(0).to_numpy())
         start += table.height
     totals = {s: int(t["count"].sum()) for s, t in clonotypes.items()}
+    if depths is not None:
+        totals = {s: max(totals[s], int(depths.get(s, totals[s]))) for s in totals}
     wide = pl.DataFrame([*long[first].get_columns(), *(pl.Series(f"count_{s}", c) for s, c in counts.items())])
     return wide.with_columns((pl.col(f"count_{s}") / totals[s]).alias(f"freq_{s}") for s in clonotypes)
 
 
-def timepoints(samples: pl.DataFrame, compartment: str) -> list[Timepoint]:
-    """The patient's timepoints in one compartment, by day."""
-    rows = samples.filter(pl.col("compartment") == compartment).group_by("day").agg(
-        pl.col("sample").sort_by("replicate")).sort("day")
-    return [Timepoint(compartment, day, tuple(names)) for day, names in rows.iter_rows()]
-
-
-def reference_and_later(points: Sequence[Timepoint], *, day: int | None = None
-                        ) -> tuple[Timepoint | None, list[Timepoint]]:
-    """The reference timepoint (the given day, else the latest with day <= 0) and the days after it > 0."""
-    before = [p for p in points if p.day <= 0 and (day is None or p.day == day)]
-    return (before[-1] if before else None), [p for p in points if p.day > 0]
-
-
-def pooled(wide: pl.DataFrame, point: Timepoint) -> tuple[np.ndarray, int]:
-    """Counts of a timepoint (replicates summed) and its depth."""
-    counts = reduce(np.add, (wide[f"count_{s}"].to_numpy() for s in point.samples))
-    return counts, int(counts.sum())
-
-
-def _noise_for(wide: pl.DataFrame, reference: Timepoint, where: NDArray[np.int64], a: NDArray[np.int64],
-               b: NDArray[np.int64], n_a: int, n_b: int, settings: CallSettings,
-               fallback: NoiseModel | None = None) -> NoiseModel:
-    """The comparison's noise model, fitted on the clones it tests (rows ``where``, counts ``a`` and
-    ``b``): the fits ignore clones absent from both timepoints, so leaving them out only saves work."""
-    if settings.model == "fisher":
-        return poisson_noise()
-    if len(reference.samples) >= 2:
-        replicates = [wide[f"count_{s}"].to_numpy()[where] for s in reference.samples]
-        return fit_noise_from_replicates(replicates, fallback=fallback)
-    return fit_noise_from_bulk(a, b, n_a=n_a, n_b=n_b, fallback=fallback)
-
-
-def compare(wide: pl.DataFrame, reference: Timepoint, later: Timepoint, *, settings: CallSettings,
-            min_count: int, fallback: NoiseModel | None = None) -> tuple[Comparison, NoiseModel]:
-    """Test every clone seen at ``reference`` or ``later``; the comparison and its noise model."""
-    a, n_a = pooled(wide, reference)
-    later_counts, n_b = pooled(wide, later)
-    tested = (a + later_counts) > 0
-    where = np.flatnonzero(tested)
-    a, b = a[where], later_counts[where]
-    noise = for_pooled_libraries(_noise_for(wide, reference, where, a, b, n_a, n_b, settings, fallback),
-                                 k_a=len(reference.samples), k_b=len(later.samples))
-    result = expansion_arrays(a, b, n_a=n_a, n_b=n_b, model=settings.model,
-                              noise=noise if settings.model == "overdispersed" else None,
-                              pseudocount=settings.pseudocount, fdr=settings.fdr,
-                              min_log2fc=settings.min_log2fc, min_count=min_count)
-    stats = {"count_post": later_counts}  # the later counts, 0 where not tested already
-    for name in STATISTICS.keys() - stats.keys():
-        stats[name] = np.zeros(wide.height, dtype=result[name].dtype)
-        stats[name][where] = result[name]
-    return Comparison(later, tested, stats), noise
-
-
-def _best(comparisons: Sequence[Comparison], *, n: int, prefix: str) -> list[pl.Series]:
-    """``<prefix>_log2fc`` and ``<prefix>_qvalue`` of the comparison whose q-value is smallest among the
-    significant ones (else overall), the first on ties; null where no comparison tested the clone."""
+def _pvalue_matrix(comparisons: Sequence[Comparison], n: int) -> tuple[NDArray, NDArray]:
+    """``(clones, comparisons)`` p-values and smallest reachable p-values, NaN where not tested."""
     if not comparisons:
-        return [_nulls(f"{prefix}_{stat}", pl.Float64, n) for stat in ("log2fc", "qvalue")]
-    best = np.full(n, np.inf)
-    log2fc, qvalue = np.zeros(n), np.zeros(n)
-    for comparison in comparisons:
-        q = comparison.stats["qvalue"]
-        order = np.where(comparison.stats["significant"], q, q + 2)
-        better = (order < best) & comparison.tested
-        for out, values in ((best, order), (log2fc, comparison.stats["log2fc"]), (qvalue, q)):
-            np.copyto(out, values, where=better)
-    found = best < np.inf
-    return [masked(f"{prefix}_log2fc", log2fc, found), masked(f"{prefix}_qvalue", qvalue, found)]
+        return np.full((n, 0), np.nan), np.full((n, 0), np.nan)
+    p = np.column_stack([np.where(c.tested, c.stats["pvalue"], np.nan) for c in comparisons])
+    p_min = np.column_stack([np.where(c.tested, c.p_min, np.nan) for c in comparisons])
+    return p, p_min
 
 
-def _peak_day(blood: Sequence[Comparison], expanded: NDArray[np.bool_], *, n: int) -> pl.Series:
-    """The post-infusion day with the highest frequency among the days the clone was expanded."""
-    if not blood:
-        return _nulls("peak_day", pl.Int64, n)
-    highest = np.full(n, -np.inf)
-    day = np.zeros(n, dtype=np.int64)
-    for comparison in blood:
-        freq = np.where(comparison.stats["significant"], comparison.stats["freq_post"], -1.0)
-        higher = freq > highest
-        np.copyto(highest, freq, where=higher)
-        np.copyto(day, comparison.later.day, where=higher)
-    return masked("peak_day", day, expanded)
+def _effect(comparison: Comparison, *, min_log2fc: float, min_count: int) -> NDArray[np.bool_]:
+    """The effect filters of a comparison: ``log2fc >= min_log2fc`` and ``count >= min_count``."""
+    return comparison.tested & (comparison.stats["log2fc"] >= min_log2fc) & (comparison.stats["count_post"] >= min_count)
 
 
-def _blood_columns(wide: pl.DataFrame, baseline: Timepoint | None, blood: Sequence[Comparison], *,
-                   settings: CallSettings) -> tuple[list[pl.Series], NDArray[np.bool_], NDArray[np.bool_]]:
-    """Baseline, expansion and peak columns; the expanded and new-in-blood masks (new: false without baseline)."""
+def _best(comparisons: Sequence[Comparison], called: NDArray[np.bool_], *, n: int) -> tuple[NDArray, NDArray]:
+    """Per clone, the index of the comparison with the smallest p-value among the called ones (else among
+    all tested; -1 where none tested) and whether any was called."""
+    if not comparisons:
+        return np.full(n, -1), np.zeros(n, dtype=bool)
+    p, _ = _pvalue_matrix(comparisons, n)
+    rank = np.where(called, p - 2.0, np.where(np.isnan(p), np.inf, p))
+    best = np.argmin(rank, axis=1)
+    best[np.all(np.isnan(p), axis=1)] = -1
+    return best, called.any(axis=1)
+
+
+def _pick(comparisons: Sequence[Comparison], best: NDArray, stat: str) -> NDArray[np.float64]:
+    """``stat`` of each clone's chosen comparison (NaN where none)."""
+    out = np.full(best.size, np.nan)
+    for j, comparison in enumerate(comparisons):
+        out[best == j] = comparison.stats[stat][best == j]
+    return out
+
+
+def _blood_columns(wide: pl.DataFrame, baseline: Timepoint | None, blood: Sequence[Comparison],
+                   settings: CallSettings, notes: list[str]) -> tuple[list[pl.Series], NDArray, NDArray, NDArray]:
+    """Baseline, expansion and peak columns; the expanded and new masks and the blood clone-level p-values."""
     n = wide.height
     if baseline is not None:
         base, depth = pooled(wide, baseline)
-        columns = [pl.Series("baseline_count", base), (pl.Series(base) / depth).alias("baseline_frequency")]
-        new = (columns[1] <= settings.new_max_frequency).to_numpy()
+        if blood:
+            base, depth = blood[0].reference_counts, blood[0].reference_depth
+        upper = stats.chi2.ppf(0.95, 2 * (base + 1)) / 2 / depth  # Garwood 1936 one-sided 95% bound
+        limit = float(stats.chi2.ppf(0.95, 2) / 2 / depth)
+        new = upper <= settings.new_max_frequency
+        if limit > settings.new_max_frequency:
+            notes.append(f"baseline depth {depth}: a clone absent at baseline is only known to be below frequency "
+                         f"{limit:.2g} (95% bound), above new_max_frequency {settings.new_max_frequency:g}: "
+                         "no clone can be called new in blood")
+        columns = [pl.Series("baseline_count", pooled(wide, baseline)[0]),
+                   (pl.Series(pooled(wide, baseline)[0]) / depth).alias("baseline_frequency"),
+                   pl.Series("baseline_frequency_upper", upper), pl.Series("new_in_blood", new)]
     else:
         new = np.zeros(n, dtype=bool)
-        columns = [_nulls("baseline_count", pl.Int64, n), _nulls("baseline_frequency", pl.Float64, n)]
-    n_expanded = np.zeros(n, dtype=np.int64)
+        columns = [nulls("baseline_count", pl.Int64, n), nulls("baseline_frequency", pl.Float64, n),
+                   nulls("baseline_frequency_upper", pl.Float64, n), nulls("new_in_blood", pl.Boolean, n)]
+    p, p_min = _pvalue_matrix(blood, n)
+    q, called = clone_level(p, p_min, alpha=settings.fdr)
+    significant = np.zeros((n, len(blood)), dtype=bool)
+    for j, comparison in enumerate(blood):
+        significant[:, j] = called[:, j] & _effect(comparison, min_log2fc=settings.min_log2fc,
+                                                   min_count=settings.min_count)
+        comparison.stats["significant"] = significant[:, j]
+    expanded = significant.any(axis=1)
+    best, _ = _best(blood, significant, n=n)
+    peak = np.zeros(n, dtype=np.int64)
+    highest = np.full(n, -1.0)
     for comparison in blood:
-        n_expanded += comparison.stats["significant"]
-    expanded = n_expanded > 0
-    columns += [pl.Series("n_expanded_timepoints", n_expanded), pl.Series("expanded_in_blood", expanded),
-                pl.Series("new_in_blood", new) if baseline is not None else _nulls("new_in_blood", pl.Boolean, n),
-                _peak_day(blood, expanded, n=n), *_best(blood, n=n, prefix="blood")]
-    return columns, expanded, new
+        freq = np.where(comparison.stats["significant"], comparison.stats["freq_post"], -1.0)
+        np.copyto(peak, comparison.later.day, where=freq > highest)
+        np.maximum(highest, freq, out=highest)
+    tested = ~np.isnan(q)
+    columns += [pl.Series("n_expanded_timepoints", significant.sum(axis=1).astype(np.int64)),
+                pl.Series("expanded_in_blood", expanded), masked("peak_day", peak, expanded),
+                masked("blood_log2fc", _pick(blood, best, "log2fc"), best >= 0),
+                masked("blood_qvalue", np.nan_to_num(q, nan=1.0), tested)]
+    return columns, expanded, new, simes(p) if blood else np.full(n, np.nan)
+
+
+def _tumor_columns(wide: pl.DataFrame, pre: Timepoint | None, tumor: Sequence[Comparison],
+                   post_biopsies: Sequence[Timepoint], blood: Sequence[Comparison], *, expanded: NDArray,
+                   new: NDArray, settings: CallSettings) -> list[pl.Series]:
+    """Tumour accumulation, the conjunction evidence of each biopsy, the best of it, and the flag."""
+    n = wide.height
+    post = [pooled(wide, p)[0] for p in post_biopsies]
+    max_post = np.maximum.reduce(post) if post else np.zeros(n, dtype=np.int64)
+    p_blood, p_min_blood = _pvalue_matrix(blood, n)
+    pb, pb_min = (simes(p_blood), simes(p_min_blood)) if blood else (np.full(n, np.nan), np.full(n, np.nan))
+    effects = [_effect(c, min_log2fc=settings.min_log2fc, min_count=settings.tumor_min_count) for c in tumor]
+    if pre is not None:
+        pre_count, _ = pooled(wide, pre)
+        p, p_min = _pvalue_matrix(tumor, n)
+        _, called = clone_level(p, p_min, alpha=settings.fdr)
+        significant = np.zeros((n, len(tumor)), dtype=bool)
+        for j, (comparison, effect) in enumerate(zip(tumor, effects)):
+            significant[:, j] = called[:, j] & effect
+            comparison.stats["significant"] = significant[:, j]
+        new_rule = (pre_count == 0) & (max_post >= settings.tumor_min_count)
+        accumulates = significant.any(axis=1)
+        if settings.tumor_rule == "significant_or_new":
+            accumulates = accumulates | new_rule
+        columns = [pl.Series("tumor_pre_count", pre_count)]
+    else:
+        accumulates = max_post >= settings.tumor_min_count if post else np.zeros(n, dtype=bool)
+        columns = [nulls("tumor_pre_count", pl.Int64, n)]
+    columns += [pl.Series("tumor_max_post_count", max_post), pl.Series("accumulates_in_tumor", accumulates)]
+    flag_q = np.full((n, len(tumor)), np.nan)
+    for j, (comparison, effect) in enumerate(zip(tumor, effects)):
+        pj = np.where(comparison.tested, comparison.stats["pvalue"], np.nan)
+        pj_min = np.where(comparison.tested, comparison.p_min, np.nan)
+        flag_q[:, j] = testable_bh(conjunction_pvalues(pb, pj), conjunction_pvalues(pb_min, pj_min),
+                                   alpha=settings.fdr)
+    if pre is not None and tumor:
+        p, p_min = _pvalue_matrix(tumor, n)
+        conj_q = testable_bh(conjunction_pvalues(pb, simes(p)), conjunction_pvalues(pb_min, simes(p_min)),
+                             alpha=settings.fdr)
+        any_effect = np.logical_or.reduce(effects)
+        in_tumor = (np.nan_to_num(conj_q, nan=1.0) < settings.fdr) & any_effect
+        if settings.tumor_rule == "significant_or_new":
+            in_tumor = in_tumor | new_rule
+    else:
+        conj_q = np.full(n, np.nan)
+        in_tumor = accumulates
+    flag = expanded & in_tumor
+    if settings.require_new:
+        flag = flag & new
+    for j, (comparison, effect) in enumerate(zip(tumor, effects)):
+        label = comparison.later.label
+        columns += [masked(f"{label}_flag_qvalue", np.nan_to_num(flag_q[:, j], nan=1.0), ~np.isnan(flag_q[:, j])),
+                    masked(f"{label}_flag_log2fc", comparison.stats["log2fc"], comparison.tested),
+                    pl.Series(f"{label}_flag_significant", flag & effect)]
+    best, _ = _best(tumor, np.column_stack(effects) if effects else np.zeros((n, 0), bool), n=n)
+    columns += [masked("tumor_log2fc", _pick(tumor, best, "log2fc"), best >= 0),
+                masked("tumor_qvalue", np.nan_to_num(conj_q, nan=1.0), ~np.isnan(conj_q))]
+    return [*columns, pl.Series("flagged", flag)]
 
 
 def analyse_patient(samples: pl.DataFrame, clonotypes: Mapping[str, pl.DataFrame], *,
@@ -246,108 +236,74 @@ def analyse_patient(samples: pl.DataFrame, clonotypes: Mapping[str, pl.DataFrame
     samples
         The patient's sample-sheet rows (``sample``, ``compartment``, ``day``, ``replicate``).
     clonotypes
-        Sample id -> clonotype table (:data:`tcrtrack.schema.CLONOTYPE_SCHEMA`).
+        Sample id -> clonotype table (``clone_id``, ``junction_aa``, ``v_gene``, ``j_gene``, ``count``;
+        ``frequency`` relative to the whole sample, when present, reveals truncated exports).
     settings
-        Thresholds; see :class:`CallSettings`.
+        Thresholds and model; see :class:`CallSettings`.
     """
+    if settings.model not in ("fisher", "betabinomial", "overdispersed"):
+        raise ValueError(f"model must be 'fisher', 'betabinomial' or 'overdispersed', got {settings.model!r}")
     notes: list[str] = []
-    fitted: list[NoiseModel] = []  # the first fit stands in where a later pair has too few clones to fit
-    wide = wide_counts(clonotypes)
+    depths = sample_depths(clonotypes)
+    for name, info in depths.items():
+        if info.truncated:
+            notes.append(f"sample {name} is a truncated export (counts >= {info.cut} kept, full depth {info.depth}):"
+                         f" a clone absent from it may hold up to {info.cut - 1} templates, and the tests assume so")
+    wide = wide_counts(clonotypes, depths={s: d.depth for s, d in depths.items()})
+    product = product_clones(wide, samples)
+    floors = NoiseFloors(wide, samples, depths, settings=settings, exclude=product)
     noise_rows: list[pl.DataFrame] = []
+    fitted: list = []
+    spare: list = []
 
-    def run(compartment: str, min_count: int, day: int | None) -> tuple[Timepoint | None, list[Comparison]]:
-        reference, later = reference_and_later(timepoints(samples, compartment), day=day)
-        if reference is None or not later:
-            return reference, []
+    def fallback() -> object | None:
+        """The first fit of this patient, else (overdispersed) the blood pair sharing the most clones."""
+        if fitted:
+            return fitted[0]
+        if settings.model != "overdispersed":
+            return None
+        if not spare:
+            spare.append(best_pair_null(wide, timepoints(samples, "blood"), depths, exclude=product))
+        return spare[0]
+
+    def run(reference: Timepoint | None, later: Sequence[Timepoint], min_count: int, exclude: NDArray
+            ) -> list[Comparison]:
         done = []
-        for point in later:
-            comparison, noise = compare(wide, reference, point, settings=settings, min_count=min_count,
-                                        fallback=fitted[0] if fitted else None)
-            if noise.source != "poisson":
-                fitted.append(noise)
+        for point in later if reference is not None else []:
+            comparison = compare(wide, reference, point, settings=settings, min_count=min_count, depths=depths,
+                                 exclude=exclude, floors=floors, fallback=fallback())
+            if comparison.noise_source not in ("poisson", "fallback"):
+                fitted.append(comparison.noise)
             done.append(comparison)
-            noise_rows.append(noise.to_frame().select(
-                pl.lit(f"{point.label} vs {reference.label}").alias("comparison"), pl.all()))
-        return reference, done
+            noise_rows.append(comparison.noise_frame.select(
+                pl.lit(f"{point.label} vs {reference.description}").alias("comparison"), pl.all()))
+        return done
 
-    baseline, blood = run("blood", settings.min_count, settings.baseline_day)
+    blood_points = timepoints(samples, "blood")
+    baseline = baseline_timepoint(blood_points, day=settings.baseline_day)
+    blood = run(baseline, [p for p in blood_points if p.day > 0], settings.min_count, product)
     if baseline is None:
         notes.append("no baseline blood sample (day <= 0): blood expansion not tested")
     elif not blood:
         notes.append("no post-infusion blood sample: blood expansion not tested")
-    pre, tumor = run("tumor", settings.tumor_min_count, None)
-    post_biopsies = [p for p in timepoints(samples, "tumor") if p.day > 0]
+    tumor_points = timepoints(samples, "tumor")
+    pre = baseline_timepoint(tumor_points)
+    post_biopsies = [p for p in tumor_points if p.day > 0]
+    tumor = run(pre, post_biopsies, settings.tumor_min_count, np.zeros(wide.height, dtype=bool))
     if pre is None and post_biopsies:
         notes.append("no pre-treatment biopsy: tumour accumulation by presence in post-treatment biopsies only")
     elif not post_biopsies:
         notes.append("no post-treatment biopsy: tumour accumulation not tested")
-    blood_columns, expanded, new = _blood_columns(wide, baseline, blood, settings=settings)
-    tumor_columns = _tumor_columns(wide, pre, tumor, post_biopsies, expanded=expanded, new=new, settings=settings)
+    notes.extend(floors.notes)
+    notes.extend(f"{c.later.label}: {c.noise_note}" for c in (*blood, *tumor) if c.noise_note)
+    blood_columns, expanded, new, _ = _blood_columns(wide, baseline, blood, settings, notes)
+    tumor_columns = _tumor_columns(wide, pre, tumor, post_biopsies, blood, expanded=expanded, new=new,
+                                   settings=settings)
     calls = wide.hstack([*(column for c in (*blood, *tumor) for column in c.columns()),
-                         *blood_columns, *tumor_columns])
+                         *blood_columns, *tumor_columns, pl.Series("in_product", product)])
     flagged = calls.filter(pl.col("flagged")).sort(
-        ["blood_qvalue", "tumor_qvalue", "blood_log2fc", "clone_id"], descending=[False, False, True, False],
+        ["tumor_qvalue", "blood_qvalue", "blood_log2fc", "clone_id"], descending=[False, False, True, False],
         nulls_last=True)
-    noise = pl.concat(noise_rows, how="diagonal_relaxed") if noise_rows else pl.DataFrame(
-        schema={"comparison": pl.Utf8})
+    noise = pl.concat([*floors.frames, *noise_rows], how="diagonal_relaxed") if (noise_rows or floors.frames) \
+        else pl.DataFrame(schema={"comparison": pl.Utf8})
     return PatientCalls(clones=calls, flagged=flagged, noise=noise, notes=tuple(notes))
-
-
-def _tumor_columns(wide: pl.DataFrame, pre: Timepoint | None, tumor: Sequence[Comparison],
-                   post_biopsies: Sequence[Timepoint], *, expanded: NDArray[np.bool_], new: NDArray[np.bool_],
-                   settings: CallSettings) -> list[pl.Series]:
-    """Tumour accumulation, the flag evidence of each biopsy, the best of it, and the flag."""
-    n = wide.height
-    post = [pooled(wide, p)[0] for p in post_biopsies]
-    max_post = reduce(np.maximum, post) if post else np.zeros(n, dtype=np.int64)
-    if pre is not None:
-        pre_count, _ = pooled(wide, pre)
-        significant = reduce(np.logical_or, (c.stats["significant"] for c in tumor), np.zeros(n, dtype=bool))
-        new_rule = (pre_count == 0) & (max_post >= settings.tumor_min_count)
-        accumulates = significant | new_rule if settings.tumor_rule == "significant_or_new" else significant
-        columns = [pl.Series("tumor_pre_count", pre_count)]
-    else:
-        accumulates = max_post >= settings.tumor_min_count if post else np.zeros(n, dtype=bool)
-        columns = [_nulls("tumor_pre_count", pl.Int64, n)]
-    columns += [pl.Series("tumor_max_post_count", max_post), pl.Series("accumulates_in_tumor", accumulates)]
-    evidence = [_tumor_evidence_of_blood_expanded(c, expanded, settings=settings) for c in tumor]
-    for comparison, flag in zip(tumor, evidence):
-        label = comparison.later.label
-        columns += [masked(f"{label}_flag_qvalue", flag.stats["qvalue"], flag.tested),
-                    masked(f"{label}_flag_log2fc", flag.stats["log2fc"], comparison.tested),
-                    pl.Series(f"{label}_flag_significant", flag.stats["significant"])]
-    columns += _best(evidence, n=n, prefix="tumor")
-    if pre is not None:
-        in_tumor = reduce(np.logical_or, (f.stats["significant"] for f in evidence), np.zeros(n, dtype=bool))
-        if settings.tumor_rule == "significant_or_new":
-            in_tumor = in_tumor | new_rule
-    else:
-        in_tumor = accumulates
-    flag = expanded & in_tumor
-    if settings.require_new:
-        flag = flag & new
-    return [*columns, pl.Series("flagged", flag)]
-
-
-def _tumor_evidence_of_blood_expanded(comparison: Comparison, expanded: NDArray[np.bool_], *,
-                                      settings: CallSettings) -> Comparison:
-    """Tumour enrichment re-tested among the blood-expanded clones only, for the flags.
-
-    For each post-treatment biopsy, Benjamini–Hochberg runs over the tumour p-values of the clones
-    expanded in blood (``<biopsy>_flag_qvalue``), not over the whole repertoire: the flag asks
-    about those clones, and selecting them on blood data leaves their tumour p-values valid (blood
-    and tumour are separate libraries), so the FDR of the flagged set is controlled while the
-    multiple-testing burden is that of tens of clones instead of thousands (selective inference in
-    the sense of Benjamini & Bogomolov 2014, JRSS-B 76:297). ``<biopsy>_flag_significant`` needs
-    ``q < fdr``, ``log2fc >= min_log2fc`` and ``count >= tumor.min_count`` as usual.
-
-    Returns the comparison restricted to the blood-expanded clones (``tested``), with these q-values
-    and flags as ``qvalue`` and ``significant``.
-    """
-    stats = comparison.stats
-    selected = expanded & comparison.tested
-    qvalue = np.zeros(selected.size)
-    qvalue[selected] = bh_qvalues(stats["pvalue"][selected])
-    significant = (selected & (qvalue < settings.fdr) & (stats["log2fc"] >= settings.min_log2fc)
-                   & (stats["count_post"] >= settings.tumor_min_count))
-    return Comparison(comparison.later, selected, {**stats, "qvalue": qvalue, "significant": significant})

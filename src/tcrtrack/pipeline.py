@@ -129,7 +129,8 @@ def patient_step(*, patient: str, clonotypes: Sequence[str], sheet: str, setting
 
     samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
     # only the columns the calls use: the peak memory is these tables plus the wide clone table
-    tables = {Path(p).name.removesuffix(".parquet"): pl.read_parquet(p, columns=[*ANNOTATION, "count"])
+    # frequency (relative to the whole sample) reveals truncated exports
+    tables = {Path(p).name.removesuffix(".parquet"): pl.read_parquet(p, columns=[*ANNOTATION, "count", "frequency"])
               for p in clonotypes}
     calls = analyse_patient(samples, tables, settings=CallSettings(**settings))
     for note in calls.notes:
@@ -144,7 +145,8 @@ def patient_step(*, patient: str, clonotypes: Sequence[str], sheet: str, setting
 
 FLAGGED_COLUMNS = ("patient", "clone_id", "junction_aa", "v_gene", "j_gene", "new_in_blood", "peak_day",
                    "n_expanded_timepoints", "blood_log2fc", "blood_qvalue", "tumor_log2fc", "tumor_qvalue",
-                   "baseline_count", "baseline_frequency", "tumor_pre_count", "tumor_max_post_count")
+                   "baseline_count", "baseline_frequency", "baseline_frequency_upper", "tumor_pre_count",
+                   "tumor_max_post_count", "in_product")
 
 
 def flagged_table(flagged: pl.DataFrame, *, patient: str, samples: pl.DataFrame) -> pl.DataFrame:
