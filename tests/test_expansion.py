@@ -310,7 +310,7 @@ def test_realised_fdr_near_nominal_with_planted_expansions():
 # --------------------------------------------------------------------------- edge cases
 
 
-@pytest.mark.parametrize("model", ["fisher", "overdispersed"])
+@pytest.mark.parametrize("model", ["fisher", "betabinomial"])
 def test_reference_empty_everywhere(model):
     b = np.random.default_rng(1).poisson(4, 3000)
     a = np.zeros_like(b)
@@ -320,7 +320,7 @@ def test_reference_empty_everywhere(model):
     assert np.all(np.isfinite(out["log2fc"].to_numpy()))
 
 
-@pytest.mark.parametrize("model", ["fisher", "overdispersed"])
+@pytest.mark.parametrize("model", ["fisher", "betabinomial"])
 def test_later_sample_empty_gives_p_one(model):
     a = np.array([5, 1, 0, 30])
     out = ex.test_expansion(a, np.zeros(4, int), n_a=100, n_b=50, model=model)
@@ -343,7 +343,7 @@ def test_zero_depth_is_a_clear_error(n_a, n_b):
         ex.fisher_pvalues([0], [0], n_a=n_a, n_b=n_b)
 
 
-@pytest.mark.parametrize("model", ["fisher", "overdispersed"])
+@pytest.mark.parametrize("model", ["fisher", "betabinomial"])
 def test_empty_arrays(model):
     out = ex.test_expansion(np.array([], int), np.array([], int), n_a=10, n_b=10, model=model)
     assert out.height == 0 and out.schema == pl.Schema(ex.RESULT_SCHEMA)

@@ -21,7 +21,8 @@ from tcrtrack.plots.patient import overlap_heatmap
 from tcrtrack.plots.style import save_figure
 from tcrtrack.schema import CLONOTYPE_SCHEMA
 
-SETTINGS = CallSettings(model="overdispersed")
+# hand-made samples of ~10k templates: "new" needs a baseline bound above the default 1e-5
+SETTINGS = CallSettings(model="overdispersed", new_max_frequency=1e-3)
 SAMPLES = [("b0r1", "blood", 0, 1), ("b0r2", "blood", 0, 2), ("b14", "blood", 14, 1), ("b28", "blood", 28, 1),
            ("t0", "tumor", -7, 1), ("t28", "tumor", 28, 1)]
 

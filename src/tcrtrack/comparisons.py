@@ -32,7 +32,7 @@ from scipy import stats
 from tcrtrack.design import Timepoint, Truncation
 from tcrtrack.empirical_null import (EmpiricalNull, fit_empirical_null, pooling_weight, poisson_null,
                                      scaled_floor)
-from tcrtrack.multiplicity import testable_bh
+from tcrtrack.multiplicity import bh_over_testable
 from tcrtrack.noise import (NoiseModel, betabinom_sf, fit_noise_from_bulk, fit_noise_from_replicates,
                             for_pooled_libraries, poisson_noise)
 
@@ -242,7 +242,7 @@ def compare(wide: pl.DataFrame, reference: Timepoint, later: Timepoint, *, setti
     c = settings.pseudocount
     log2fc = np.log2((bw + c) / n_b) - np.log2((aw + c) / n_a)
     full = {"count_post": b, "freq_post": b / max(1, depth_b)}
-    for name, values in (("log2fc", log2fc), ("pvalue", p), ("qvalue", testable_bh(p, p_min, alpha=settings.fdr))):
+    for name, values in (("log2fc", log2fc), ("pvalue", p), ("qvalue", bh_over_testable(p, p_min, alpha=settings.fdr))):
         full[name] = np.zeros(wide.height)
         full[name][where] = values
     full["significant"] = np.zeros(wide.height, dtype=bool)

@@ -12,7 +12,7 @@ than expected under unchanged frequency):
   J Virol 89:4517; the immunoSEQ Analyzer / LymphoSeq differential-abundance test). Under it
   the only noise is sampling of templates, which real repertoires exceed (PCR, cell sampling,
   biology), so on overdispersed data it is anti-conservative.
-* ``"overdispersed"`` (default): ``b | n ~ BetaBinomial`` with an abundance-dependent
+* ``"betabinomial"``: ``b | n ~ BetaBinomial`` with an abundance-dependent
   intra-class correlation ``rho`` learned from replicates or from the bulk of clones
   (:mod:`tcrtrack.noise`; Rytlewski et al. 2019, PLoS One 14:e0213684; Koraichi et al. 2022).
 
@@ -31,6 +31,7 @@ import polars as pl
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from tcrtrack.multiplicity import bh_qvalues
 from tcrtrack.noise import NoiseModel, _counts, _depth, betabinom_sf, fit_noise_from_bulk
 
 RESULT_SCHEMA: dict[str, pl.DataType] = {
@@ -125,24 +126,6 @@ def betabinomial_pvalues(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
     return betabinom_sf(ub - 1, n, p=n_b / (n_a + n_b), rho=rho)[inv]
 
 
-def bh_qvalues(p: ArrayLike) -> NDArray[np.float64]:
-    """Benjamini-Hochberg adjusted p-values (q-values).
-
-    .. math:: q_{(i)} = \\min_{j \\ge i} \\min\\!\\left(1, \\frac{m\\, p_{(j)}}{j}\\right)
-
-    over the ``m`` p-values sorted increasingly (Benjamini & Hochberg 1995, JRSS B 57:289),
-    via ``scipy.stats.false_discovery_control(p, method="bh")``.
-    """
-    p = np.asarray(p, dtype=np.float64)
-    if p.ndim != 1:
-        raise ValueError("p must be 1-D")
-    if p.size == 0:
-        return np.zeros(0)
-    if not np.all((p >= 0) & (p <= 1)):
-        raise ValueError("p-values must lie in [0, 1] (no NaN)")
-    return stats.false_discovery_control(p, method="bh")
-
-
 def _bh_qvalues_of_repeated(p: NDArray[np.float64], repeats: NDArray[np.int64]) -> NDArray[np.float64]:
     """:func:`bh_qvalues` of ``np.repeat(p, repeats)``, one q-value per entry of ``p``, bit for bit.
 
@@ -184,7 +167,7 @@ def pool_replicates(replicate_counts: Sequence[ArrayLike], *,
 
 
 def test_expansion(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
-                   model: Literal["fisher", "overdispersed"] = "overdispersed",
+                   model: Literal["fisher", "betabinomial"] = "betabinomial",
                    noise: NoiseModel | None = None, pseudocount: float = 1.0,
                    fdr: float = 0.05, min_log2fc: float = 1.0, min_count: int = 2) -> pl.DataFrame:
     """Test every clone for expansion from the reference (``a``) to the later sample (``b``).
@@ -196,10 +179,10 @@ def test_expansion(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
     n_a, n_b
         Sample depths.
     model
-        ``"overdispersed"`` (beta-binomial, :func:`betabinomial_pvalues`) or ``"fisher"``
+        ``"betabinomial"`` (beta-binomial, :func:`betabinomial_pvalues`) or ``"fisher"``
         (:func:`fisher_pvalues`).
     noise
-        Noise model for ``"overdispersed"``; ``None`` fits one on this comparison's bulk
+        Noise model for ``"betabinomial"``; ``None`` fits one on this comparison's bulk
         (:func:`tcrtrack.noise.fit_noise_from_bulk`, default options). Must be ``None`` for
         ``"fisher"``.
     pseudocount
@@ -222,17 +205,17 @@ def test_expansion(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
 
 
 def expansion_arrays(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
-                     model: Literal["fisher", "overdispersed"] = "overdispersed",
+                     model: Literal["fisher", "betabinomial"] = "betabinomial",
                      noise: NoiseModel | None = None, pseudocount: float = 1.0, fdr: float = 0.05,
                      min_log2fc: float = 1.0, min_count: int = 2) -> dict[str, NDArray]:
     """:func:`test_expansion` as numpy arrays, one per column of :data:`RESULT_SCHEMA`, with NaN
     p- and q-values for the clones not tested (for callers that keep working on arrays).
     ``count_ref`` and ``count_post`` are ``a`` and ``b`` themselves when these are int64 arrays."""
     a, b, n_a, n_b = _validate(a, b, n_a, n_b)
-    if model not in ("fisher", "overdispersed"):
-        raise ValueError(f"model must be 'fisher' or 'overdispersed', got {model!r}")
+    if model not in ("fisher", "betabinomial"):
+        raise ValueError(f"model must be 'fisher' or 'betabinomial', got {model!r}")
     if model == "fisher" and noise is not None:
-        raise ValueError("noise is only used by model='overdispersed'")
+        raise ValueError("noise is only used by model='betabinomial'")
     if not 0 < fdr < 1:
         raise ValueError("fdr must lie in (0, 1)")
     log2fc = log2_fold_change(a, b, n_a=n_a, n_b=n_b, pseudocount=pseudocount)

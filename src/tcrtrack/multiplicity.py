@@ -9,7 +9,7 @@ so the false-discovery rate is controlled over clones:
   share one reference sample, Sarkar 1998, Ann Stat 26:494), then Benjamini-Hochberg over clones.
   Comparisons are called only inside the selected clones, at the level ``q R / m`` of Benjamini &
   Bogomolov (2014, JRSS B 76:297), which keeps the average FDR over the selected clones' days.
-* **Testable only** (:func:`testable_bh`): a clone whose counts can never give a small p-value (a total of
+* **Testable only** (:func:`bh_over_testable`): a clone whose counts can never give a small p-value (a total of
   two templates) only dilutes BH. Following Tarone (1990, Biometrics 46:515) and Gilbert (2005, JRSS C
   54:143), the smallest ``K`` with ``#{i : p_min,i <= alpha / K} <= K`` defines the testable clones; BH runs
   over them. ``p_min`` depends on the clone's totals only, never on where its templates fell, so the
@@ -62,7 +62,7 @@ def simes(p: ArrayLike) -> NDArray[np.float64]:
     return np.where(d > 0, out, np.nan)
 
 
-def testable(p_min: ArrayLike, *, alpha: float) -> NDArray[np.bool_]:
+def tarone_testable(p_min: ArrayLike, *, alpha: float) -> NDArray[np.bool_]:
     """Tarone's testable set: with ``K`` the smallest integer such that ``#{i : p_min,i <= alpha / K} <= K``,
     the hypotheses with ``p_min,i <= alpha / K`` (NaN: never testable)."""
     p_min = np.asarray(p_min, dtype=np.float64)
@@ -81,7 +81,7 @@ def testable(p_min: ArrayLike, *, alpha: float) -> NDArray[np.bool_]:
     return finite <= alpha / lo
 
 
-def testable_bh(p: ArrayLike, p_min: ArrayLike, *, alpha: float) -> NDArray[np.float64]:
+def bh_over_testable(p: ArrayLike, p_min: ArrayLike, *, alpha: float) -> NDArray[np.float64]:
     """BH q-values over Tarone's testable hypotheses (Gilbert 2005); 1 for the others, NaN where ``p`` is NaN.
 
     Parameters
@@ -97,7 +97,7 @@ def testable_bh(p: ArrayLike, p_min: ArrayLike, *, alpha: float) -> NDArray[np.f
     if p.shape != p_min.shape:
         raise ValueError("p and p_min must have the same shape")
     q = np.where(np.isnan(p), np.nan, 1.0)
-    keep = testable(np.where(np.isnan(p), np.nan, p_min), alpha=alpha)
+    keep = tarone_testable(np.where(np.isnan(p), np.nan, p_min), alpha=alpha)
     if keep.any():
         q[keep] = bh_qvalues(p[keep])
     return q
@@ -123,12 +123,12 @@ def clone_level(p: ArrayLike, p_min: ArrayLike, *, alpha: float) -> tuple[NDArra
         q-value is below ``alpha R / m`` (``R`` selected of ``m`` testable clones; Benjamini & Bogomolov 2014).
     """
     p, p_min = np.asarray(p, dtype=np.float64), np.asarray(p_min, dtype=np.float64)
-    q = testable_bh(simes(p), simes(p_min), alpha=alpha)
+    q = bh_over_testable(simes(p), simes(p_min), alpha=alpha)
     selected = np.nan_to_num(q, nan=1.0) < alpha
     called = np.zeros(p.shape, dtype=bool)
     if not selected.any():
         return q, called
-    m = int(testable(np.where(np.isnan(q), np.nan, simes(p_min)), alpha=alpha).sum())
+    m = int(tarone_testable(np.where(np.isnan(q), np.nan, simes(p_min)), alpha=alpha).sum())
     level = alpha * selected.sum() / max(m, 1)
     rows = p[selected]
     d = (~np.isnan(rows)).sum(axis=1, keepdims=True)

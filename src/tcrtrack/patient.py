@@ -31,7 +31,7 @@ from scipy import stats
 from tcrtrack.comparisons import Comparison, NoiseFloors, best_pair_null, compare, masked, nulls
 from tcrtrack.design import (Timepoint, baseline_timepoint, pooled, product_clones, reference_and_later,
                              sample_depths, timepoints)
-from tcrtrack.multiplicity import clone_level, conjunction_pvalues, simes, testable_bh
+from tcrtrack.multiplicity import clone_level, conjunction_pvalues, simes, bh_over_testable
 
 __all__ = ["ANNOTATION", "CallSettings", "PatientCalls", "Timepoint", "analyse_patient", "pooled",
            "reference_and_later", "timepoints", "wide_counts"]
@@ -200,11 +200,11 @@ def _tumor_columns(wide: pl.DataFrame, pre: Timepoint | None, tumor: Sequence[Co
     for j, (comparison, effect) in enumerate(zip(tumor, effects)):
         pj = np.where(comparison.tested, comparison.stats["pvalue"], np.nan)
         pj_min = np.where(comparison.tested, comparison.p_min, np.nan)
-        flag_q[:, j] = testable_bh(conjunction_pvalues(pb, pj), conjunction_pvalues(pb_min, pj_min),
+        flag_q[:, j] = bh_over_testable(conjunction_pvalues(pb, pj), conjunction_pvalues(pb_min, pj_min),
                                    alpha=settings.fdr)
     if pre is not None and tumor:
         p, p_min = _pvalue_matrix(tumor, n)
-        conj_q = testable_bh(conjunction_pvalues(pb, simes(p)), conjunction_pvalues(pb_min, simes(p_min)),
+        conj_q = bh_over_testable(conjunction_pvalues(pb, simes(p)), conjunction_pvalues(pb_min, simes(p_min)),
                              alpha=settings.fdr)
         any_effect = np.logical_or.reduce(effects)
         in_tumor = (np.nan_to_num(conj_q, nan=1.0) < settings.fdr) & any_effect
