@@ -30,6 +30,7 @@ from tcrtrack.formats.mixcr import OLD_HEADERS as _MIXCR_OLD_HEADERS
 from tcrtrack.formats.mixcr import convert_mixcr
 from tcrtrack.formats.tenx import convert_10x_contigs
 from tcrtrack.formats.vdjtools import convert_vdjtools
+from tcrtrack.truncation import SOURCE_FREQUENCY
 
 if TYPE_CHECKING:
     from tcrtrack.ingest import IngestResult
@@ -105,7 +106,7 @@ def detect_format(path: Path | str) -> str:
 def _read_airr(path: Path) -> ConvertedRepertoire:
     from tcrtrack.airr_reader import COUNT_FIELDS, read_airr_tsv
 
-    frame = read_airr_tsv(path, extra=("sequence_id", "d_call"))
+    frame = read_airr_tsv(path, extra=("sequence_id", "d_call", SOURCE_FREQUENCY))
     source = next((name for name in COUNT_FIELDS if name in frame.columns and frame[name].is_not_null().any()),
                   "rows (no count column: 1 per row)")
     return ConvertedRepertoire(frame=frame, count_source=source, gene_mapping="as given (AIRR input is IMGT)",
@@ -199,9 +200,10 @@ def ingest_converted(path: Path | str, *, fmt: str = "auto", locus: str = "TRB",
         converted = to_airr(path, fmt=fmt, locus=locus, species=species)
         label = converted.count_source + ("; QC counts are UMIs" if fmt == "10x_contigs" else "")
         ingested = ingest_frame(converted.frame, path=path, count_source=label,
-                                locate=lambda index: f"record {index + 1} (converted from {fmt})", **options)
+                                locate=lambda index: f"record {index + 1} (converted from {fmt})",
+                                frequency_evidence=converted.frequency, **options)
     qc = ingested.qc.with_columns(
         format=pl.lit(converted.fmt), gene_mapping=pl.lit(converted.gene_mapping),
         unmapped_gene_rows=pl.lit(converted.unmapped_genes, dtype=pl.Int64),
         conversion_notes=pl.lit("; ".join(converted.notes) or None, dtype=pl.Utf8))
-    return type(ingested)(clonotypes=ingested.clonotypes, qc=qc)
+    return type(ingested)(clonotypes=ingested.clonotypes, qc=qc, truncation=ingested.truncation)
