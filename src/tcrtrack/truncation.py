@@ -18,9 +18,10 @@ immunoSEQ sequences; `frequencyCount (%)` over such a file sums to 0.37-0.85). T
   smallest count is > 1: a file cut at the top N, whose tail of singletons is missing. Without
   frequencies the full depth is unknown, so only ``truncated`` and the note are set.
 
-When the full depth is known and the file is truncated, clonotype frequencies are count / full depth
-(in the QC count units: the file's count total / ``kept_share``), so that count / frequency recovers the
-whole sample's depth; every other file keeps frequencies relative to its kept total, unchanged.
+When the full depth is known and the file is truncated, clonotype frequencies are count /
+``implied_depth`` (converters pair each frequency with the count it describes, the one ingest uses), so
+that count / frequency recovers the whole sample's depth; every other file keeps frequencies relative
+to its kept total, unchanged.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Truncation:
     kept_share: float | None = None
     truncated: bool = False
     note: str | None = None
-    full_depth: float | None = None  # in the QC count units; set only when truncated and known
+    full_depth: float | None = None  # the depth clonotype frequencies use: set only when truncated and known
 
     def qc_columns(self) -> dict[str, pl.Expr]:
         """``implied_depth``, ``kept_share``, ``truncated``, ``truncation_note`` as literal columns."""
@@ -93,7 +94,8 @@ def _implied(evidence: FrequencyEvidence) -> tuple[float, float, bool, float] | 
     # math.fsum: exact, so the same rows give the same depth however polars chunked them (AIRR round trip)
     depth = math.fsum(usable["count"].to_list()) / (math.fsum(usable["freq"].to_list()) / scale)
     median = float((usable["count"] / (usable["freq"] / scale)).median())
-    total = float(frame["count"].fill_null(0).sum())
+    described = frame.filter(pl.col("freq").is_not_null())  # rows the frequencies describe (TRUST4: TR rows)
+    total = math.fsum(described["count"].fill_null(0).to_list())
     return depth, total / depth, percent, median
 
 
@@ -119,7 +121,7 @@ def assess(counts: pl.Series, evidence: FrequencyEvidence | None, *, single_cell
                          "the frequencies were computed from another count than the one exported")
         if share < 1 - SHARE_TOLERANCE:
             truncated = True
-            full = float(present.sum()) / share
+            full = depth
             notes.append(f"{evidence.source} implies a whole-sample depth of {depth:.0f}, of which the file keeps "
                          f"{share:.2f}: the file is truncated (frequencies use the whole sample's depth)")
         elif share > 1 + SHARE_TOLERANCE:

@@ -5,7 +5,8 @@ Each converter turns one export format into a polars frame of AIRR-named string 
 identity and clonotype definitions apply unchanged. Gene names are standardised to IMGT with
 tidytcells, once per distinct name. Per-format decisions are documented in each module
 (:mod:`~tcrtrack.formats.immunoseq`, :mod:`~tcrtrack.formats.mixcr`, :mod:`~tcrtrack.formats.tenx`,
-:mod:`~tcrtrack.formats.vdjtools`).
+:mod:`~tcrtrack.formats.vdjtools`, :mod:`~tcrtrack.formats.tables` for MiTCR, MiGEC, MiGMAP,
+IgBlastWrapper and TRUST4, :mod:`~tcrtrack.formats.per_sequence` for IMGT/HighV-QUEST and IMSEQ).
 
 >>> result = to_airr("sample.tsv")            # doctest: +SKIP
 >>> result.count_source, result.notes         # doctest: +SKIP
@@ -24,10 +25,13 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from tcrtrack.errors import InputFileError
+from tcrtrack.format_names import FORMATS
 from tcrtrack.formats._common import LOCI, ConvertedRepertoire, first_line, header_columns
 from tcrtrack.formats.immunoseq import convert_immunoseq
 from tcrtrack.formats.mixcr import OLD_HEADERS as _MIXCR_OLD_HEADERS
 from tcrtrack.formats.mixcr import convert_mixcr
+from tcrtrack.formats.per_sequence import convert_imgt, convert_imseq, is_imseq
+from tcrtrack.formats.tables import convert_table, mitcr_preamble
 from tcrtrack.formats.tenx import convert_10x_contigs
 from tcrtrack.formats.vdjtools import convert_vdjtools
 from tcrtrack.truncation import SOURCE_FREQUENCY
@@ -38,15 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["FORMATS", "ConvertedRepertoire", "convert", "detect_format", "ingest_converted", "to_airr",
            "write_airr_tsv"]
 
-FORMATS: dict[str, str] = {
-    "airr": "AIRR Rearrangement TSV (also 10x airr_rearrangement.tsv)",
-    "immunoseq_v2": "Adaptive immunoSEQ v1/v2 export (nucleotide, aminoAcid, count (templates/reads), vGeneName)",
-    "immunoseq_v3": "Adaptive immunoSEQ v3 export (rearrangement, amino_acid, templates, v_gene, frame_type)",
-    "mixcr": "MiXCR exportClones table (cloneCount or readCount, aaSeqCDR3, allVHitsWithScore)",
-    "10x_contigs": "10x Genomics filtered_/all_contig_annotations.csv (barcode, contig_id, chain, cdr3)",
-    "vdjtools": "VDJtools table (count freq cdr3nt cdr3aa v d j)",
-}
-"""Known formats and how to recognise them."""
+
 
 _CONVERTERS: dict[str, Callable[..., ConvertedRepertoire]] = {
     "immunoseq_v2": functools.partial(convert_immunoseq, version=2),
@@ -54,6 +50,10 @@ _CONVERTERS: dict[str, Callable[..., ConvertedRepertoire]] = {
     "mixcr": convert_mixcr,
     "10x_contigs": convert_10x_contigs,
     "vdjtools": convert_vdjtools,
+    **{name: functools.partial(convert_table, fmt=name) for name in ("mitcr", "migec", "migmap", "igblast",
+                                                                      "trust4")},
+    "imgt": convert_imgt,
+    "imseq": convert_imseq,
 }
 
 
@@ -72,8 +72,7 @@ def detect_format(path: Path | str) -> str:
     Returns
     -------
     str
-        One of :data:`FORMATS`: ``airr``, ``immunoseq_v2``, ``immunoseq_v3``, ``mixcr``, ``10x_contigs``,
-        ``vdjtools``.
+        One of :data:`FORMATS` (:mod:`tcrtrack.format_names`).
 
     Raises
     ------
@@ -96,11 +95,37 @@ def detect_format(path: Path | str) -> str:
     if tabbed and columns & {"aaSeqCDR3", "nSeqCDR3"} and columns & {"cloneId", "cloneCount", "readCount",
                                                                      "uniqueMoleculeCount"}:
         return "mixcr"
-    if tabbed and {"count", "cdr3nt", "cdr3aa", "v", "j"} <= columns:
+    if tabbed and {"count", "frequency", "CDR3nt", "CDR3aa", "V", "J"} <= columns:
+        return "trust4"
+    if tabbed and {"cdr3nt", "cdr3aa", "v", "j"} <= columns and columns & {"in.frame", "no.stop", "v.end.in.cdr3"}:
+        return "migmap"
+    if tabbed and {"events_count", "cdr3nt", "vSegment"} <= columns:
+        return "igblast"
+    if tabbed and ({"count", "cdr3nt", "cdr3aa", "v", "j"} <= columns
+                   or {"Seq. Count", "N Sequence", "AA Sequence"} <= columns):
         return "vdjtools"
+    if tabbed and {"Count", "CDR3 nucleotide sequence", "V segments"} <= columns:
+        return "migec"
+    if tabbed and "CDR3 nucleotide sequence" in columns and "Read count" in columns:
+        return "mitcr"
+    if tabbed and {"Sequence ID", "V-GENE and allele"} <= columns:
+        return "imgt"
+    if is_imseq(line):
+        return "imseq"
+    if mitcr_preamble(path) == 1 and _has_second_line(path):  # MiTCR: a run line before the header
+        if {"Read count", "CDR3 nucleotide sequence"} <= set(header_columns(first_line(path, 1))):
+            return "mitcr"
     shown = ", ".join(header_columns(line)[:6])
     raise InputFileError(path, f"unknown repertoire format (header starts: {shown})",
                          f"give one of the known formats ({_known_formats()}), or name the format explicitly")
+
+
+def _has_second_line(path: Path) -> bool:
+    try:
+        first_line(path, 1)
+    except InputFileError:
+        return False
+    return True
 
 
 def _read_airr(path: Path) -> ConvertedRepertoire:

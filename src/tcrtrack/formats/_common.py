@@ -58,13 +58,15 @@ class ConvertedRepertoire:
     frequency: FrequencyEvidence | None = None
 
 
-def first_line(path: Path) -> str:
-    """The header line of a plain or gzipped text file (BOM and line end removed)."""
+def first_line(path: Path, skip: int = 0) -> str:
+    """The header line of a plain or gzipped text file (BOM and line end removed), after ``skip`` lines."""
     try:
         with open(path, "rb") as handle:
             magic = handle.read(2)
         opener = gzip.open if magic == b"\x1f\x8b" else open
         with opener(path, "rb") as handle:
+            for _ in range(skip):
+                handle.readline()
             raw = handle.readline()
     except FileNotFoundError:
         raise InputFileError(path, "does not exist", "check the path") from None
@@ -83,14 +85,17 @@ def header_columns(line: str) -> list[str]:
 
 
 def read_table(path: Path, *, separator: str, wanted: Sequence[str], null_values: Sequence[str],
-               quote_char: str | None = None, rename: dict[str, str] | None = None) -> pl.DataFrame:
-    """Read the ``wanted`` columns present in ``path`` as strings (vendor null tokens -> null)."""
-    header = header_columns(first_line(path))
+               quote_char: str | None = None, rename: dict[str, str] | None = None,
+               skip_rows: int = 0) -> pl.DataFrame:
+    """Read the ``wanted`` columns present in ``path`` as strings (vendor null tokens -> null), the header
+    being line ``skip_rows + 1``."""
+    header = header_columns(first_line(path, skip_rows))
     present = [name for name in header if (rename or {}).get(name, name) in wanted]
     rename = {old: new for old, new in (rename or {}).items() if old in present}
     try:
         frame = pl.read_csv(path, separator=separator, columns=present, infer_schema=False,
-                            quote_char=quote_char, null_values=list(null_values), truncate_ragged_lines=False)
+                            quote_char=quote_char, null_values=list(null_values), truncate_ragged_lines=False,
+                            skip_rows=skip_rows)
     except (pl.exceptions.PolarsError, OSError, EOFError) as error:
         raise InputFileError(path, f"cannot be parsed ({str(error).splitlines()[0]})",
                              "check for truncated content and rows with a wrong number of fields") from None
