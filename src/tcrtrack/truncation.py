@@ -13,7 +13,8 @@ immunoSEQ sequences; `frequencyCount (%)` over such a file sums to 0.37-0.85). T
   medians 19,306 vs 21,245 from the sums, share 0.94 vs the 0.85 the frequencies sum to); when the median
   differs from ``implied_depth`` by more than 10% the note says so. A file is ``truncated`` when
   ``kept_share`` < 1 - :data:`SHARE_TOLERANCE`. Frequencies written as percentages (summing to ~100)
-  are recognised and divided by 100.
+  (a sum above 1.5, which fractions cannot reach) are recognised and divided by 100; a sum between 1.02
+  and 1.5 is not relative to these counts and is not used.
 * **A round number of rows** (:func:`is_round_row_count`: 1,000, 2,000, 5,000, 10,000, ...) whose
   smallest count is > 1: a file cut at the top N, whose tail of singletons is missing. Without
   frequencies the full depth is unknown, so only ``truncated`` and the note are set.
