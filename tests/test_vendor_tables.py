@@ -1,5 +1,6 @@
-"""Formats VDJtools reads (MiTCR, MiGEC, MiGMAP, IgBlastWrapper, IMGT/HighV-QUEST, IMSEQ, older VDJtools and
-MiXCR 1.x-3 headers) and TRUST4, plus the one list of formats (FORMATS = CLI choices = sample-sheet enum).
+"""Formats VDJtools reads (MiTCR, MiGEC, MiGMAP, IgBlastWrapper, IMGT/HighV-QUEST, IMSEQ, RTCR, older
+VDJtools and MiXCR 1.x-3 headers), TRUST4 and BD Rhapsody, plus the one list of formats (FORMATS = CLI
+choices = sample-sheet enum).
 
 The files are written by the tests in the layouts VDJtools' parsers read (``mikessh/vdjtools``,
 ``src/main/groovy/com/antigenomics/vdjtools/io/parser/``; column names from the parsers, ``misc/Software.groovy``
@@ -135,6 +136,17 @@ def test_trust4_report_and_airr(tmp_path: Path) -> None:
     assert (airr_qc["input_count"], airr_qc["kept_count"], airr_qc["count_source"]) == (95, 85, "consensus_count")
 
 
+def test_rtcr(tmp_path: Path) -> None:
+    header = ["Number of reads", "Amino acid sequence", "V gene", "J gene", "Junction nucleotide sequence",
+              "V gene end position", "J gene start position", "Frame", "Number of stop codons", "Minimum Phred",
+              "Quality"]
+    rows = [[c, aa, f"{v}*01", f"{j}*01", n, 10, 25, 0, aa.count("*"), 30, "I" * len(n)]
+            for c, v, _d, j, aa, n in CLONES]
+    path = write(tmp_path / "results.tsv", header, rows)
+    check_totals(path, "rtcr")
+    assert to_airr(path).frame["junction_aa"].to_list()[:3] == ["CASSLAGGYEQYF", "CASSPGTEAFF", "CASS*GNEQFF"]
+
+
 @pytest.mark.parametrize("name", ["3_Nt-sequences.txt", "1_Summary.txt"])
 def test_imgt_highvquest(tmp_path: Path, name: str) -> None:
     if name.startswith("3"):
@@ -195,14 +207,18 @@ LAYOUT_HEADERS = {
     "igblast": ["#reads_count", "reads_percent", "events_count", "events_percent", "cdr3nt", "cdr3aa", "inFrame",
                 "noStop", "vSegment", "dSegment", "jSegment"],
     "trust4": ["#count", "frequency", "CDR3nt", "CDR3aa", "V", "D", "J", "C", "cid", "cid_full_length"],
+    "rtcr": ["Number of reads", "Amino acid sequence", "V gene", "J gene", "Junction nucleotide sequence"],
     "imgt": ["Sequence number", "Sequence ID", "V-DOMAIN Functionality", "V-GENE and allele", "J-GENE and allele",
              "D-GENE and allele", "JUNCTION"],
 }
-COUNT_COLUMN = {"migec": "Count", "migmap": "count", "igblast": "events_count", "trust4": "#count"}
+COUNT_COLUMN = {"migec": "Count", "migmap": "count", "igblast": "events_count", "trust4": "#count",
+                "rtcr": "Number of reads"}
 
 
 def _row(header: list[str], count: object) -> list[object]:
-    values = {"Count": count, "count": count, "events_count": count, "#count": count, "V segments": "TRBV9",
+    values = {"Count": count, "count": count, "events_count": count, "#count": count, "Number of reads": count,
+              "V gene": "TRBV9", "J gene": "TRBJ2-1", "Junction nucleotide sequence": nt("CASSVGQGNEQFF"),
+              "V segments": "TRBV9",
               "v": "TRBV9", "vSegment": "TRBV9", "V": "TRBV9", "J segments": "TRBJ2-1", "j": "TRBJ2-1",
               "jSegment": "TRBJ2-1", "J": "TRBJ2-1", "V-GENE and allele": "Homsap TRBV9*01 F",
               "J-GENE and allele": "Homsap TRBJ2-1*01 F", "JUNCTION": nt("CASSVGQGNEQFF"),
@@ -215,7 +231,8 @@ def _row(header: list[str], count: object) -> list[object]:
 def test_text_in_count_names_row_and_column(tmp_path: Path, fmt: str) -> None:
     header = LAYOUT_HEADERS[fmt]
     path = write(tmp_path / "bad.txt", header, [_row(header, 3), _row(header, "many")])
-    with pytest.raises(InputFileError, match=r"(?i)row 3, column '.*count.*': 'many' is not a count"):
+    column = COUNT_COLUMN[fmt].lstrip("#")
+    with pytest.raises(InputFileError, match=rf"row 3, column '{column}': 'many' is not a count"):
         ingest_converted(path, fmt=fmt)
 
 
@@ -262,7 +279,8 @@ def test_formats_cli_choices_and_sheet_schema_agree() -> None:
     assert schema["properties"]["format"]["enum"] == ["auto", *FORMATS]
     option = next(param for param in main.commands["convert"].params if param.name == "fmt")
     assert list(option.type.choices) == ["auto", *FORMATS]
-    from tcrtrack.formats import FORMATS as formats_package, _CONVERTERS
+    from tcrtrack.formats import _CONVERTERS
+    from tcrtrack.formats import FORMATS as formats_package
 
     assert formats_package is FORMATS and set(_CONVERTERS) == set(FORMATS) - {"airr"}
 
@@ -273,3 +291,26 @@ def test_convert_cli_reads_a_new_format(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["convert", "--from", "trust4", str(source), str(tmp_path / "out.tsv")])
     assert result.exit_code == 0, result.output
     assert "(trust4)" in result.output and (tmp_path / "out.tsv").exists()
+
+
+def test_bd_rhapsody_dominant_contigs_airr_counts_cells(tmp_path: Path) -> None:
+    """BD Rhapsody's ``*_VDJ_Dominant_Contigs_AIRR.tsv``: AIRR per-cell contigs (the columns scRepertoire's
+    ``.parseBD`` reads: cell_id, locus, v_call, d_call, j_call, c_call, cdr3, cdr3_aa, consensus_count,
+    productive, plus AIRR's required junction fields); clonotypes count distinct cells, like 10x."""
+    header = ["sequence_id", "sequence", "rev_comp", "productive", "v_call", "d_call", "j_call", "c_call",
+              "sequence_alignment", "germline_alignment", "junction", "junction_aa", "v_cigar", "d_cigar", "j_cigar",
+              "cell_id", "locus", "cdr3", "cdr3_aa", "consensus_count"]
+    beta = ("TRBV12-3*01", "TRBJ2-7*01", "CASSLAGGYEQYF")
+    alpha = ("TRAV1-2*01", "TRAJ33*01", "CAVMDSNYQLIW")
+    rows = []
+    for cell, reads in (("c1", 40), ("c2", 12), ("c3", 7)):  # three cells of one TRB clonotype, each with a TRA
+        for v, j, aa in (beta, alpha):
+            rows.append([f"{cell}_{v[:3]}", "", "F", "T", v, "", j, "", "", "", nt(aa), aa, "", "", "", cell,
+                         v[:3], nt(aa[1:-1]), aa[1:-1], reads])
+    path = write(tmp_path / "S1_VDJ_Dominant_Contigs_AIRR.tsv", header, rows)
+    assert detect_format(path) == "airr"
+    result = ingest_converted(path)
+    qc = result.qc.row(0, named=True)
+    assert (qc["kept_rows"], qc["wrong_locus_rows"], qc["kept_count"]) == (3, 3, 59)
+    assert result.clonotypes["count"].to_list() == [3]  # cells, not reads
+    assert qc["truncated"] is False  # per-cell contigs are never judged by their number of rows

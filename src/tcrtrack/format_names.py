@@ -17,6 +17,7 @@ FORMATS: dict[str, str] = {
     "igblast": "IgBlastWrapper table (#reads_count reads_percent events_count events_percent ... vSegment)",
     "imgt": "IMGT/HighV-QUEST 1_Summary/3_Nt-sequences/5_AA-sequences (Sequence ID, V-GENE and allele, JUNCTION)",
     "imseq": "IMSEQ clonotypes, no header (V:CDR3nt:J<TAB>count)",
+    "rtcr": "RTCR results.tsv (Number of reads, Amino acid sequence, V gene, J gene, Junction nucleotide sequence)",
     "trust4": "TRUST4 *_report.tsv (#count frequency CDR3nt CDR3aa V D J C cid cid_full_length)",
 }
 """Known formats and how to recognise them (``auto`` detects one from the header)."""

@@ -6,7 +6,7 @@ identity and clonotype definitions apply unchanged. Gene names are standardised 
 tidytcells, once per distinct name. Per-format decisions are documented in each module
 (:mod:`~tcrtrack.formats.immunoseq`, :mod:`~tcrtrack.formats.mixcr`, :mod:`~tcrtrack.formats.tenx`,
 :mod:`~tcrtrack.formats.vdjtools`, :mod:`~tcrtrack.formats.tables` for MiTCR, MiGEC, MiGMAP,
-IgBlastWrapper and TRUST4, :mod:`~tcrtrack.formats.per_sequence` for IMGT/HighV-QUEST and IMSEQ).
+IgBlastWrapper, TRUST4 and RTCR, :mod:`~tcrtrack.formats.per_sequence` for IMGT/HighV-QUEST and IMSEQ).
 
 >>> result = to_airr("sample.tsv")            # doctest: +SKIP
 >>> result.count_source, result.notes         # doctest: +SKIP
@@ -51,7 +51,7 @@ _CONVERTERS: dict[str, Callable[..., ConvertedRepertoire]] = {
     "10x_contigs": convert_10x_contigs,
     "vdjtools": convert_vdjtools,
     **{name: functools.partial(convert_table, fmt=name) for name in ("mitcr", "migec", "migmap", "igblast",
-                                                                      "trust4")},
+                                                                      "trust4", "rtcr")},
     "imgt": convert_imgt,
     "imseq": convert_imseq,
 }
@@ -108,6 +108,8 @@ def detect_format(path: Path | str) -> str:
         return "migec"
     if tabbed and "CDR3 nucleotide sequence" in columns and "Read count" in columns:
         return "mitcr"
+    if tabbed and {"Number of reads", "Junction nucleotide sequence", "V gene"} <= columns:
+        return "rtcr"
     if tabbed and {"Sequence ID", "V-GENE and allele"} <= columns:
         return "imgt"
     if is_imseq(line):

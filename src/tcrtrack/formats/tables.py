@@ -1,7 +1,7 @@
-"""Clonotype tables with a count, a CDR3 and V/D/J columns: MiTCR, MiGEC, MiGMAP, IgBlastWrapper, TRUST4.
+"""Clonotype tables with a count, a CDR3 and V/D/J columns: MiTCR, MiGEC, MiGMAP, IgBlastWrapper, TRUST4, RTCR.
 
-Every layout below is one row per clonotype, tab-separated, with its count and a frequency relative to
-the whole sample (kept as evidence of truncation, :mod:`tcrtrack.truncation`). The CDR3 of all of them
+Every layout below is one row per clonotype, tab-separated, with its count and (except RTCR) a frequency
+relative to the whole sample (kept as evidence of truncation, :mod:`tcrtrack.truncation`). The CDR3 of all of them
 runs from the conserved Cys to the Phe/Trp inclusive (VDJtools' convention for these inputs, and
 TRUST4's own AIRR export writes its report's ``CDR3nt`` as ``junction``), i.e. it is the AIRR junction.
 Ties are comma-separated and kept (ingest marks them ambiguous). Sources of each layout:
@@ -31,6 +31,12 @@ Ties are comma-separated and kept (ingest marks them ambiguous). Sources of each
   missing gene. ``frequency`` is relative to the rows of the same receptor class (TR and IG apart), so
   only the TR rows serve as truncation evidence. TRUST4's ``*_airr.tsv`` is AIRR (junction, junction_aa,
   consensus_count) and goes through the AIRR reader.
+* ``rtcr`` - RTCR ``results.tsv``: the header is RTCR's ``output_hdr`` (``uubram/RTCR``, ``rtcr/config.ini``):
+  ``Number of reads``, ``Amino acid sequence``, ``V gene``, ``J gene``, ``Junction nucleotide sequence``,
+  ``V gene end position``, ``J gene start position``, ``Frame``, ``Number of stop codons``, ...; with
+  RTCR's default ``include_cysphe = true`` the junction includes the Cys and Phe. As VDJtools'
+  ``RtcrParser.groovy`` does ("have no idea how OOF are represented in RTCR, lets play safe"), the
+  amino acids are translated from the junction, which decides productivity; there is no frequency.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import polars as pl
 from tcrtrack.errors import InputFileError
 from tcrtrack.formats._common import (ConvertedRepertoire, counts_to_text, finish, first_line, header_columns,
                                       parse_counts, productive_from_junction_aa, read_table, require, truthy)
+from tcrtrack.genes import translate_junctions
 
 NULL_VALUES = ("", ".", "NA", "*", "null")
 
@@ -77,6 +84,8 @@ LAYOUTS: dict[str, Layout] = {
                       "events_percent", "cdr3nt", "cdr3aa", "vSegment", "dSegment", "jSegment",
                       flags=("inFrame", "noStop")),
     "trust4": Layout("trust4", "count", "count (TRUST4: reads)", "frequency", "CDR3nt", "CDR3aa", "V", "D", "J"),
+    "rtcr": Layout("rtcr", "Number of reads", "Number of reads (RTCR)", None, "Junction nucleotide sequence", None,
+                   "V gene", None, "J gene"),
 }
 
 
@@ -101,7 +110,7 @@ def _read(path: Path, layout: Layout) -> pl.DataFrame:
 
 
 def convert_table(path: Path, *, fmt: str, locus: str, species: str) -> ConvertedRepertoire:
-    """Convert a MiTCR, MiGEC, MiGMAP, IgBlastWrapper or TRUST4 clonotype table (``fmt``)."""
+    """Convert a MiTCR, MiGEC, MiGMAP, IgBlastWrapper, TRUST4 or RTCR clonotype table (``fmt``)."""
     layout = LAYOUTS[fmt]
     raw = _read(path, layout)
     require(path, raw, fmt, [layout.count], [name for name in (layout.cdr3aa, layout.cdr3nt) if name],
@@ -120,7 +129,10 @@ def convert_table(path: Path, *, fmt: str, locus: str, species: str) -> Converte
         v_call=column(layout.v), d_call=column(layout.d), j_call=column(layout.j),
         junction=column(layout.cdr3nt).str.to_uppercase(), junction_aa=aa,
         duplicate_count=counts_to_text(counts, raw.height),
-    ).with_columns(productive=productive_from_junction_aa())
+    )
+    if layout.cdr3aa is None:  # RTCR: translate the junction (VDJtools does the same)
+        frame = frame.with_columns(junction_aa=translate_junctions(frame))
+    frame = frame.with_columns(productive=productive_from_junction_aa())
     if fmt == "trust4":
         frame = frame.with_columns(productive=pl.when(raw[layout.cdr3aa].is_in(["partial", "out_of_frame"]))
                                    .then(pl.lit("F")).otherwise(pl.col("productive")))
