@@ -314,3 +314,22 @@ def test_bd_rhapsody_dominant_contigs_airr_counts_cells(tmp_path: Path) -> None:
     assert (qc["kept_rows"], qc["wrong_locus_rows"], qc["kept_count"]) == (3, 3, 59)
     assert result.clonotypes["count"].to_list() == [3]  # cells, not reads
     assert qc["truncated"] is False  # per-cell contigs are never judged by their number of rows
+
+
+def test_vidjil_airr_consensus_ratio_is_truncation_evidence(tmp_path: Path) -> None:
+    """Vidjil-algo's AIRR .tsv (vidjil docs, "AIRR .tsv output"): required AIRR fields, ``consensus_count`` =
+    reads of the clone, ``consensus_ratio`` = its share of all reads with a recombination, incomplete
+    recombinations as locus ``TRB+``. A file of the top clones is judged truncated by that ratio."""
+    header = ["sequence_id", "sequence", "rev_comp", "productive", "v_call", "d_call", "j_call",
+              "sequence_alignment", "germline_alignment", "junction", "junction_aa", "v_cigar", "d_cigar", "j_cigar",
+              "locus", "consensus_count", "consensus_ratio", "clone_id"]
+    rows = [[f"w{i}", n, "F", "F" if "*" in aa or "~" in aa else "T", v, d, j, "", "", n, aa.replace("~", "_"), "",
+             "", "", "TRB", c, c / 400, f"w{i}"] for i, (c, v, d, j, aa, n) in enumerate(CLONES)]
+    rows.append(["w9", "ACGT", "F", "", "", "", "TRBJ1-1", "", "", "", "", "", "", "", "TRB+", 20, 20 / 400, "w9"])
+    path = write(tmp_path / "vidjil.tsv", header, rows)
+    assert detect_format(path) == "airr"
+    result = ingest_converted(path)
+    qc = result.qc.row(0, named=True)
+    assert (qc["input_count"], qc["kept_count"], qc["wrong_locus_count"]) == (120, FUNCTIONAL, 20)
+    assert (qc["implied_depth"], qc["kept_share"], qc["truncated"]) == (pytest.approx(400), pytest.approx(0.3), True)
+    assert result.clonotypes["frequency"].to_list() == pytest.approx([60 / 400, 25 / 400])

@@ -261,9 +261,17 @@ def ingest_airr(path: Path | str, *, locus: str = "TRB", productive_only: bool =
     definition
         Clonotype definition: ``aa_vj``, ``aa`` or ``nt``.
     """
-    return ingest_frame(read_airr_tsv(path, extra=(SOURCE_FREQUENCY,)), path=path, locus=locus,
+    frame = read_airr_tsv(path, extra=(SOURCE_FREQUENCY, "consensus_ratio"))
+    evidence = None
+    if SOURCE_FREQUENCY not in frame.columns and "consensus_ratio" in frame.columns and _count_source(frame) == \
+            "consensus_count":  # Vidjil-algo's AIRR export: the clone's share of all reads with a recombination
+        evidence = FrequencyEvidence(counts=_parse_counts(Path(path), frame, "consensus_count",
+                                                          airr_row_locator(Path(path))),
+                                     frequencies=frame["consensus_ratio"].cast(pl.Float64, strict=False),
+                                     source="consensus_ratio")
+    return ingest_frame(frame.drop("consensus_ratio", strict=False), path=path, locus=locus,
                         productive_only=productive_only, min_junction_aa_length=min_junction_aa_length,
-                        definition=definition)
+                        definition=definition, frequency_evidence=evidence)
 
 
 def ingest_frame(raw: pl.DataFrame, *, path: Path | str, locate: RowLocator | None = None,
