@@ -333,3 +333,27 @@ def test_vidjil_airr_consensus_ratio_is_truncation_evidence(tmp_path: Path) -> N
     assert (qc["input_count"], qc["kept_count"], qc["wrong_locus_count"]) == (120, FUNCTIONAL, 20)
     assert (qc["implied_depth"], qc["kept_share"], qc["truncated"]) == (pytest.approx(400), pytest.approx(0.3), True)
     assert result.clonotypes["frequency"].to_list() == pytest.approx([60 / 400, 25 / 400])
+
+
+@pytest.mark.parametrize("fmt", sorted(LAYOUT_HEADERS))
+def test_no_traceback_on_missing_columns_or_garbage(tmp_path: Path, fmt: str) -> None:
+    """Every column dropped in turn, and rows of junk (text, negatives, nan, N-rich junctions): either a
+    result or one InputFileError line, never another exception."""
+    header = LAYOUT_HEADERS[fmt]
+    junk = ["", "x", "-1", "1e400", "nan", "TRBV9", "*", ".", "partial", "CASS_F", "0", "3.5", "NNNTGT"]
+    cases = [([c for c in header if c != drop], None) for drop in header]
+    cases += [(header, [[junk[(i * 7 + j * 3 + k) % len(junk)] for j in range(len(header))] for k in range(3)])
+              for i in range(12)]
+    for number, (columns, rows) in enumerate(cases):
+        path = write(tmp_path / f"case{number}.txt", columns, rows if rows is not None else [_row(columns, 3)])
+        for declared in (fmt, "auto"):
+            try:
+                ingest_converted(path, fmt=declared)
+            except InputFileError as error:
+                assert "\n" not in str(error)
+
+
+def test_degenerate_junction_bases_translate_to_x(tmp_path: Path) -> None:
+    path = tmp_path / "imseq.tsv"
+    path.write_text(f"TRBV9:{nt('CASSV')}NNN{nt('QGNEQFF')}:TRBJ2-1\t4\n")
+    assert to_airr(path).frame["junction_aa"].to_list() == ["CASSVXQGNEQFF"]

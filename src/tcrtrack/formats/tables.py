@@ -133,7 +133,7 @@ def convert_table(path: Path, *, fmt: str, locus: str, species: str) -> Converte
     if layout.cdr3aa is None:  # RTCR: translate the junction (VDJtools does the same)
         frame = frame.with_columns(junction_aa=translate_junctions(frame))
     frame = frame.with_columns(productive=productive_from_junction_aa())
-    if fmt == "trust4":
+    if fmt == "trust4" and layout.cdr3aa in raw.columns:
         frame = frame.with_columns(productive=pl.when(raw[layout.cdr3aa].is_in(["partial", "out_of_frame"]))
                                    .then(pl.lit("F")).otherwise(pl.col("productive")))
     flags = [name for name in layout.flags if name in raw.columns]
