@@ -338,7 +338,9 @@ def test_immunarch_v3_files() -> None:
     one = to_airr(IMMUNARCH / "immunoseq_1.txt")
     assert one.frame.row(0, named=True) | {"junction": None} == {
         "sequence_id": "1", "locus": "TRB", "productive": "T", "v_call": "TRBV1*01", "d_call": "TRBD1*01",
-        "j_call": "TRBJ2-1*01", "junction": None, "junction_aa": "CTCSGDRVDYAEQFF", "duplicate_count": "654"}
+        "j_call": "TRBJ2-1*01", "junction": None, "junction_aa": "CTCSGDRVDYAEQFF", "duplicate_count": "654",
+        # a one-row excerpt of a sample (frequency 0.11): truncated, so its whole-sample frequency is kept
+        "source_frequency": "0.1126614987"}
     assert one.frame["junction"][0] is None  # the junction runs past the 87-nt read: not invented
     # immunoseq_2-4 are NOD mouse repertoires; TCRBV13-02 is not a human gene
     human = to_airr(IMMUNARCH / "immunoseq_2.txt")

@@ -12,6 +12,7 @@ import click
 
 from tcrtrack import __version__
 from tcrtrack.errors import TcrtrackError
+from tcrtrack.format_names import FORMATS
 
 
 def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -105,7 +106,7 @@ def validate(sheet: Path) -> None:
 @main.command()
 @click.version_option(__version__, prog_name="tcrtrack")
 @click.option("--from", "fmt", default="auto", show_default=True,
-              type=click.Choice(["auto", "airr", "immunoseq_v2", "immunoseq_v3", "mixcr", "10x_contigs", "vdjtools"]),
+              type=click.Choice(["auto", *FORMATS]),
               help="Format of the input export.")
 @click.option("--locus", default="TRB", show_default=True, type=click.Choice(["TRA", "TRB", "TRG", "TRD"]))
 @click.option("--species", default="homosapiens", show_default=True, type=click.Choice(["homosapiens", "musmusculus"]),

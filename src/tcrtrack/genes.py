@@ -35,7 +35,8 @@ def translate(junction: str) -> str | None:
     """Translate a junction in frame 1 with the standard genetic code (NCBI table 1).
 
     A length that is not a multiple of 3 is out of frame and gives ``_`` at the end, the
-    convention of IgBLAST/AIRR for frameshifted junctions; stops are ``*``.
+    convention of IgBLAST/AIRR for frameshifted junctions; stops are ``*``; a codon with a degenerate
+    base (``N``) is ``X``.
     """
     if not junction:
         return None
@@ -46,6 +47,9 @@ def translate(junction: str) -> str | None:
         protein = str(DNA(junction[:usable].upper()).translate(1))
     except ValueError:  # characters that are not IUPAC nucleotides
         return None
+    except NotImplementedError:  # degenerate bases (N, R, ...), which scikit-bio does not translate: codon -> X
+        codons = (junction[i:i + 3].upper() for i in range(0, usable, 3))
+        protein = "".join("X" if set(codon) - set("ACGT") else str(DNA(codon).translate(1)) for codon in codons)
     return protein + ("_" if usable != len(junction) else "")
 
 

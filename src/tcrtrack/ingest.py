@@ -15,6 +15,7 @@ columns only, then gathered once (:func:`_largest_first`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from tcrtrack.airr_reader import (COUNT_FIELDS, READ_FIELDS, RowLocator, airr_ro
 from tcrtrack.errors import InputFileError
 from tcrtrack.genes import normalise_gene_calls, translate_junctions
 from tcrtrack.schema import CLONOTYPE_DEFINITIONS, CLONOTYPE_SCHEMA
+from tcrtrack.truncation import SOURCE_FREQUENCY, FrequencyEvidence, Truncation, assess
+
+log = logging.getLogger(__name__)
 
 __all__ = ["COUNT_FIELDS", "DROP_REASONS", "FATES", "READ_FIELDS", "IngestResult", "annotate_calls", "assign_fates",
            "define_clonotypes", "ingest_airr", "ingest_frame", "qc_table", "read_airr_header", "read_airr_tsv"]
@@ -52,10 +56,12 @@ _FALSE = ("F", "FALSE", "False", "false", "0")
 
 @dataclass(frozen=True)
 class IngestResult:
-    """Clonotype table (:data:`tcrtrack.schema.CLONOTYPE_SCHEMA`) and its one-row QC table."""
+    """Clonotype table (:data:`tcrtrack.schema.CLONOTYPE_SCHEMA`), its one-row QC table, and what the file
+    says about its own completeness (:mod:`tcrtrack.truncation`; its columns are in the QC row)."""
 
     clonotypes: pl.DataFrame
     qc: pl.DataFrame
+    truncation: Truncation | None = None
 
 
 def _count_source(frame: pl.DataFrame) -> str | None:
@@ -194,12 +200,13 @@ def _fate_summary(fated: pl.DataFrame) -> str:
     return ", ".join(f"{n} of {fated.height} rows {fate}" for fate, n in counts.iter_rows())
 
 
-def define_clonotypes(kept: pl.DataFrame, *, definition: str) -> pl.DataFrame:
+def define_clonotypes(kept: pl.DataFrame, *, definition: str, depth: float | None = None) -> pl.DataFrame:
     """Collapse kept rows into clonotypes.
 
     ``aa_vj``: junction_aa + V gene + J gene; ``aa``: junction_aa (the V and J shown are those of the
     largest contributing row); ``nt``: junction nucleotides + V gene + J gene. Single-cell input
-    (a ``cell_id`` column) counts distinct cells per clonotype, not contigs.
+    (a ``cell_id`` column) counts distinct cells per clonotype, not contigs. ``frequency`` is count / the
+    kept total, or count / ``depth`` when given (a truncated file's whole-sample depth).
     """
     key = list(CLONOTYPE_DEFINITIONS[definition])
     if definition == "nt" and kept["junction"].is_null().any():
@@ -219,7 +226,7 @@ def define_clonotypes(kept: pl.DataFrame, *, definition: str) -> pl.DataFrame:
     )
     clone_id = pl.concat_str([pl.col(k).fill_null("") for k in key], separator="|")
     order = _largest_first(clonotypes.with_columns(clone_id=clone_id))
-    total = order["count"].sum()
+    total = order["count"].sum() if depth is None else depth
     return clonotypes.drop("count")[order["row"]].with_columns(
         order["count"], order["clone_id"], frequency=order["count"] / total,
     ).select(CLONOTYPE_SCHEMA.keys()).cast(CLONOTYPE_SCHEMA)
@@ -254,18 +261,32 @@ def ingest_airr(path: Path | str, *, locus: str = "TRB", productive_only: bool =
     definition
         Clonotype definition: ``aa_vj``, ``aa`` or ``nt``.
     """
-    return ingest_frame(read_airr_tsv(path), path=path, locus=locus, productive_only=productive_only,
-                        min_junction_aa_length=min_junction_aa_length, definition=definition)
+    frame = read_airr_tsv(path, extra=(SOURCE_FREQUENCY, "consensus_ratio"))
+    evidence = None
+    if SOURCE_FREQUENCY not in frame.columns and "consensus_ratio" in frame.columns and _count_source(frame) == \
+            "consensus_count":  # Vidjil-algo's AIRR export: the clone's share of all reads with a recombination
+        evidence = FrequencyEvidence(counts=_parse_counts(Path(path), frame, "consensus_count",
+                                                          airr_row_locator(Path(path))),
+                                     frequencies=frame["consensus_ratio"].cast(pl.Float64, strict=False),
+                                     source="consensus_ratio")
+    return ingest_frame(frame.drop("consensus_ratio", strict=False), path=path, locus=locus,
+                        productive_only=productive_only, min_junction_aa_length=min_junction_aa_length,
+                        definition=definition, frequency_evidence=evidence)
 
 
 def ingest_frame(raw: pl.DataFrame, *, path: Path | str, locate: RowLocator | None = None,
                  count_source: str | None = None, locus: str = "TRB", productive_only: bool = True,
-                 min_junction_aa_length: int = 5, definition: str = "aa_vj") -> IngestResult:
+                 min_junction_aa_length: int = 5, definition: str = "aa_vj",
+                 frequency_evidence: FrequencyEvidence | None = None) -> IngestResult:
     """Clonotypes and QC of rearrangements already read as AIRR-named string columns.
 
     ``path`` names the source in errors and ``locate`` the row (default: the line of the AIRR file);
-    ``count_source`` overrides the QC label of the count column (converted vendor exports). Other
-    options as in :func:`ingest_airr`.
+    ``count_source`` overrides the QC label of the count column (converted vendor exports).
+    ``frequency_evidence`` (the export's whole-sample frequencies; else a ``source_frequency`` column, as
+    ``tcrtrack convert`` writes for a truncated file) is the evidence from which the QC row's
+    ``implied_depth``, ``kept_share``, ``truncated`` and ``truncation_note`` are judged
+    (:func:`tcrtrack.truncation.assess`; a truncated file's frequencies then use the whole sample's depth
+    and a warning is logged). Other options as in :func:`ingest_airr`.
     """
     path = Path(path)
     locate = locate or airr_row_locator(path)
@@ -297,6 +318,13 @@ def ingest_frame(raw: pl.DataFrame, *, path: Path | str, locate: RowLocator | No
         v_missing_rows=pl.lit(int((kept["v_gene"] == "").sum()), dtype=pl.Int64),
         j_missing_rows=pl.lit(int((kept["j_gene"] == "").sum()), dtype=pl.Int64),
     )
-    clonotypes = define_clonotypes(kept, definition=definition)
-    return IngestResult(clonotypes=clonotypes, qc=qc.with_columns(clonotypes=pl.lit(clonotypes.height,
-                                                                                  dtype=pl.Int64)))
+    evidence = frequency_evidence
+    if evidence is None and SOURCE_FREQUENCY in raw.columns:
+        evidence = FrequencyEvidence(counts=typed["count"], source=SOURCE_FREQUENCY,
+                                     frequencies=raw[SOURCE_FREQUENCY].cast(pl.Float64, strict=False))
+    truncation = assess(typed["count"], evidence, single_cell=single_cell)
+    if truncation.truncated:
+        log.warning("%s: %s", path, truncation.note)
+    clonotypes = define_clonotypes(kept, definition=definition, depth=truncation.full_depth)
+    qc = qc.with_columns(clonotypes=pl.lit(clonotypes.height, dtype=pl.Int64), **truncation.qc_columns())
+    return IngestResult(clonotypes=clonotypes, qc=qc, truncation=truncation)

@@ -5,7 +5,8 @@ Each converter turns one export format into a polars frame of AIRR-named string 
 identity and clonotype definitions apply unchanged. Gene names are standardised to IMGT with
 tidytcells, once per distinct name. Per-format decisions are documented in each module
 (:mod:`~tcrtrack.formats.immunoseq`, :mod:`~tcrtrack.formats.mixcr`, :mod:`~tcrtrack.formats.tenx`,
-:mod:`~tcrtrack.formats.vdjtools`).
+:mod:`~tcrtrack.formats.vdjtools`, :mod:`~tcrtrack.formats.tables` for MiTCR, MiGEC, MiGMAP,
+IgBlastWrapper, TRUST4 and RTCR, :mod:`~tcrtrack.formats.per_sequence` for IMGT/HighV-QUEST and IMSEQ).
 
 >>> result = to_airr("sample.tsv")            # doctest: +SKIP
 >>> result.count_source, result.notes         # doctest: +SKIP
@@ -24,12 +25,16 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from tcrtrack.errors import InputFileError
+from tcrtrack.format_names import FORMATS
 from tcrtrack.formats._common import LOCI, ConvertedRepertoire, first_line, header_columns
 from tcrtrack.formats.immunoseq import convert_immunoseq
 from tcrtrack.formats.mixcr import OLD_HEADERS as _MIXCR_OLD_HEADERS
 from tcrtrack.formats.mixcr import convert_mixcr
+from tcrtrack.formats.per_sequence import convert_imgt, convert_imseq, is_imseq
+from tcrtrack.formats.tables import convert_table, mitcr_preamble
 from tcrtrack.formats.tenx import convert_10x_contigs
 from tcrtrack.formats.vdjtools import convert_vdjtools
+from tcrtrack.truncation import SOURCE_FREQUENCY
 
 if TYPE_CHECKING:
     from tcrtrack.ingest import IngestResult
@@ -37,15 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["FORMATS", "ConvertedRepertoire", "convert", "detect_format", "ingest_converted", "to_airr",
            "write_airr_tsv"]
 
-FORMATS: dict[str, str] = {
-    "airr": "AIRR Rearrangement TSV (also 10x airr_rearrangement.tsv)",
-    "immunoseq_v2": "Adaptive immunoSEQ v1/v2 export (nucleotide, aminoAcid, count (templates/reads), vGeneName)",
-    "immunoseq_v3": "Adaptive immunoSEQ v3 export (rearrangement, amino_acid, templates, v_gene, frame_type)",
-    "mixcr": "MiXCR exportClones table (cloneCount or readCount, aaSeqCDR3, allVHitsWithScore)",
-    "10x_contigs": "10x Genomics filtered_/all_contig_annotations.csv (barcode, contig_id, chain, cdr3)",
-    "vdjtools": "VDJtools table (count freq cdr3nt cdr3aa v d j)",
-}
-"""Known formats and how to recognise them."""
+
 
 _CONVERTERS: dict[str, Callable[..., ConvertedRepertoire]] = {
     "immunoseq_v2": functools.partial(convert_immunoseq, version=2),
@@ -53,6 +50,10 @@ _CONVERTERS: dict[str, Callable[..., ConvertedRepertoire]] = {
     "mixcr": convert_mixcr,
     "10x_contigs": convert_10x_contigs,
     "vdjtools": convert_vdjtools,
+    **{name: functools.partial(convert_table, fmt=name) for name in ("mitcr", "migec", "migmap", "igblast",
+                                                                      "trust4", "rtcr")},
+    "imgt": convert_imgt,
+    "imseq": convert_imseq,
 }
 
 
@@ -71,8 +72,7 @@ def detect_format(path: Path | str) -> str:
     Returns
     -------
     str
-        One of :data:`FORMATS`: ``airr``, ``immunoseq_v2``, ``immunoseq_v3``, ``mixcr``, ``10x_contigs``,
-        ``vdjtools``.
+        One of :data:`FORMATS` (:mod:`tcrtrack.format_names`).
 
     Raises
     ------
@@ -95,17 +95,45 @@ def detect_format(path: Path | str) -> str:
     if tabbed and columns & {"aaSeqCDR3", "nSeqCDR3"} and columns & {"cloneId", "cloneCount", "readCount",
                                                                      "uniqueMoleculeCount"}:
         return "mixcr"
-    if tabbed and {"count", "cdr3nt", "cdr3aa", "v", "j"} <= columns:
+    if tabbed and {"count", "frequency", "CDR3nt", "CDR3aa", "V", "J"} <= columns:
+        return "trust4"
+    if tabbed and {"cdr3nt", "cdr3aa", "v", "j"} <= columns and columns & {"in.frame", "no.stop", "v.end.in.cdr3"}:
+        return "migmap"
+    if tabbed and {"events_count", "cdr3nt", "vSegment"} <= columns:
+        return "igblast"
+    if tabbed and ({"count", "cdr3nt", "cdr3aa", "v", "j"} <= columns
+                   or {"Seq. Count", "N Sequence", "AA Sequence"} <= columns):
         return "vdjtools"
+    if tabbed and {"Count", "CDR3 nucleotide sequence", "V segments"} <= columns:
+        return "migec"
+    if tabbed and "CDR3 nucleotide sequence" in columns and "Read count" in columns:
+        return "mitcr"
+    if tabbed and {"Number of reads", "Junction nucleotide sequence", "V gene"} <= columns:
+        return "rtcr"
+    if tabbed and {"Sequence ID", "V-GENE and allele"} <= columns:
+        return "imgt"
+    if is_imseq(line):
+        return "imseq"
+    if mitcr_preamble(path) == 1 and _has_second_line(path):  # MiTCR: a run line before the header
+        if {"Read count", "CDR3 nucleotide sequence"} <= set(header_columns(first_line(path, 1))):
+            return "mitcr"
     shown = ", ".join(header_columns(line)[:6])
     raise InputFileError(path, f"unknown repertoire format (header starts: {shown})",
                          f"give one of the known formats ({_known_formats()}), or name the format explicitly")
 
 
+def _has_second_line(path: Path) -> bool:
+    try:
+        first_line(path, 1)
+    except InputFileError:
+        return False
+    return True
+
+
 def _read_airr(path: Path) -> ConvertedRepertoire:
     from tcrtrack.airr_reader import COUNT_FIELDS, read_airr_tsv
 
-    frame = read_airr_tsv(path, extra=("sequence_id", "d_call"))
+    frame = read_airr_tsv(path, extra=("sequence_id", "d_call", SOURCE_FREQUENCY))
     source = next((name for name in COUNT_FIELDS if name in frame.columns and frame[name].is_not_null().any()),
                   "rows (no count column: 1 per row)")
     return ConvertedRepertoire(frame=frame, count_source=source, gene_mapping="as given (AIRR input is IMGT)",
@@ -199,9 +227,10 @@ def ingest_converted(path: Path | str, *, fmt: str = "auto", locus: str = "TRB",
         converted = to_airr(path, fmt=fmt, locus=locus, species=species)
         label = converted.count_source + ("; QC counts are UMIs" if fmt == "10x_contigs" else "")
         ingested = ingest_frame(converted.frame, path=path, count_source=label,
-                                locate=lambda index: f"record {index + 1} (converted from {fmt})", **options)
+                                locate=lambda index: f"record {index + 1} (converted from {fmt})",
+                                frequency_evidence=converted.frequency, **options)
     qc = ingested.qc.with_columns(
         format=pl.lit(converted.fmt), gene_mapping=pl.lit(converted.gene_mapping),
         unmapped_gene_rows=pl.lit(converted.unmapped_genes, dtype=pl.Int64),
         conversion_notes=pl.lit("; ".join(converted.notes) or None, dtype=pl.Utf8))
-    return type(ingested)(clonotypes=ingested.clonotypes, qc=qc)
+    return type(ingested)(clonotypes=ingested.clonotypes, qc=qc, truncation=ingested.truncation)

@@ -11,6 +11,7 @@ import polars as pl
 
 from tcrtrack.errors import InputFileError
 from tcrtrack.formats._genes import standardise_calls
+from tcrtrack.truncation import SOURCE_FREQUENCY, FrequencyEvidence, assess
 
 LOCI: tuple[str, ...] = ("TRA", "TRB", "TRG", "TRD", "IGH", "IGK", "IGL")
 """AIRR ``locus`` values a converter writes (the AIRR controlled vocabulary, without IGI)."""
@@ -41,6 +42,11 @@ class ConvertedRepertoire:
         One line per conversion decision a user should know about.
     fmt
         The format that was read.
+    frequency
+        The export's frequencies relative to the whole sample and the counts they refer to, when it has
+        them: the evidence :mod:`tcrtrack.truncation` judges a truncated file by. When they show the file
+        truncated, the frame also carries them as ``source_frequency``
+        (:data:`tcrtrack.truncation.SOURCE_FREQUENCY`), so that its AIRR TSV is judged the same way.
     """
 
     frame: pl.DataFrame
@@ -49,15 +55,18 @@ class ConvertedRepertoire:
     unmapped_genes: int
     notes: tuple[str, ...] = ()
     fmt: str = ""
+    frequency: FrequencyEvidence | None = None
 
 
-def first_line(path: Path) -> str:
-    """The header line of a plain or gzipped text file (BOM and line end removed)."""
+def first_line(path: Path, skip: int = 0) -> str:
+    """The header line of a plain or gzipped text file (BOM and line end removed), after ``skip`` lines."""
     try:
         with open(path, "rb") as handle:
             magic = handle.read(2)
         opener = gzip.open if magic == b"\x1f\x8b" else open
         with opener(path, "rb") as handle:
+            for _ in range(skip):
+                handle.readline()
             raw = handle.readline()
     except FileNotFoundError:
         raise InputFileError(path, "does not exist", "check the path") from None
@@ -76,14 +85,17 @@ def header_columns(line: str) -> list[str]:
 
 
 def read_table(path: Path, *, separator: str, wanted: Sequence[str], null_values: Sequence[str],
-               quote_char: str | None = None, rename: dict[str, str] | None = None) -> pl.DataFrame:
-    """Read the ``wanted`` columns present in ``path`` as strings (vendor null tokens -> null)."""
-    header = header_columns(first_line(path))
-    rename = {old: new for old, new in (rename or {}).items() if old in header}
-    present = [name for name in header if rename.get(name, name) in wanted]
+               quote_char: str | None = None, rename: dict[str, str] | None = None,
+               skip_rows: int = 0) -> pl.DataFrame:
+    """Read the ``wanted`` columns present in ``path`` as strings (vendor null tokens -> null), the header
+    being line ``skip_rows + 1``."""
+    header = header_columns(first_line(path, skip_rows))
+    present = [name for name in header if (rename or {}).get(name, name) in wanted]
+    rename = {old: new for old, new in (rename or {}).items() if old in present}
     try:
         frame = pl.read_csv(path, separator=separator, columns=present, infer_schema=False,
-                            quote_char=quote_char, null_values=list(null_values), truncate_ragged_lines=False)
+                            quote_char=quote_char, null_values=list(null_values), truncate_ragged_lines=False,
+                            skip_rows=skip_rows)
     except (pl.exceptions.PolarsError, OSError, EOFError) as error:
         raise InputFileError(path, f"cannot be parsed ({str(error).splitlines()[0]})",
                              "check for truncated content and rows with a wrong number of fields") from None
@@ -117,6 +129,14 @@ def parse_counts(path: Path, frame: pl.DataFrame, column: str) -> tuple[pl.Serie
     whole = (number + 0.5).floor()
     whole = pl.select(pl.when((number > 0) & (whole < 1)).then(1.0).otherwise(whole)).to_series()
     return whole.cast(pl.Int64).alias(column), fractional
+
+
+def frequency_column(frame: pl.DataFrame, column: str | None) -> str | None:
+    """``column`` when ``frame`` has it and some value is a number (the export's whole-sample frequency)."""
+    if column is None or column not in frame.columns:
+        return None
+    values = frame[column].str.strip_suffix("%").cast(pl.Float64, strict=False)
+    return None if values.is_null().all() else column
 
 
 def any_positive(counts: pl.Series) -> bool:
@@ -159,15 +179,29 @@ def counts_to_text(counts: pl.Series | None, height: int) -> pl.Series:
     return counts.cast(pl.Utf8)
 
 
+def _evidence(frame: pl.DataFrame, source: pl.DataFrame | None, column: str | None) -> FrequencyEvidence | None:
+    """The export's whole-sample frequencies (``column`` of ``source``) with the counts ingest will use."""
+    if source is None or frequency_column(source, column) is None:
+        return None
+    count = next((name for name in ("duplicate_count", "umi_count", "consensus_count")
+                  if name in frame.columns and frame[name].is_not_null().any()), None)
+    if count is None:
+        return None
+    values = source[column].str.strip_suffix("%").cast(pl.Float64, strict=False)
+    return FrequencyEvidence(counts=frame[count].cast(pl.Int64, strict=False), frequencies=values, source=column)
+
+
 def finish(frame: pl.DataFrame, *, fmt: str, locus: str, species: str, count_source: str,
            notes: list[str], extra_columns: Sequence[str] = (), single_locus_file: bool = True,
-           ) -> ConvertedRepertoire:
+           frequency: str | None = None, source: pl.DataFrame | None = None) -> ConvertedRepertoire:
     """Standardise gene names, fill ``locus`` and ``sequence_id``, and cast to the AIRR string frame.
 
     ``locus`` comes from the vendor's own per-row locus/chain where the converter set one, else from
     the first V (then J) call's IMGT prefix. In a single-locus export (immunoSEQ, MiXCR, VDJtools) a
     row with neither gets the file's most common locus (or ``locus`` when no row has one); 10x
-    contigs without one stay empty so that ingest counts them as ``wrong_locus``.
+    contigs without one stay empty so that ingest counts them as ``wrong_locus``. ``frequency`` names the
+    export's whole-sample frequency column (of ``source``, the raw rows aligned with ``frame``), written
+    as ``source_frequency``.
     """
     for name in (*BASE_COLUMNS, *extra_columns):
         if name not in frame.columns:
@@ -188,6 +222,11 @@ def finish(frame: pl.DataFrame, *, fmt: str, locus: str, species: str, count_sou
     row_number = pl.int_range(1, pl.len() + 1).cast(pl.Utf8)
     frame = frame.with_columns(sequence_id=pl.coalesce(pl.col("sequence_id"), row_number))
     columns = [*BASE_COLUMNS, *(name for name in extra_columns if name not in BASE_COLUMNS)]
+    evidence = _evidence(frame, source, frequency)
+    if evidence is not None and assess(evidence.counts, evidence).full_depth is not None:
+        assert source is not None and frequency is not None
+        frame = frame.with_columns(source[frequency].str.strip_suffix("%").alias(SOURCE_FREQUENCY))
+        columns.append(SOURCE_FREQUENCY)
     out = frame.select(pl.col(name).cast(pl.Utf8) for name in columns)
     return ConvertedRepertoire(frame=out, count_source=count_source, gene_mapping="tidytcells (IMGT)",
-                               unmapped_genes=unmapped, notes=tuple(notes), fmt=fmt)
+                               unmapped_genes=unmapped, notes=tuple(notes), fmt=fmt, frequency=evidence)

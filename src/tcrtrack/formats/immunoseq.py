@@ -16,8 +16,9 @@ from pathlib import Path
 import polars as pl
 
 from tcrtrack.errors import InputFileError
-from tcrtrack.formats._common import (ConvertedRepertoire, any_positive, counts_to_text, finish, parse_counts,
-                                      productive_from_junction_aa, productive_from_status, read_table, require)
+from tcrtrack.formats._common import (ConvertedRepertoire, any_positive, counts_to_text, finish,
+                                      parse_counts, productive_from_junction_aa, productive_from_status, read_table,
+                                      require)
 
 NULL_VALUES = ("", "null", "NULL", "NA", "N/A", "no data", "unresolved")
 
@@ -29,6 +30,7 @@ _V3 = {"read": "rearrangement", "aa": "amino_acid", "v_index": "v_index", "statu
        "resolved": "{}_resolved", "family": "{}_family"}
 _V2_COUNTS = ("count (templates)", "estimatedNumberGenomes", "count (reads)", "count (templates/reads)", "count")
 _V3_COUNTS = ("templates", "reads")
+_FREQUENCIES = {2: "frequencyCount (%)", 3: "frequency"}  # share of the whole sample (also non-productive rows)
 _LOCUS = {"TCRB": "TRB", "TCRA": "TRA", "TCRG": "TRG", "TCRD": "TRD", "IGH": "IGH", "IGK": "IGK", "IGL": "IGL",
           "TRB": "TRB", "TRA": "TRA", "TRG": "TRG", "TRD": "TRD"}
 
@@ -37,6 +39,7 @@ def _wanted(names: dict[str, str], version: int) -> list[str]:
     genes = [names[key].format(segment) for key in ("gene", "allele", "ties", "resolved", "family")
              for segment in ("v", "d", "j")]
     extra = list(_V2_COUNTS) if version == 2 else [*_V3_COUNTS, "productive_frequency", "locus"]
+    extra.append(_FREQUENCIES[version])
     return [names["read"], names["aa"], names["v_index"], names["status"], *genes, *extra]
 
 
@@ -135,4 +138,5 @@ def convert_immunoseq(path: Path, *, version: int, locus: str, species: str) -> 
         junction_aa=aa,
         duplicate_count=counts_to_text(counts, raw.height),
     )
-    return finish(frame, fmt=fmt, locus=locus, species=species, count_source=source, notes=notes)
+    return finish(frame, fmt=fmt, locus=locus, species=species, count_source=source, notes=notes,
+                  frequency=_FREQUENCIES[version], source=raw)

@@ -6,6 +6,13 @@ are the AIRR ``junction_aa``/``junction``. ``*`` (stop) and ``_`` (incomplete co
 ``aaSeqCDR3`` make a clone non-productive. ``allVHitsWithScore`` lists every hit above threshold,
 best first, as ``TRBV12-3*00(1520.3)``: hits sharing the top score are ties (kept comma-separated),
 the rest are dropped. ``*00`` is MiXCR's placeholder allele and is removed before standardising.
+
+Headers as VDJtools' ``MiXcrParser.groovy`` (``mikessh/vdjtools``) matches them: MiXCR 1.x/2.0
+``Clone count``, ``Clone fraction``, ``All V hits``, ``N. Seq. CDR3``, ``AA. Seq. CDR3`` and MiXCR 2.1+/3
+``cloneCount``, ``cloneFraction``, ``allVHitsWithScore``, ``nSeqCDR3``, ``aaSeqCDR3``; any other column
+(``targetSequences``, ``targetQualities``, alignments, ``minQual...``, ``refPoints``) is ignored, and
+optional ones (D/J hits, ``cloneId``, fractions) may be absent. ``cloneFraction``/``readFraction`` (or
+``uniqueMoleculeFraction`` with UMI counts) is the share of the whole sample, kept as truncation evidence.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ OLD_HEADERS = {  # MiXCR 2.x human-readable export headers
     "N. Seq. CDR3": "nSeqCDR3", "AA. Seq. CDR3": "aaSeqCDR3",
 }
 UMI_COUNTS = ("uniqueMoleculeCount", "uniqueTagCountMolecule", "uniqueTagCountUMI")
+UMI_FRACTIONS = ("uniqueMoleculeFraction", "uniqueTagFractionMolecule", "uniqueTagFractionUMI")
+READ_FRACTIONS = ("readFraction", "cloneFraction")
 READ_COUNTS = ("readCount", "cloneCount")
 _HIT_COLUMNS = ("all{}HitsWithScore", "all{}Hits", "best{}Hit", "best{}Gene")
 
@@ -57,7 +66,7 @@ def _top_hits(frame: pl.DataFrame, segment: str) -> pl.Expr:
 
 def convert_mixcr(path: Path, *, locus: str, species: str) -> ConvertedRepertoire:
     """Convert a MiXCR clones table (TSV)."""
-    wanted = ["cloneId", *UMI_COUNTS, *READ_COUNTS, "nSeqCDR3", "aaSeqCDR3",
+    wanted = ["cloneId", *UMI_COUNTS, *READ_COUNTS, *UMI_FRACTIONS, *READ_FRACTIONS, "nSeqCDR3", "aaSeqCDR3",
               *(pattern.format(segment) for pattern in _HIT_COLUMNS for segment in "VDJ")]
     raw = read_table(path, separator="\t", wanted=wanted, null_values=NULL_VALUES, rename=OLD_HEADERS)
     require(path, raw, "mixcr", ["aaSeqCDR3", "nSeqCDR3"], [*UMI_COUNTS, *READ_COUNTS],
@@ -93,7 +102,10 @@ def convert_mixcr(path: Path, *, locus: str, species: str) -> ConvertedRepertoir
         notes.append(f"UMI counts ({umi_source}) used; reads ({read_source}) kept as consensus_count")
         frame = frame.with_columns(umi_count=counts_to_text(umi, raw.height),
                                    consensus_count=counts_to_text(reads, raw.height))
+        fraction = next((name for name in UMI_FRACTIONS if name in raw.columns), None)
         return finish(frame, fmt="mixcr", locus=locus, species=species, count_source=f"{umi_source} (UMIs)",
-                      notes=notes, extra_columns=("umi_count", "consensus_count"))
+                      notes=notes, extra_columns=("umi_count", "consensus_count"), frequency=fraction, source=raw)
     frame = frame.with_columns(duplicate_count=counts_to_text(reads, raw.height))
-    return finish(frame, fmt="mixcr", locus=locus, species=species, count_source=str(read_source), notes=notes)
+    fraction = next((name for name in READ_FRACTIONS if name in raw.columns), None)
+    return finish(frame, fmt="mixcr", locus=locus, species=species, count_source=str(read_source), notes=notes,
+                  frequency=fraction, source=raw)
