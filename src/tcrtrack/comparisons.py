@@ -198,15 +198,18 @@ def compare(wide: pl.DataFrame, reference: Timepoint, later: Timepoint, *, setti
             fallback: Any = None) -> Comparison:
     """Test every clone seen at ``reference`` or ``later`` (see the module notes)."""
     del min_count  # the effect filters are applied with the clone-level calls
-    a_raw, a, censored_a, depth_a = _counts(wide, reference, depths)
-    b, _, censored_b, depth_b = _counts(wide, later, depths)
+    a_raw, a, _, depth_a = _counts(wide, reference, depths)
+    b, _, _, depth_b = _counts(wide, later, depths)
     n_a = max(1, depth_a - int(a_raw[exclude].sum()))
     n_b = max(1, depth_b - int(b[exclude].sum()))
     tested = (a_raw + b) > 0
     where = np.flatnonzero(tested)
     aw, bw = a[where], b[where]
-    fit = (~exclude & ~censored_a & ~censored_b)[where]
-    note = ""
+    truncated = any(depths[s].truncated for s in (*reference.samples, *later.samples) if s in depths)
+    # with a truncated side, absences are censored on that side only; fitting the other side's absences
+    # would make the null lopsided, so the fit keeps the clones seen in both
+    fit = (~exclude & (((a_raw > 0) & (b > 0)) if truncated else np.ones(b.size, dtype=bool)))[where]
+    note = "truncated export: noise fitted on the clones seen in both samples" if truncated else ""
     if settings.model == "fisher":
         p, p_min = _fisher(aw, bw, n_a, n_b)
         noise, frame, source = None, poisson_noise().to_frame(), "poisson"
@@ -233,7 +236,8 @@ def compare(wide: pl.DataFrame, reference: Timepoint, later: Timepoint, *, setti
         offset, total = float(np.log(n_b / n_a)), float(n_a + n_b)
         p = noise.pvalues(bw, aw + bw, offset=offset, total_depth=total)
         p_min = noise.min_pvalues(aw + bw, offset=offset, total_depth=total)
-        frame, source, note = noise.to_frame(), noise.source, noise.note
+        frame, source = noise.to_frame(), noise.source
+        note = "; ".join(filter(None, (note, noise.note)))
         if n_b / n_a < 0.5 or n_a / n_b < 0.5:
             note = "; ".join(filter(None, (note, f"depth ratio {min(n_a, n_b) / max(n_a, n_b):.2f} "
                                                  "(the depth offset models it; shallow samples have less power)")))
