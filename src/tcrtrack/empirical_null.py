@@ -16,8 +16,8 @@ not log-normal either (PCR jackpots, draw-to-draw biology, broad shifts), so the
 not assumed: it is a scale mixture of normals on a fixed grid of scales ``sigma_k`` with weights
 fitted by maximum likelihood (the grid device of Stephens 2017, Biostatistics 18:275), which
 represents any symmetric unimodal law from near-normal to heavy-tailed. ``s(f)`` lets noise shrink with
-abundance (``beta`` in ``[0, 0.5]``: 0 is purely multiplicative noise, 0.5 an extra Poisson-like
-sampling stage, as in NoisET's power-law mean-variance relation; Puelma Touzel et al. 2020, PLoS
+abundance (``beta`` in ``[0, 0.6]``: 0 is purely multiplicative noise, 0.5 an extra Poisson-like
+sampling stage; NoisET's power-law mean-variance relation ``m + a m^gamma`` gives ``(2 - gamma) / 2``; Puelma Touzel et al. 2020, PLoS
 Comput Biol 16:e1007873): a smooth monotone curve with one parameter, not bins that run to a cap.
 ``f = n / (N_a + N_b)`` depends on ``n`` only, so fitting and testing by it keeps the conditional law.
 
@@ -55,13 +55,13 @@ NULL_SCALES: tuple[float, ...] = (0.0, 0.03, 0.06, 0.1, 0.15, 0.22, 0.32, 0.45, 
 """Grid of null component sds (natural-log units of the frequency ratio)."""
 ALT_SHIFTS: tuple[float, ...] = (1.0, 2.0, 3.5, 6.0)
 """Centres ``t_j`` of the expansion component's logit shifts (each ``N(t_j, (t_j / 2)^2)``)."""
-MAX_BETA: float = 0.5
+MAX_BETA: float = 0.6
 MAX_CENTER: float = 3.0
 """Largest composition shift of the null's centre (``e^3``, 20-fold), noted when reached."""
 _NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(32)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
 _FINE = 0.05  # p-values below this get the fine quadrature
-_MAX_PAIRS = 6000  # distinct (n, b) pairs used by a fit (more are thinned to this, seeded)
+_MAX_PAIRS = 4000  # distinct (n, b) pairs used by a fit (more are thinned to this, seeded)
 
 
 @dataclass(frozen=True)
@@ -188,16 +188,22 @@ def _log_binom_pmf(b: NDArray, n: NDArray, logit: NDArray) -> NDArray[np.float64
             - b * np.logaddexp(0, -logit) - (n - b) * np.logaddexp(0, logit))
 
 
+_FIT_NODES, _FIT_WEIGHTS = np.polynomial.hermite_e.hermegauss(20)
+_FIT_WEIGHTS = _FIT_WEIGHTS / _FIT_WEIGHTS.sum()
+
+
 def _component_loglik(b: NDArray, n: NDArray, sd: NDArray, base: NDArray, *, shift: NDArray | None = None
                       ) -> NDArray[np.float64]:
-    """``log E_z Binom(b; n, expit(base + shift + sd z))`` by Gauss-Hermite, per row and column of ``sd``
-    (rows: pairs, columns: components; ``shift`` one per column, default 0)."""
-    z = _NODES
+    """``log E_z Binom(b; n, expit(base + shift + sd z))`` by 20-node Gauss-Hermite, per row and column of
+    ``sd`` (rows: pairs, columns: components; ``shift`` one per column, default 0). For the fit only: the
+    p-values use :func:`_tail`."""
     up = np.zeros(sd.shape[1]) if shift is None else np.asarray(shift, float)
-    logit = base[:, None, None] + up[None, :, None] + sd[:, :, None] * z[None, None, :]
+    logit = base[:, None, None] + up[None, :, None] + sd[:, :, None] * _FIT_NODES[None, None, :]
     log_choose = (special.gammaln(n + 1.0) - special.gammaln(b + 1.0) - special.gammaln(n - b + 1.0))
     lp = -(b[:, None, None] * np.logaddexp(0, -logit) + (n - b)[:, None, None] * np.logaddexp(0, logit))
-    return special.logsumexp(lp, axis=2, b=_GH_WEIGHTS[None, None, :]) + log_choose[:, None]
+    top = lp.max(axis=2)
+    total = np.exp(lp - top[:, :, None]) @ _FIT_WEIGHTS
+    return np.log(total) + top + log_choose[:, None]
 
 
 def _tail(b: NDArray, n: NDArray, model: EmpiricalNull, *, offset: float, total_depth: float
@@ -307,8 +313,9 @@ def fit_empirical_null(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int, source
                        min_clones: int = 50, fallback: EmpiricalNull | None = None, seed: int = 0) -> EmpiricalNull:
     """Fit the null law of ``b | n`` on the clones of one comparison (see the module notes).
 
-    Maximum likelihood over ``(delta, beta)`` and the mixture weights: the weights by EM for each
-    ``(delta, beta)``, ``delta`` by Brent's method and ``beta`` on a grid in ``[0, 0.5]``. With
+    ``delta`` from the singletons (:func:`_robust_center`); maximum likelihood over ``beta`` (a grid on
+    ``[0, 0.6]`` and one parabolic step) and the mixture weights (EM for each ``beta``), then the widest
+    components the data do not need are pruned (:func:`_prune_tail`). With
     ``expansion`` the likelihood of each clone is ``pi_0 f_null + (1 - pi_0) f_up`` where ``f_up`` shifts
     the logit up by ``|t_j z|`` (one-sided); the p-values use the null part only.
 
@@ -357,12 +364,16 @@ def fit_empirical_null(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int, source
     shifts = np.asarray(ALT_SHIFTS)
     state = {"w": np.full(k + len(ALT_SHIFTS) * expansion, 1.0 / (k + len(ALT_SHIFTS) * expansion))}
 
+    cache: dict[float, NDArray] = {}
+
     def evaluate(delta: float, beta: float) -> tuple[float, NDArray]:
         model = replace(template, beta=beta)
         base = np.full(un.size, offset + delta)
         parts = [_component_loglik(ub, un, model.component_sd(f), base)]
         if expansion:
-            parts.append(_component_loglik(ub, un, np.tile(shifts / 2, (un.size, 1)), base, shift=shifts))
+            if delta not in cache:  # the expansion component does not depend on beta
+                cache[delta] = _component_loglik(ub, un, np.tile(shifts / 2, (un.size, 1)), base, shift=shifts)
+            parts.append(cache[delta])
         start = np.maximum(state["w"], 1e-6)
         state["loglik"] = np.hstack(parts)
         w, value = _em_weights(state["loglik"], mult, start / start.sum())
@@ -370,14 +381,17 @@ def fit_empirical_null(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int, source
         return -value, w
 
     delta = _robust_center(un, ub, mult, offset)
-    betas = np.linspace(0.0, MAX_BETA, 6)
-    beta = float(betas[int(np.argmin([evaluate(delta, x)[0] for x in betas]))])
-    step = betas[1] - betas[0]
-    beta = float(optimize.minimize_scalar(lambda x: evaluate(delta, x)[0], bounds=(max(0.0, beta - step),
-                                          min(MAX_BETA, beta + step)), method="bounded",
-                                          options={"xatol": 0.01}).x)
+    betas = np.linspace(0.0, MAX_BETA, 7)
+    values = np.array([evaluate(delta, x)[0] for x in betas])
+    i = int(np.argmin(values))
+    beta = float(betas[i])
+    if 0 < i < betas.size - 1:  # one parabolic step through the grid minimum and its neighbours
+        y0, y1, y2 = values[i - 1:i + 2]
+        curvature = y0 - 2 * y1 + y2
+        if curvature > 0:
+            beta = float(np.clip(betas[i] + 0.5 * (betas[1] - betas[0]) * (y0 - y2) / curvature, 0.0, MAX_BETA))
     value, w = evaluate(delta, beta)
-    w = _prune_tail(state["loglik"], mult, w, -value, k=k)
+    w = _prune_tail(state["loglik"], mult, w, -value, k=k, penalty=0.5 * np.log(max(informative, 2)))
     null_w = w[:k]
     null_share = float(null_w.sum())
     model = replace(template, center=delta, beta=beta, weights=tuple(map(float, null_w / null_share)),
@@ -386,10 +400,11 @@ def fit_empirical_null(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int, source
                    note=_fit_note(model, delta, beta, null_share, expansion))
 
 
-def _prune_tail(loglik: NDArray, mult: NDArray, w: NDArray, value: float, *, k: int) -> NDArray:
+def _prune_tail(loglik: NDArray, mult: NDArray, w: NDArray, value: float, *, k: int, penalty: float) -> NDArray:
     """Drop the null's widest components while the data do not need them: from the widest in use down,
-    a component of weight below 5% is removed (the rest refitted by EM) when that costs less than 2
-    log-likelihood units (Akaike's penalty for one weight). A tiny weight on a very wide component is
+    a component of weight below 5% is removed (the rest refitted by EM) when that costs less than
+    ``penalty`` log-likelihood units (Schwarz's ``log(m) / 2`` for one weight, ``m`` the clones seen twice
+    or more; Akaike's 1 kept spurious 0.5% components in simulation). A tiny weight on a very wide component is
     poorly estimated and would put a floor under every p-value: a weight of 1e-4 on sd 2.5 alone bounds
     ``p`` near 1e-5, so no clone could reach genome-wide significance."""
     for j in range(k - 1, -1, -1):
@@ -400,7 +415,7 @@ def _prune_tail(loglik: NDArray, mult: NDArray, w: NDArray, value: float, *, k: 
         trial = w.copy()
         trial[j] = 0.0
         refit, reduced = _em_weights(loglik, mult, trial / trial.sum())
-        if value - reduced >= 2.0:
+        if value - reduced >= penalty:
             break
         w, value = refit, reduced
     return w
