@@ -30,11 +30,17 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from tcrtrack.design import Timepoint, Truncation
-from tcrtrack.empirical_null import (EmpiricalNull, fit_empirical_null, pooling_weight, poisson_null,
-                                     scaled_floor)
+from tcrtrack.empirical_null import EmpiricalNull, poisson_null
 from tcrtrack.multiplicity import bh_over_testable
-from tcrtrack.noise import (NoiseModel, betabinom_sf, fit_noise_from_bulk, fit_noise_from_replicates,
-                            for_pooled_libraries, poisson_noise)
+from tcrtrack.noise import (
+    NoiseModel,
+    betabinom_sf,
+    fit_noise_from_bulk,
+    fit_noise_from_replicates,
+    for_pooled_libraries,
+    poisson_noise,
+)
+from tcrtrack.null_fit import fit_empirical_null, pooling_weight
 
 # statistic -> suffix of the comparison's column in the clone table
 STATISTICS = {"count_post": "count", "freq_post": "freq", "log2fc": "log2fc", "pvalue": "pvalue",

@@ -26,12 +26,19 @@ from typing import Literal
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
-from scipy import stats
+from scipy import stats as scipy_stats
 
 from tcrtrack.comparisons import Comparison, NoiseFloors, best_pair_null, compare, masked, nulls
-from tcrtrack.design import (Timepoint, baseline_timepoint, pooled, product_clones, reference_and_later,
-                             sample_depths, timepoints)
-from tcrtrack.multiplicity import clone_level, conjunction_pvalues, simes, bh_over_testable
+from tcrtrack.design import (
+    Timepoint,
+    baseline_timepoint,
+    pooled,
+    product_clones,
+    reference_and_later,
+    sample_depths,
+    timepoints,
+)
+from tcrtrack.multiplicity import bh_over_testable, clone_level, conjunction_pvalues, simes
 
 __all__ = ["ANNOTATION", "CallSettings", "PatientCalls", "Timepoint", "analyse_patient", "pooled",
            "reference_and_later", "timepoints", "wide_counts"]
@@ -101,7 +108,8 @@ def _pvalue_matrix(comparisons: Sequence[Comparison], n: int) -> tuple[NDArray, 
 
 def _effect(comparison: Comparison, *, min_log2fc: float, min_count: int) -> NDArray[np.bool_]:
     """The effect filters of a comparison: ``log2fc >= min_log2fc`` and ``count >= min_count``."""
-    return comparison.tested & (comparison.stats["log2fc"] >= min_log2fc) & (comparison.stats["count_post"] >= min_count)
+    stats = comparison.stats
+    return comparison.tested & (stats["log2fc"] >= min_log2fc) & (stats["count_post"] >= min_count)
 
 
 def _best(comparisons: Sequence[Comparison], called: NDArray[np.bool_], *, n: int) -> tuple[NDArray, NDArray]:
@@ -132,8 +140,8 @@ def _blood_columns(wide: pl.DataFrame, baseline: Timepoint | None, blood: Sequen
         base, depth = pooled(wide, baseline)
         if blood:
             base, depth = blood[0].reference_counts, blood[0].reference_depth
-        upper = stats.chi2.ppf(0.95, 2 * (base + 1)) / 2 / depth  # Garwood 1936 one-sided 95% bound
-        limit = float(stats.chi2.ppf(0.95, 2) / 2 / depth)
+        upper = scipy_stats.chi2.ppf(0.95, 2 * (base + 1)) / 2 / depth  # Garwood 1936 one-sided 95% bound
+        limit = float(scipy_stats.chi2.ppf(0.95, 2) / 2 / depth)
         new = upper <= settings.new_max_frequency
         if limit > settings.new_max_frequency:
             notes.append(f"baseline depth {depth}: a clone absent at baseline is only known to be below frequency "
@@ -184,7 +192,7 @@ def _tumor_columns(wide: pl.DataFrame, pre: Timepoint | None, tumor: Sequence[Co
         p, p_min = _pvalue_matrix(tumor, n)
         _, called = clone_level(p, p_min, alpha=settings.fdr)
         significant = np.zeros((n, len(tumor)), dtype=bool)
-        for j, (comparison, effect) in enumerate(zip(tumor, effects)):
+        for j, (comparison, effect) in enumerate(zip(tumor, effects, strict=True)):
             significant[:, j] = called[:, j] & effect
             comparison.stats["significant"] = significant[:, j]
         new_rule = (pre_count == 0) & (max_post >= settings.tumor_min_count)
@@ -197,7 +205,7 @@ def _tumor_columns(wide: pl.DataFrame, pre: Timepoint | None, tumor: Sequence[Co
         columns = [nulls("tumor_pre_count", pl.Int64, n)]
     columns += [pl.Series("tumor_max_post_count", max_post), pl.Series("accumulates_in_tumor", accumulates)]
     flag_q = np.full((n, len(tumor)), np.nan)
-    for j, (comparison, effect) in enumerate(zip(tumor, effects)):
+    for j, comparison in enumerate(tumor):
         pj = np.where(comparison.tested, comparison.stats["pvalue"], np.nan)
         pj_min = np.where(comparison.tested, comparison.p_min, np.nan)
         flag_q[:, j] = bh_over_testable(conjunction_pvalues(pb, pj), conjunction_pvalues(pb_min, pj_min),
@@ -216,7 +224,7 @@ def _tumor_columns(wide: pl.DataFrame, pre: Timepoint | None, tumor: Sequence[Co
     flag = expanded & in_tumor
     if settings.require_new:
         flag = flag & new
-    for j, (comparison, effect) in enumerate(zip(tumor, effects)):
+    for j, (comparison, effect) in enumerate(zip(tumor, effects, strict=True)):
         label = comparison.later.label
         columns += [masked(f"{label}_flag_qvalue", np.nan_to_num(flag_q[:, j], nan=1.0), ~np.isnan(flag_q[:, j])),
                     masked(f"{label}_flag_log2fc", comparison.stats["log2fc"], comparison.tested),
