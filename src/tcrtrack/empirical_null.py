@@ -32,8 +32,8 @@ comparison", and the fit says so in its note. The centre ``delta`` absorbs compo
 dominant product halves every other clone).
 
 Fitting is :func:`tcrtrack.null_fit.fit_empirical_null`. Floors: technical replicates and pre-infusion
-draw pairs measure part of the null (technical noise; technical plus draw-to-draw biology). They never replace the comparison's own fit, but every component
-sd is floored: ``sd_k(f) = max(sigma_k s(f), floor(f))``.
+draw pairs measure part of the null (technical noise; technical plus draw-to-draw biology). They never
+replace the comparison's own fit, but every component sd is floored: ``sd_k(f) = max(sigma_k s(f), floor(f))``.
 
 p-values. ``P(X >= b | n)`` under the null mixture, by quadrature over ``epsilon``: a 32-node Gauss-
 Hermite pass for every distinct ``(n, b)``, then, for those below 0.05, a fine trapezoid rule on the
