@@ -9,6 +9,7 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from tcrtrack.errors import TcrtrackError
@@ -169,8 +170,13 @@ def expansion_summary(clones: pl.DataFrame, samples: pl.DataFrame) -> dict[str, 
     biopsies = samples.filter((pl.col("compartment") == "tumor") & (pl.col("day") > 0)).sort("day", "replicate")
     shares = {f"d{day}": float(flagged[f"freq_{sample}"].sum()) for sample, day in
               biopsies.select("sample", "day").iter_rows()}
+    seen = clones.filter(pl.col("baseline_count") > 0) if "baseline_count" in clones.columns else clones.clear()
+    depth = float((seen["baseline_count"] / seen["baseline_frequency"]).median()) if seen.height else None
     return {
         "clones": clones.height,
+        "baseline_depth": round(depth) if depth else None,
+        # Garwood's 95% upper bound on the frequency of a clone absent from the pooled baseline: 3.0 / N
+        "new_detection_limit": float(-np.log(0.05) / depth) if depth else None,
         "expanded_in_blood": int(clones["expanded_in_blood"].sum()),
         "new_expanded_in_blood": int((clones["expanded_in_blood"] & clones["new_in_blood"].fill_null(False)).sum()),
         "accumulating_in_tumor": int(clones["accumulates_in_tumor"].sum()),
