@@ -49,6 +49,15 @@ COUNT_FIELDS: tuple[str, ...] = ("duplicate_count", "umi_count", "consensus_coun
 READ_FIELDS: tuple[str, ...] = ("locus", "productive", "v_call", "j_call", "junction", "junction_aa",
                                 "cell_id", *COUNT_FIELDS)
 
+
+def count_column(frame: pl.DataFrame) -> str | None:
+    """The first of :data:`COUNT_FIELDS` that ``frame`` has with at least one value, else ``None``."""
+    for name in COUNT_FIELDS:
+        if name in frame.columns and frame[name].is_not_null().any():
+            return name
+    return None
+
+
 @functools.cache
 def airr_rearrangement_schema() -> dict:
     """The AIRR Rearrangement schema (``properties``, ``required``) from the ``airr`` package's spec file."""

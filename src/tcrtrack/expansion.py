@@ -32,7 +32,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from tcrtrack.multiplicity import bh_qvalues
-from tcrtrack.noise import NoiseModel, _counts, _depth, betabinom_sf, fit_noise_from_bulk
+from tcrtrack.noise import NoiseModel, betabinom_sf, fit_noise_from_bulk
+from tcrtrack.validation import as_counts, as_depth
 
 RESULT_SCHEMA: dict[str, pl.DataType] = {
     "count_ref": pl.Int64(),
@@ -47,10 +48,10 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
 
 
 def _validate(a: ArrayLike, b: ArrayLike, n_a: float, n_b: float) -> tuple[NDArray, NDArray, int, int]:
-    a, b = _counts(a, "a"), _counts(b, "b")
+    a, b = as_counts(a, name="a"), as_counts(b, name="b")
     if a.shape != b.shape:
         raise ValueError(f"a and b must be aligned, got lengths {a.size} and {b.size}")
-    n_a, n_b = _depth(n_a, "n_a"), _depth(n_b, "n_b")
+    n_a, n_b = as_depth(n_a, name="depth n_a"), as_depth(n_b, name="depth n_b")
     if a.sum() > n_a or b.sum() > n_b:
         raise ValueError("counts exceed the sample depth (sum(a) > n_a or sum(b) > n_b)")
     return a, b, n_a, n_b
@@ -154,13 +155,13 @@ def pool_replicates(replicate_counts: Sequence[ArrayLike], *,
     beta-binomial) sampling model when replicates are aliquots of the same draw. ``depths``
     defaults to each replicate's count total.
     """
-    reps = [_counts(r, f"replicate {i}") for i, r in enumerate(replicate_counts)]
+    reps = [as_counts(r, name=f"replicate {i}") for i, r in enumerate(replicate_counts)]
     if not reps or len({r.size for r in reps}) != 1:
         raise ValueError("need at least one replicate; replicates must be aligned (equal length)")
     d = [r.sum() for r in reps] if depths is None else list(depths)
     if len(d) != len(reps):
         raise ValueError("one depth per replicate")
-    d = [_depth(x, f"depths[{i}]") for i, x in enumerate(d)]
+    d = [as_depth(x, name=f"depth depths[{i}]") for i, x in enumerate(d)]
     if any(x < r.sum() for x, r in zip(d, reps)):
         raise ValueError("a replicate's counts exceed its depth")
     return np.sum(reps, axis=0).astype(np.int64), int(sum(d))

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import polars as pl
 
+LOCI: tuple[str, ...] = ("TRA", "TRB", "TRG", "TRD", "IGH", "IGK", "IGL")
+"""AIRR ``locus`` values (the AIRR controlled vocabulary, without IGI); a V/J call's first three letters
+name its locus (``TRBV5-1`` -> ``TRB``)."""
+
 _ALLELE = r"\*.*$"
 
 

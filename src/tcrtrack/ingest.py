@@ -21,10 +21,10 @@ from pathlib import Path
 
 import polars as pl
 
-from tcrtrack.airr_reader import (COUNT_FIELDS, READ_FIELDS, RowLocator, airr_row_locator, read_airr_header,
-                                  read_airr_tsv, row_error)
+from tcrtrack.airr_reader import (COUNT_FIELDS, READ_FIELDS, RowLocator, airr_row_locator, count_column,
+                                  read_airr_header, read_airr_tsv, row_error)
 from tcrtrack.errors import InputFileError
-from tcrtrack.genes import normalise_gene_calls, translate_junctions
+from tcrtrack.genes import LOCI, normalise_gene_calls, translate_junctions
 from tcrtrack.schema import CLONOTYPE_DEFINITIONS, CLONOTYPE_SCHEMA
 from tcrtrack.truncation import SOURCE_FREQUENCY, FrequencyEvidence, Truncation, assess
 
@@ -49,7 +49,6 @@ DROP_REASONS: tuple[str, ...] = (
 FATES = pl.Enum(["kept", *DROP_REASONS])
 """The dtype of the ``fate`` column (compared and grouped as integers, read back as the names)."""
 
-LOCI: tuple[str, ...] = ("TRA", "TRB", "TRG", "TRD", "IGH", "IGK", "IGL")
 _TRUE = ("T", "TRUE", "True", "true", "1")
 _FALSE = ("F", "FALSE", "False", "false", "0")
 
@@ -62,13 +61,6 @@ class IngestResult:
     clonotypes: pl.DataFrame
     qc: pl.DataFrame
     truncation: Truncation | None = None
-
-
-def _count_source(frame: pl.DataFrame) -> str | None:
-    for name in COUNT_FIELDS:
-        if name in frame.columns and frame[name].is_not_null().any():
-            return name
-    return None
 
 
 def _parse_counts(path: Path, frame: pl.DataFrame, source: str | None, locate: RowLocator) -> pl.Series:
@@ -263,7 +255,7 @@ def ingest_airr(path: Path | str, *, locus: str = "TRB", productive_only: bool =
     """
     frame = read_airr_tsv(path, extra=(SOURCE_FREQUENCY, "consensus_ratio"))
     evidence = None
-    if SOURCE_FREQUENCY not in frame.columns and "consensus_ratio" in frame.columns and _count_source(frame) == \
+    if SOURCE_FREQUENCY not in frame.columns and "consensus_ratio" in frame.columns and count_column(frame) == \
             "consensus_count":  # Vidjil-algo's AIRR export: the clone's share of all reads with a recombination
         evidence = FrequencyEvidence(counts=_parse_counts(Path(path), frame, "consensus_count",
                                                           airr_row_locator(Path(path))),
@@ -290,7 +282,7 @@ def ingest_frame(raw: pl.DataFrame, *, path: Path | str, locate: RowLocator | No
     """
     path = Path(path)
     locate = locate or airr_row_locator(path)
-    source = _count_source(raw)
+    source = count_column(raw)
     single_cell = "cell_id" in raw.columns and raw["cell_id"].is_not_null().any()
     typed = raw.select(  # only what the fates, the QC and the clonotypes need
         *(name for name in ("locus", "v_call", "j_call", "cell_id") if name in raw.columns),

@@ -26,7 +26,8 @@ import polars as pl
 
 from tcrtrack.errors import InputFileError
 from tcrtrack.format_names import FORMATS
-from tcrtrack.formats._common import LOCI, ConvertedRepertoire, first_line, header_columns
+from tcrtrack.formats._common import ConvertedRepertoire, first_line, header_columns
+from tcrtrack.genes import LOCI
 from tcrtrack.formats.immunoseq import convert_immunoseq
 from tcrtrack.formats.mixcr import OLD_HEADERS as _MIXCR_OLD_HEADERS
 from tcrtrack.formats.mixcr import convert_mixcr
