@@ -264,8 +264,8 @@ def rarefy(counts: np.ndarray, *, depth: int, rng: np.random.Generator) -> np.nd
     ``Generator.multivariate_hypergeometric``: ``method="count"`` (time O(min(depth, N - depth)) plus
     a temporary array of N integers) when the subsample or its complement is at most a quarter of N
     and N <= :data:`COUNT_METHOD_MAX_TOTAL`, else ``method="marginals"`` (one hypergeometric variate
-    per clone). Both draw from the same distribution; at a million clones ``count`` is ~3x faster
-    near the full depth (benchmarks/README.md).
+    per clone). Both draw from the same distribution; ``count`` is the faster near the full depth
+    (timings in benchmarks/README.md).
 
     Parameters
     ----------

@@ -18,13 +18,14 @@ than expected under unchanged frequency):
 
 Every p-value function works on the distinct ``(a, b)`` pairs (a few thousand in a
 repertoire of a million clones) and scatters the results back; so do the q-values of
-:func:`test_expansion`.
+:func:`expansion_table`.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -167,10 +168,10 @@ def pool_replicates(replicate_counts: Sequence[ArrayLike], *,
     return np.sum(reps, axis=0).astype(np.int64), int(sum(d))
 
 
-def test_expansion(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
-                   model: Literal["fisher", "betabinomial"] = "betabinomial",
-                   noise: NoiseModel | None = None, pseudocount: float = 1.0,
-                   fdr: float = 0.05, min_log2fc: float = 1.0, min_count: int = 2) -> pl.DataFrame:
+def expansion_table(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
+                    model: Literal["fisher", "betabinomial"] = "betabinomial",
+                    noise: NoiseModel | None = None, pseudocount: float = 1.0,
+                    fdr: float = 0.05, min_log2fc: float = 1.0, min_count: int = 2) -> pl.DataFrame:
     """Test every clone for expansion from the reference (``a``) to the later sample (``b``).
 
     Parameters
@@ -209,7 +210,7 @@ def expansion_arrays(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
                      model: Literal["fisher", "betabinomial"] = "betabinomial",
                      noise: NoiseModel | None = None, pseudocount: float = 1.0, fdr: float = 0.05,
                      min_log2fc: float = 1.0, min_count: int = 2) -> dict[str, NDArray]:
-    """:func:`test_expansion` as numpy arrays, one per column of :data:`RESULT_SCHEMA`, with NaN
+    """:func:`expansion_table` as numpy arrays, one per column of :data:`RESULT_SCHEMA`, with NaN
     p- and q-values for the clones not tested (for callers that keep working on arrays).
     ``count_ref`` and ``count_post`` are ``a`` and ``b`` themselves when these are int64 arrays."""
     a, b, n_a, n_b = _validate(a, b, n_a, n_b)
@@ -240,6 +241,13 @@ def expansion_arrays(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
     significant = tested & (np.nan_to_num(qvalue, nan=1.0) < fdr) & (log2fc >= min_log2fc) & (b >= min_count)
     return {"count_ref": a, "count_post": b, "freq_ref": a / n_a, "freq_post": b / n_b,
             "log2fc": log2fc, "pvalue": pvalue, "qvalue": qvalue, "significant": significant}
+
+
+def test_expansion(a: ArrayLike, b: ArrayLike, **options: Any) -> pl.DataFrame:
+    """Deprecated name of :func:`expansion_table` (kept for benchmarks/run.py; warns)."""
+    warnings.warn("tcrtrack.expansion.test_expansion is deprecated; use expansion_table",
+                  DeprecationWarning, stacklevel=2)
+    return expansion_table(a, b, **options)
 
 
 test_expansion.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

@@ -44,7 +44,7 @@ def translate(junction: str) -> str | None:
     """
     if not junction:
         return None
-    from skbio import DNA  # deferred: importing scikit-bio costs ~1.5 s per job
+    from skbio import DNA  # deferred: scikit-bio is slow to import
 
     usable = len(junction) - len(junction) % 3
     try:

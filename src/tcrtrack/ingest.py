@@ -8,7 +8,7 @@ or that add up beyond 2**63 - 1, and ``productive`` values that are not AIRR boo
 the row; counts written ``12.0`` and ``productive`` as T/F, TRUE/FALSE, True/False, true/false or 1/0
 are accepted.
 
-Speed (benchmarks/notes_ingest.md): V/J calls are normalised and their locus read once per distinct call
+Speed (measurements in benchmarks/INGEST.md): V/J calls are normalised and their locus read once per distinct call
 (:func:`annotate_calls`, a join), fates are an Enum, and the clonotype table is sorted on its two key
 columns only, then gathered once (:func:`_largest_first`).
 """
@@ -208,7 +208,8 @@ def define_clonotypes(kept: pl.DataFrame, *, definition: str, depth: float | Non
     ties = [name for name in ("junction_aa", "v_gene", "j_gene") if name not in key]
     largest_first = {"by": ["count", *ties], "descending": [True] + [False] * len(ties), "nulls_last": True}
     # groups in order of appearance: their strings stay in file order in memory, which makes the clone IDs
-    # and their sort ~2x faster than from groups in hash order (same table: the sort below decides the order)
+    # and their sort faster than from groups in hash order (same table: the sort below decides the order;
+    # benchmarks/INGEST.md)
     clonotypes = kept.group_by(key, maintain_order=True).agg(  # sorting within groups: cheaper than all rows
         *(pl.col(name).sort_by(**largest_first).first()
           for name in ("junction_aa", "v_gene", "j_gene", "junction") if name not in key),
@@ -228,9 +229,9 @@ def _largest_first(clonotypes: pl.DataFrame) -> pl.DataFrame:
     """``row`` (positions in ``clonotypes``), ``count`` and ``clone_id`` in the table order: ``count``
     descending, then ``clone_id``.
 
-    Polars' streaming engine sorts just these columns (in parallel, ~0.2 s of CPU for 1M clonotypes); gathering
-    the other columns once afterwards is ~2x faster than sorting the whole frame, which moves every column
-    through the sort, and ~3x faster than the in-memory engine's sort of the same columns.
+    Polars' streaming engine sorts just these columns (in parallel); gathering the other columns once
+    afterwards is faster than sorting the whole frame, which moves every column through the sort, and than
+    the in-memory engine's sort of the same columns (timings in benchmarks/INGEST.md).
     """
     keys = clonotypes.lazy().select("count", "clone_id").with_row_index("row")
     return keys.sort(["count", "clone_id"], descending=[True, False]).collect(engine="streaming")
