@@ -3,12 +3,13 @@ noise laws other than the model's own, power in the far tail, robustness to expa
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from tcrtrack.empirical_null import (NULL_SCALES, EmpiricalNull, fit_empirical_null, pooling_weight,
-                                     poisson_null)
+from tcrtrack.empirical_null import NULL_SCALES, EmpiricalNull, fit_empirical_null, poisson_null, pooling_weight
 
 
 def one_scale(sd: float, *, center: float = 0.0, beta: float = 0.0) -> EmpiricalNull:
@@ -27,7 +28,7 @@ def quad_tail(b: int, n: int, *, theta: float, sd: float) -> float:
     turn = (special.logit(min(max(b / n, 1e-9), 1 - 1e-9)) - theta) / sd
     points = sorted({-8.0, 0.0, float(np.clip(turn, -30, 30)), 38.0})
     return sum(integrate.quad(integrand, lo, hi, epsabs=0, epsrel=1e-10, limit=200)[0]
-               for lo, hi in zip(points[:-1], points[1:]))
+               for lo, hi in itertools.pairwise(points))
 
 
 @pytest.mark.parametrize(("b", "n", "theta", "sd"), [

@@ -84,7 +84,7 @@ def test_fisher_vectorised_equals_per_table():
     b = np.array([t[1] for t in TABLES[:5]])
     got = ex.fisher_pvalues(a, b, n_a=5000, n_b=20000)
     expected = [stats.fisher_exact([[bi, 20000 - bi], [ai, 5000 - ai]], alternative="greater").pvalue
-                for ai, bi in zip(a, b)]
+                for ai, bi in zip(a, b, strict=True)]
     np.testing.assert_allclose(got, expected, rtol=1e-9)
     assert got[1] == 1.0 and got[2] == 1.0
 
@@ -119,7 +119,7 @@ def test_betabinomial_uses_frequency_dependent_rho():
     got = ex.betabinomial_pvalues(a, b, n_a=n_a, n_b=n_b, noise=model)
     rho = model.rho((a + b) / (n_a + n_b))
     expected = [stats.betabinom.sf(bi - 1, ai + bi, 0.5 * (1 / r - 1), 0.5 * (1 / r - 1))
-                for ai, bi, r in zip(a, b, rho)]
+                for ai, bi, r in zip(a, b, rho, strict=True)]
     np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-10)
     assert 0.01 < rho[0] < 0.05 and rho[1] == 0.01
 
@@ -132,7 +132,7 @@ def test_betabinomial_reduces_to_binomial_test(noise):
     got = ex.betabinomial_pvalues(a, b, n_a=n_a, n_b=n_b, noise=noise)
     p0 = n_b / (n_a + n_b)
     expected = [stats.binomtest(int(bi), int(ai + bi), p0, alternative="greater").pvalue if ai + bi else 1.0
-                for ai, bi in zip(a, b)]
+                for ai, bi in zip(a, b, strict=True)]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 

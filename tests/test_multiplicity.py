@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import false_discovery_control
 
-from tcrtrack.multiplicity import (bh_over_testable, bh_qvalues, clone_level, conjunction_pvalues, simes,
-                                   tarone_testable)
+from tcrtrack.multiplicity import bh_over_testable, bh_qvalues, clone_level, conjunction_pvalues, simes, tarone_testable
 
 
 def brute_simes(row):

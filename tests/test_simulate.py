@@ -79,7 +79,7 @@ def test_sheet_columns_ids_and_days(cohort):
     assert set(sheet["format"]) == {"airr"}
     assert set(sheet["compartment"]) == {"blood", "tumor"}
     assert set(sheet["response"]) <= {"responder", "non-responder"}
-    for pid, rows in sheet.group_by("patient"):
+    for _pid, rows in sheet.group_by("patient"):
         blood = rows.filter(pl.col("compartment") == "blood")
         tumor = rows.filter(pl.col("compartment") == "tumor")
         assert sorted(blood["day"].unique()) == [0, 14, 28]

@@ -390,10 +390,10 @@ def sample_diversity(
                 sub = rarefy(x, depth=depth, rng=np.random.default_rng([seed, i]))
                 values = _metrics_of_nonzero(sub[sub > 0])
                 runs[i] = [values[name] for name in METRIC_NAMES]
-            row.update(zip(METRIC_NAMES, runs.mean(axis=0).tolist()))
+            row.update(zip(METRIC_NAMES, runs.mean(axis=0).tolist(), strict=True))
             if n_iterations > 1:
                 sds = runs.std(axis=0, ddof=1).tolist()
-                row.update({f"{name}_sd": sd for name, sd in zip(METRIC_NAMES, sds)})
+                row.update({f"{name}_sd": sd for name, sd in zip(METRIC_NAMES, sds, strict=True)})
         rows.append(row)
     columns = {name: [r.get(name) for r in rows] for name in OUTPUT_SCHEMA}
     return pl.DataFrame(columns, schema=OUTPUT_SCHEMA)

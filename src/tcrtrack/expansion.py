@@ -163,7 +163,7 @@ def pool_replicates(replicate_counts: Sequence[ArrayLike], *,
     if len(d) != len(reps):
         raise ValueError("one depth per replicate")
     d = [as_depth(x, name=f"depth depths[{i}]") for i, x in enumerate(d)]
-    if any(x < r.sum() for x, r in zip(d, reps)):
+    if any(x < r.sum() for x, r in zip(d, reps, strict=True)):
         raise ValueError("a replicate's counts exceed its depth")
     return np.sum(reps, axis=0).astype(np.int64), int(sum(d))
 

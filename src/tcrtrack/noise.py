@@ -316,7 +316,7 @@ def fit_noise_from_replicates(replicate_counts: Sequence[ArrayLike], *,
         raise ValueError("need at least two aligned replicate count arrays of equal length")
     given = depths if depths is not None else [r.sum() for r in reps]
     d = [as_depth(x, name=f"depth depths[{i}]") for i, x in enumerate(given)]
-    if len(d) != len(reps) or any(x < r.sum() for x, r in zip(d, reps)):
+    if len(d) != len(reps) or any(x < r.sum() for x, r in zip(d, reps, strict=True)):
         raise ValueError("need one depth per replicate, each at least its count total")
     pairs = list(combinations(range(len(reps)), 2))
     n = np.concatenate([reps[i] + reps[j] for i, j in pairs])

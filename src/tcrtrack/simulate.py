@@ -75,12 +75,24 @@ from typing import Any
 import polars as pl
 
 from tcrtrack.simulation.airr import AIRR_COLUMNS, airr_rows, write_gzipped_tsv
-from tcrtrack.simulation.design import (SHEET_COLUMNS, CohortPlan, library_rng, plan_cohort, sample_id, sheet_row,
-                                        write_sample_sheet)
+from tcrtrack.simulation.design import (
+    SHEET_COLUMNS,
+    CohortPlan,
+    library_rng,
+    plan_cohort,
+    sample_id,
+    sheet_row,
+    write_sample_sheet,
+)
 from tcrtrack.simulation.library import library_counts
 from tcrtrack.simulation.progress import Progress, ProgressFactory, progress_context
-from tcrtrack.simulation.truth import (CATEGORIES, PRODUCT_TRUTH_COLUMNS, TRUTH_COLUMNS, SimulatedPatient,
-                                       truth_frequency_table)
+from tcrtrack.simulation.truth import (
+    CATEGORIES,
+    PRODUCT_TRUTH_COLUMNS,
+    TRUTH_COLUMNS,
+    SimulatedPatient,
+    truth_frequency_table,
+)
 from tcrtrack.simulation.truth import add_product as _add_product
 from tcrtrack.simulation.truth import simulate_patient as _simulate_patient
 
