@@ -6,6 +6,7 @@ defining formula written out here -- never from the skbio function the module ca
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -112,7 +113,7 @@ def test_hill_numbers_equal_their_named_limits(seed: int) -> None:
     assert m["hill_1"] == pytest.approx(np.sum(p ** (1 + 1e-7)) ** (-1e7), rel=1e-4)
     assert m["hill_inf"] == pytest.approx(np.sum(p**200.0) ** (1 / (1 - 200.0)), rel=0.05)
     profile = [m[k] for k in ("hill_0", "hill_0.5", "hill_1", "hill_2", "hill_4", "hill_inf")]
-    assert all(a >= b for a, b in zip(profile, profile[1:]))  # Hill profile is non-increasing
+    assert all(a >= b for a, b in itertools.pairwise(profile))  # Hill profile is non-increasing
 
 
 # --------------------------------------------------------------------- Chao1 / ACE

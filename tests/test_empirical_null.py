@@ -3,6 +3,8 @@ noise laws other than the model's own, power in the far tail, robustness to expa
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy import integrate, special, stats
@@ -27,7 +29,7 @@ def quad_tail(b: int, n: int, *, theta: float, sd: float) -> float:
     turn = (special.logit(min(max(b / n, 1e-9), 1 - 1e-9)) - theta) / sd
     points = sorted({-8.0, 0.0, float(np.clip(turn, -30, 30)), 38.0})
     return sum(integrate.quad(integrand, lo, hi, epsabs=0, epsrel=1e-10, limit=200)[0]
-               for lo, hi in zip(points[:-1], points[1:], strict=False))
+               for lo, hi in itertools.pairwise(points))
 
 
 @pytest.mark.parametrize(("b", "n", "theta", "sd"), [

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-import tcrtrack.expansion as ex  # module import: pytest must not collect ex.test_expansion
+import tcrtrack.expansion as ex  # module import: pytest must not collect the deprecated ex.test_expansion
 import tcrtrack.noise as nz
 
 
@@ -84,7 +84,7 @@ def test_fisher_vectorised_equals_per_table():
     b = np.array([t[1] for t in TABLES[:5]])
     got = ex.fisher_pvalues(a, b, n_a=5000, n_b=20000)
     expected = [stats.fisher_exact([[bi, 20000 - bi], [ai, 5000 - ai]], alternative="greater").pvalue
-                for ai, bi in zip(a, b)]
+                for ai, bi in zip(a, b, strict=True)]
     np.testing.assert_allclose(got, expected, rtol=1e-9)
     assert got[1] == 1.0 and got[2] == 1.0
 
@@ -119,7 +119,7 @@ def test_betabinomial_uses_frequency_dependent_rho():
     got = ex.betabinomial_pvalues(a, b, n_a=n_a, n_b=n_b, noise=model)
     rho = model.rho((a + b) / (n_a + n_b))
     expected = [stats.betabinom.sf(bi - 1, ai + bi, 0.5 * (1 / r - 1), 0.5 * (1 / r - 1))
-                for ai, bi, r in zip(a, b, rho)]
+                for ai, bi, r in zip(a, b, rho, strict=True)]
     np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-10)
     assert 0.01 < rho[0] < 0.05 and rho[1] == 0.01
 
@@ -132,7 +132,7 @@ def test_betabinomial_reduces_to_binomial_test(noise):
     got = ex.betabinomial_pvalues(a, b, n_a=n_a, n_b=n_b, noise=noise)
     p0 = n_b / (n_a + n_b)
     expected = [stats.binomtest(int(bi), int(ai + bi), p0, alternative="greater").pvalue if ai + bi else 1.0
-                for ai, bi in zip(a, b)]
+                for ai, bi in zip(a, b, strict=True)]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
@@ -201,7 +201,7 @@ def test_pvalues_and_qvalues_equal_the_per_clone_computation_exactly():
 def test_result_table_columns_nulls_and_rule():
     a = np.array([0, 0, 1, 50, 2, 0])
     b = np.array([0, 60, 1, 40, 30, 2])
-    out = ex.test_expansion(a, b, n_a=10_000, n_b=10_000, model="fisher", fdr=0.05, min_log2fc=1.0,
+    out = ex.expansion_table(a, b, n_a=10_000, n_b=10_000, model="fisher", fdr=0.05, min_log2fc=1.0,
                             min_count=5)
     assert out.schema == pl.Schema(ex.RESULT_SCHEMA)
     assert out.height == a.size
@@ -220,7 +220,7 @@ def test_result_table_columns_nulls_and_rule():
 
 def test_arrays_are_the_table_columns():
     a, b = np.array([0, 0, 1, 50, 2, 0]), np.array([0, 60, 1, 40, 30, 2])
-    table = ex.test_expansion(a, b, n_a=10_000, n_b=10_000, noise=constant_rho(0.01))
+    table = ex.expansion_table(a, b, n_a=10_000, n_b=10_000, noise=constant_rho(0.01))
     arrays = ex.expansion_arrays(a, b, n_a=10_000, n_b=10_000, noise=constant_rho(0.01))
     assert list(arrays) == table.columns
     assert pl.DataFrame(arrays, schema=ex.RESULT_SCHEMA).with_columns(
@@ -229,7 +229,7 @@ def test_arrays_are_the_table_columns():
 
 def test_result_table_does_not_share_the_callers_arrays():
     a, b = np.array([3, 0, 5]), np.array([1, 4, 5])
-    out = ex.test_expansion(a, b, n_a=100, n_b=100, model="fisher")
+    out = ex.expansion_table(a, b, n_a=100, n_b=100, model="fisher")
     a[0], b[0] = 7, 7
     assert out["count_ref"][0] == 3 and out["count_post"][0] == 1
 
@@ -237,30 +237,33 @@ def test_result_table_does_not_share_the_callers_arrays():
 def test_overdispersed_without_noise_fits_the_bulk():
     _, _, _, a, b = null_scenario(3, n_clones=5_000)
     noise = nz.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum())
-    inline = ex.test_expansion(a, b, n_a=a.sum(), n_b=b.sum())
-    given_ = ex.test_expansion(a, b, n_a=a.sum(), n_b=b.sum(), noise=noise)
+    inline = ex.expansion_table(a, b, n_a=a.sum(), n_b=b.sum())
+    given_ = ex.expansion_table(a, b, n_a=a.sum(), n_b=b.sum(), noise=noise)
     assert inline.equals(given_)
 
 
 def test_argument_validation():
     with pytest.raises(ValueError, match="model"):
-        ex.test_expansion([1], [2], n_a=10, n_b=10, model="poisson")  # type: ignore[arg-type]
+        ex.expansion_table([1], [2], n_a=10, n_b=10, model="poisson")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="noise"):
-        ex.test_expansion([1], [2], n_a=10, n_b=10, model="fisher", noise=nz.poisson_noise())
+        ex.expansion_table([1], [2], n_a=10, n_b=10, model="fisher", noise=nz.poisson_noise())
     with pytest.raises(ValueError, match="fdr"):
-        ex.test_expansion([1], [2], n_a=10, n_b=10, fdr=0.0)
+        ex.expansion_table([1], [2], n_a=10, n_b=10, fdr=0.0)
     with pytest.raises(ValueError, match="aligned"):
-        ex.test_expansion([1, 2], [2], n_a=10, n_b=10)
+        ex.expansion_table([1, 2], [2], n_a=10, n_b=10)
     with pytest.raises(ValueError, match="exceed"):
-        ex.test_expansion([11], [2], n_a=10, n_b=10)
+        ex.expansion_table([11], [2], n_a=10, n_b=10)
     with pytest.raises(ValueError, match="non-negative"):
-        ex.test_expansion([-1], [2], n_a=10, n_b=10)
+        ex.expansion_table([-1], [2], n_a=10, n_b=10)
     with pytest.raises(ValueError, match="non-negative"):
-        ex.test_expansion([1.5], [2], n_a=10, n_b=10)
+        ex.expansion_table([1.5], [2], n_a=10, n_b=10)
 
 
-def test_not_collected_by_pytest():
+def test_deprecated_alias_warns_and_is_not_collected_by_pytest():
     assert ex.test_expansion.__test__ is False
+    with pytest.warns(DeprecationWarning, match="expansion_table"):
+        old = ex.test_expansion([1, 0, 5], [2, 3, 40], n_a=100, n_b=100, model="fisher")
+    assert old.equals(ex.expansion_table([1, 0, 5], [2, 3, 40], n_a=100, n_b=100, model="fisher"))
 
 
 # --------------------------------------------------------------------------- calibration
@@ -299,8 +302,8 @@ def test_realised_fdr_near_nominal_with_planted_expansions():
         return float((sig & ~expanded).sum() / max(sig.sum(), 1)), float((sig & strong).sum() / strong.sum())
 
     # the default: overdispersed model, noise fitted on this comparison's bulk
-    fdr_bulk, power_bulk = realised(ex.test_expansion(a, b, n_a=n_a, n_b=n_b, min_log2fc=0.0, min_count=0))
-    fdr_fisher, _ = realised(ex.test_expansion(a, b, n_a=n_a, n_b=n_b, model="fisher", min_log2fc=0.0,
+    fdr_bulk, power_bulk = realised(ex.expansion_table(a, b, n_a=n_a, n_b=n_b, min_log2fc=0.0, min_count=0))
+    fdr_fisher, _ = realised(ex.expansion_table(a, b, n_a=n_a, n_b=n_b, model="fisher", min_log2fc=0.0,
                                                min_count=0))
     assert fdr_bulk <= 0.075  # nominal 0.05 (measured ~0.01: discreteness is conservative)
     assert power_bulk > 0.6   # and it still finds the clear expansions
@@ -314,7 +317,7 @@ def test_realised_fdr_near_nominal_with_planted_expansions():
 def test_reference_empty_everywhere(model):
     b = np.random.default_rng(1).poisson(4, 3000)
     a = np.zeros_like(b)
-    out = ex.test_expansion(a, b, n_a=20_000, n_b=int(b.sum()), model=model)
+    out = ex.expansion_table(a, b, n_a=20_000, n_b=int(b.sum()), model=model)
     p = out["pvalue"].drop_nulls().to_numpy()
     assert p.size == int((b > 0).sum()) and np.all((p >= 0) & (p <= 1))
     assert np.all(np.isfinite(out["log2fc"].to_numpy()))
@@ -323,13 +326,13 @@ def test_reference_empty_everywhere(model):
 @pytest.mark.parametrize("model", ["fisher", "betabinomial"])
 def test_later_sample_empty_gives_p_one(model):
     a = np.array([5, 1, 0, 30])
-    out = ex.test_expansion(a, np.zeros(4, int), n_a=100, n_b=50, model=model)
+    out = ex.expansion_table(a, np.zeros(4, int), n_a=100, n_b=50, model=model)
     assert out["pvalue"].drop_nulls().to_list() == [1.0, 1.0, 1.0]
     assert not out["significant"].any()
 
 
 def test_single_clone_falls_back_to_binomial():
-    out = ex.test_expansion([3], [10], n_a=100, n_b=100)
+    out = ex.expansion_table([3], [10], n_a=100, n_b=100)
     expected = stats.binomtest(10, 13, 0.5, alternative="greater").pvalue
     assert out["pvalue"][0] == pytest.approx(expected)
     assert out["qvalue"][0] == pytest.approx(expected)
@@ -338,14 +341,14 @@ def test_single_clone_falls_back_to_binomial():
 @pytest.mark.parametrize(("n_a", "n_b"), [(0, 10), (10, 0), (-5, 10), (float("nan"), 10)])
 def test_zero_depth_is_a_clear_error(n_a, n_b):
     with pytest.raises(ValueError, match="depth n_"):
-        ex.test_expansion([0], [0], n_a=n_a, n_b=n_b)
+        ex.expansion_table([0], [0], n_a=n_a, n_b=n_b)
     with pytest.raises(ValueError, match="depth n_"):
         ex.fisher_pvalues([0], [0], n_a=n_a, n_b=n_b)
 
 
 @pytest.mark.parametrize("model", ["fisher", "betabinomial"])
 def test_empty_arrays(model):
-    out = ex.test_expansion(np.array([], int), np.array([], int), n_a=10, n_b=10, model=model)
+    out = ex.expansion_table(np.array([], int), np.array([], int), n_a=10, n_b=10, model=model)
     assert out.height == 0 and out.schema == pl.Schema(ex.RESULT_SCHEMA)
     assert ex.fisher_pvalues([], [], n_a=10, n_b=10).size == 0
     assert ex.betabinomial_pvalues([], [], n_a=10, n_b=10, noise=nz.poisson_noise()).size == 0

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import tcrtrack.noise as nz
+from tcrtrack.validation import as_counts
 
 # --------------------------------------------------------------------------- simulation helpers
 
@@ -263,13 +264,13 @@ def test_low_depth_biopsy_pools_one_bin_and_records_it():
 
 def test_count_validation_by_dtype():
     ints = np.array([0, 3, 7], dtype=np.int64)
-    assert nz._counts(ints, "a") is ints  # integer counts are taken as they are
-    assert nz._counts(np.array([2, 5], dtype=np.uint16), "a").dtype == np.int64
-    assert nz._counts([0.0, 4.0], "a").tolist() == [0, 4]
+    assert as_counts(ints, name="a") is ints  # integer counts are taken as they are
+    assert as_counts(np.array([2, 5], dtype=np.uint16), name="a").dtype == np.int64
+    assert as_counts([0.0, 4.0], name="a").tolist() == [0, 4]
     for bad in ([1, -2], np.array([-1], dtype=np.int32), [1.5], [np.nan], [np.inf]):
         with pytest.raises(ValueError, match="non-negative whole"):
-            nz._counts(bad, "a")
-    assert nz._counts(np.array([], dtype=float), "a").size == 0
+            as_counts(bad, name="a")
+    assert as_counts(np.array([], dtype=float), name="a").size == 0
 
 
 def test_replicate_input_validation():

@@ -15,7 +15,7 @@ HEADER = "patient\tsample\tcompartment\tday\treplicate\tpath\tformat\tresponse"
 def make_sheet(tmp_path: Path, rows: list[str], *, header: str = HEADER, files: bool = True) -> Path:
     if files:
         for line in rows:
-            fields = dict(zip(header.split("\t"), line.split("\t")))
+            fields = dict(zip(header.split("\t"), line.split("\t"), strict=False))  # bad rows may be short
             if fields.get("path"):
                 (tmp_path / fields["path"]).write_text("x")
     sheet = tmp_path / "samples.tsv"

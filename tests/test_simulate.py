@@ -79,7 +79,7 @@ def test_sheet_columns_ids_and_days(cohort):
     assert set(sheet["format"]) == {"airr"}
     assert set(sheet["compartment"]) == {"blood", "tumor"}
     assert set(sheet["response"]) <= {"responder", "non-responder"}
-    for pid, rows in sheet.group_by("patient"):
+    for _pid, rows in sheet.group_by("patient"):
         blood = rows.filter(pl.col("compartment") == "blood")
         tumor = rows.filter(pl.col("compartment") == "tumor")
         assert sorted(blood["day"].unique()) == [0, 14, 28]
@@ -339,3 +339,41 @@ def test_bundled_demo_is_the_simulators_output(tmp_path):
     for path in (*demo.files, demo.truth):
         bundled = root / "config" / "demo" / path.relative_to(tmp_path / "demo")
         assert path.read_bytes() == bundled.read_bytes(), bundled
+
+
+def test_truth_frequencies_are_returned_and_match_the_truth_tables(tmp_path):
+    cohort = simulate_cohort(tmp_path, **{**SMALL, "product_patients": (1,), "n_product_clones": 30},
+                             return_truth_frequencies=True)
+    tf = cohort.truth_frequencies
+    truth = pl.read_csv(cohort.truth, separator="\t")
+    planted = tf.filter(pl.col("category").is_in(CATEGORIES))
+    assert planted.sort(KEY).select(KEY, "category").equals(truth.sort(KEY).select(KEY, "category"))
+    assert tf.filter(pl.col("category") == "product").height == 30
+    assert tf.filter(pl.col("patient") == "P01")["true_product_d0"].null_count() == tf.filter(
+        pl.col("patient") == "P01").height  # no product for P01
+    for column in (c for c in tf.columns if c.startswith("true_")):
+        sums = tf.group_by("patient").agg(pl.col(column).sum()).drop_nulls()[column]
+        assert np.allclose(sums.filter(sums > 0), 1.0)
+    baseline = planted.join(truth, on=KEY)
+    assert np.allclose(baseline["true_blood_d0"], baseline["blood_baseline_freq"].fill_null(0.0))
+    assert simulate_cohort(tmp_path / "again", **SMALL).truth_frequencies is None
+
+
+def test_progress_is_injected_or_counted_without_click(tmp_path, capsys):
+    import contextlib
+    import subprocess
+    import sys
+
+    steps: list[int] = []
+
+    class Bar:
+        def update(self, n: int) -> None:
+            steps.append(n)
+
+    cohort = simulate_cohort(tmp_path / "a", **{**SMALL, "n_patients": 1, "replicate_patients": (0,)},
+                             progress=lambda n: contextlib.nullcontext(Bar()))
+    assert sum(steps) == 1 + len(cohort.files)
+    simulate_cohort(tmp_path / "b", **{**SMALL, "n_patients": 1, "replicate_patients": (0,)}, progress=True)
+    assert f"{sum(steps)}/{sum(steps)}" in capsys.readouterr().err
+    code = "import sys, tcrtrack.simulate; assert 'click' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -20,7 +20,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-
 from slurm_cluster import PARTITION, SlurmCluster, install_packages, missing_tools
 
 ROOT = Path(__file__).resolve().parents[1]

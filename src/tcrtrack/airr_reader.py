@@ -1,7 +1,7 @@
 """Read AIRR Rearrangement TSV files (plain or gzipped) as string columns, refusing bad files clearly.
 
 Field names and types come from the schema file that the ``airr`` package ships (read directly:
-importing ``airr`` pulls in pandas, half a second per job). Bad input (tests/test_bad_inputs.py) is
+importing ``airr`` pulls in pandas, slow for every job). Bad input (tests/test_bad_inputs.py) is
 refused with one :class:`~tcrtrack.errors.InputFileError` line naming the file, the row (its line in the
 file, the header being row 1) or column, and the fix: a missing path or a directory, an empty file, a
 header without rows, corrupt or truncated gzip, other compression (bzip2, xz, zstd, zip), UTF-16, text
@@ -48,6 +48,15 @@ COUNT_FIELDS: tuple[str, ...] = ("duplicate_count", "umi_count", "consensus_coun
 
 READ_FIELDS: tuple[str, ...] = ("locus", "productive", "v_call", "j_call", "junction", "junction_aa",
                                 "cell_id", *COUNT_FIELDS)
+
+
+def count_column(frame: pl.DataFrame) -> str | None:
+    """The first of :data:`COUNT_FIELDS` that ``frame`` has with at least one value, else ``None``."""
+    for name in COUNT_FIELDS:
+        if name in frame.columns and frame[name].is_not_null().any():
+            return name
+    return None
+
 
 @functools.cache
 def airr_rearrangement_schema() -> dict:
@@ -248,7 +257,7 @@ def _read_lines(path: Path, sniffed: _Sniffed, columns: list[str]) -> pl.DataFra
 
 def _read_columns(path: Path, sniffed: _Sniffed, columns: list[str]) -> tuple[pl.DataFrame, bool]:
     """``columns`` as strings, and whether quotes were honoured."""
-    import pyarrow as pa  # deferred: ~60 ms, only the ingest step needs it
+    import pyarrow as pa  # deferred: only the ingest step needs it
 
     try:
         table = _arrow_read(path, sniffed, columns=columns)

@@ -28,6 +28,8 @@ import numpy as np
 import polars as pl
 from skbio.diversity import alpha
 
+from tcrtrack.validation import as_counts, as_depth
+
 #: ACE: clones with at most this many counts are "rare" (Chao et al. 2000; skbio default).
 RARE_THRESHOLD = 10
 #: Normal quantile of the 95 % Chao1 confidence interval.
@@ -50,32 +52,6 @@ OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     **{f"{name}_sd": pl.Float64() for name in METRIC_NAMES},
     "note": pl.Utf8(),
 }
-
-
-def _as_counts(counts: np.ndarray) -> np.ndarray:
-    """Validate a count vector and return it as a 1-D int64 array (zeros kept)."""
-    arr = np.asarray(counts)
-    if arr.ndim != 1:
-        raise ValueError(f"counts must be a 1-D vector, got shape {arr.shape}")
-    if arr.dtype.kind in "iub":
-        out = arr.astype(np.int64, copy=False)
-    elif arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.floor(arr)):
-            raise ValueError("counts must be whole numbers (got non-integer or non-finite values)")
-        out = arr.astype(np.int64)
-    else:
-        raise ValueError(f"counts must be integers, got dtype {arr.dtype}")
-    if out.size and out.min() < 0:
-        raise ValueError("counts must be non-negative")
-    return out
-
-
-def _as_depth(depth: int) -> int:
-    """Validate a rarefaction depth (a non-negative integer)."""
-    value = operator.index(depth)
-    if value < 0:
-        raise ValueError(f"depth must be >= 0, got {value}")
-    return value
 
 
 def _pielou(shannon_nats: float, richness: int) -> float:
@@ -275,7 +251,7 @@ def diversity_metrics(counts: np.ndarray) -> dict[str, float]:
     * ``top10_fraction``, ``top100_fraction``: share of :math:`N` in the 10 (100)
       largest clones; 1.0 when the sample has fewer clones than that.
     """
-    x = _as_counts(counts)
+    x = as_counts(counts)
     return _metrics_of_nonzero(x[x > 0])
 
 
@@ -288,8 +264,8 @@ def rarefy(counts: np.ndarray, *, depth: int, rng: np.random.Generator) -> np.nd
     ``Generator.multivariate_hypergeometric``: ``method="count"`` (time O(min(depth, N - depth)) plus
     a temporary array of N integers) when the subsample or its complement is at most a quarter of N
     and N <= :data:`COUNT_METHOD_MAX_TOTAL`, else ``method="marginals"`` (one hypergeometric variate
-    per clone). Both draw from the same distribution; at a million clones ``count`` is ~3x faster
-    near the full depth (benchmarks/README.md).
+    per clone). Both draw from the same distribution; ``count`` is the faster near the full depth
+    (timings in benchmarks/README.md).
 
     Parameters
     ----------
@@ -312,8 +288,8 @@ def rarefy(counts: np.ndarray, *, depth: int, rng: np.random.Generator) -> np.nd
         If ``depth`` exceeds the sample total or is negative, if ``counts`` is
         invalid, or (from numpy) if the sample total is 1e9 or more.
     """
-    x = _as_counts(counts)
-    depth = _as_depth(depth)
+    x = as_counts(counts)
+    depth = as_depth(depth, minimum=0)
     total = int(x.sum())
     if depth > total:
         raise ValueError(f"cannot rarefy to depth {depth}: the sample total is only {total}")
@@ -396,7 +372,7 @@ def sample_diversity(
     """
     if n_iterations < 1:
         raise ValueError(f"n_iterations must be >= 1, got {n_iterations}")
-    x = _as_counts(counts)
+    x = as_counts(counts)
     x = x[x > 0]
     total = int(x.sum())
     full = _metrics_of_nonzero(x)
@@ -404,7 +380,7 @@ def sample_diversity(
         {"depth_type": "full", "depth": total, **full, "note": None}
     ]
     if depth is not None:
-        depth = _as_depth(depth)
+        depth = as_depth(depth, minimum=0)
         row: dict[str, object] = {"depth_type": "rarefied", "depth": depth}
         if total < depth:
             row["note"] = f"below common depth ({total} < {depth})"
@@ -414,10 +390,10 @@ def sample_diversity(
                 sub = rarefy(x, depth=depth, rng=np.random.default_rng([seed, i]))
                 values = _metrics_of_nonzero(sub[sub > 0])
                 runs[i] = [values[name] for name in METRIC_NAMES]
-            row.update(zip(METRIC_NAMES, runs.mean(axis=0).tolist()))
+            row.update(zip(METRIC_NAMES, runs.mean(axis=0).tolist(), strict=True))
             if n_iterations > 1:
                 sds = runs.std(axis=0, ddof=1).tolist()
-                row.update({f"{name}_sd": sd for name, sd in zip(METRIC_NAMES, sds)})
+                row.update({f"{name}_sd": sd for name, sd in zip(METRIC_NAMES, sds, strict=True)})
         rows.append(row)
     columns = {name: [r.get(name) for r in rows] for name in OUTPUT_SCHEMA}
     return pl.DataFrame(columns, schema=OUTPUT_SCHEMA)

@@ -18,13 +18,14 @@ than expected under unchanged frequency):
 
 Every p-value function works on the distinct ``(a, b)`` pairs (a few thousand in a
 repertoire of a million clones) and scatters the results back; so do the q-values of
-:func:`test_expansion`.
+:func:`expansion_table`.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -32,7 +33,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from tcrtrack.multiplicity import bh_qvalues
-from tcrtrack.noise import NoiseModel, _counts, _depth, betabinom_sf, fit_noise_from_bulk
+from tcrtrack.noise import NoiseModel, betabinom_sf, fit_noise_from_bulk
+from tcrtrack.validation import as_counts, as_depth
 
 RESULT_SCHEMA: dict[str, pl.DataType] = {
     "count_ref": pl.Int64(),
@@ -47,10 +49,10 @@ RESULT_SCHEMA: dict[str, pl.DataType] = {
 
 
 def _validate(a: ArrayLike, b: ArrayLike, n_a: float, n_b: float) -> tuple[NDArray, NDArray, int, int]:
-    a, b = _counts(a, "a"), _counts(b, "b")
+    a, b = as_counts(a, name="a"), as_counts(b, name="b")
     if a.shape != b.shape:
         raise ValueError(f"a and b must be aligned, got lengths {a.size} and {b.size}")
-    n_a, n_b = _depth(n_a, "n_a"), _depth(n_b, "n_b")
+    n_a, n_b = as_depth(n_a, name="depth n_a"), as_depth(n_b, name="depth n_b")
     if a.sum() > n_a or b.sum() > n_b:
         raise ValueError("counts exceed the sample depth (sum(a) > n_a or sum(b) > n_b)")
     return a, b, n_a, n_b
@@ -154,22 +156,22 @@ def pool_replicates(replicate_counts: Sequence[ArrayLike], *,
     beta-binomial) sampling model when replicates are aliquots of the same draw. ``depths``
     defaults to each replicate's count total.
     """
-    reps = [_counts(r, f"replicate {i}") for i, r in enumerate(replicate_counts)]
+    reps = [as_counts(r, name=f"replicate {i}") for i, r in enumerate(replicate_counts)]
     if not reps or len({r.size for r in reps}) != 1:
         raise ValueError("need at least one replicate; replicates must be aligned (equal length)")
     d = [r.sum() for r in reps] if depths is None else list(depths)
     if len(d) != len(reps):
         raise ValueError("one depth per replicate")
-    d = [_depth(x, f"depths[{i}]") for i, x in enumerate(d)]
-    if any(x < r.sum() for x, r in zip(d, reps)):
+    d = [as_depth(x, name=f"depth depths[{i}]") for i, x in enumerate(d)]
+    if any(x < r.sum() for x, r in zip(d, reps, strict=True)):
         raise ValueError("a replicate's counts exceed its depth")
     return np.sum(reps, axis=0).astype(np.int64), int(sum(d))
 
 
-def test_expansion(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
-                   model: Literal["fisher", "betabinomial"] = "betabinomial",
-                   noise: NoiseModel | None = None, pseudocount: float = 1.0,
-                   fdr: float = 0.05, min_log2fc: float = 1.0, min_count: int = 2) -> pl.DataFrame:
+def expansion_table(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
+                    model: Literal["fisher", "betabinomial"] = "betabinomial",
+                    noise: NoiseModel | None = None, pseudocount: float = 1.0,
+                    fdr: float = 0.05, min_log2fc: float = 1.0, min_count: int = 2) -> pl.DataFrame:
     """Test every clone for expansion from the reference (``a``) to the later sample (``b``).
 
     Parameters
@@ -208,7 +210,7 @@ def expansion_arrays(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
                      model: Literal["fisher", "betabinomial"] = "betabinomial",
                      noise: NoiseModel | None = None, pseudocount: float = 1.0, fdr: float = 0.05,
                      min_log2fc: float = 1.0, min_count: int = 2) -> dict[str, NDArray]:
-    """:func:`test_expansion` as numpy arrays, one per column of :data:`RESULT_SCHEMA`, with NaN
+    """:func:`expansion_table` as numpy arrays, one per column of :data:`RESULT_SCHEMA`, with NaN
     p- and q-values for the clones not tested (for callers that keep working on arrays).
     ``count_ref`` and ``count_post`` are ``a`` and ``b`` themselves when these are int64 arrays."""
     a, b, n_a, n_b = _validate(a, b, n_a, n_b)
@@ -239,6 +241,13 @@ def expansion_arrays(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
     significant = tested & (np.nan_to_num(qvalue, nan=1.0) < fdr) & (log2fc >= min_log2fc) & (b >= min_count)
     return {"count_ref": a, "count_post": b, "freq_ref": a / n_a, "freq_post": b / n_b,
             "log2fc": log2fc, "pvalue": pvalue, "qvalue": qvalue, "significant": significant}
+
+
+def test_expansion(a: ArrayLike, b: ArrayLike, **options: Any) -> pl.DataFrame:
+    """Deprecated name of :func:`expansion_table` (kept for benchmarks/run.py; warns)."""
+    warnings.warn("tcrtrack.expansion.test_expansion is deprecated; use expansion_table",
+                  DeprecationWarning, stacklevel=2)
+    return expansion_table(a, b, **options)
 
 
 test_expansion.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

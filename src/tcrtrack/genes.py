@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import polars as pl
 
+LOCI: tuple[str, ...] = ("TRA", "TRB", "TRG", "TRD", "IGH", "IGK", "IGL")
+"""AIRR ``locus`` values (the AIRR controlled vocabulary, without IGI); a V/J call's first three letters
+name its locus (``TRBV5-1`` -> ``TRB``)."""
+
 _ALLELE = r"\*.*$"
 
 
@@ -40,7 +44,7 @@ def translate(junction: str) -> str | None:
     """
     if not junction:
         return None
-    from skbio import DNA  # deferred: importing scikit-bio costs ~1.5 s per job
+    from skbio import DNA  # deferred: scikit-bio is slow to import
 
     usable = len(junction) - len(junction) % 3
     try:

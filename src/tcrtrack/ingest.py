@@ -8,7 +8,7 @@ or that add up beyond 2**63 - 1, and ``productive`` values that are not AIRR boo
 the row; counts written ``12.0`` and ``productive`` as T/F, TRUE/FALSE, True/False, true/false or 1/0
 are accepted.
 
-Speed (benchmarks/notes_ingest.md): V/J calls are normalised and their locus read once per distinct call
+Speed (measurements in benchmarks/INGEST.md): V/J calls are normalised and their locus read once per distinct call
 (:func:`annotate_calls`, a join), fates are an Enum, and the clonotype table is sorted on its two key
 columns only, then gathered once (:func:`_largest_first`).
 """
@@ -21,10 +21,18 @@ from pathlib import Path
 
 import polars as pl
 
-from tcrtrack.airr_reader import (COUNT_FIELDS, READ_FIELDS, RowLocator, airr_row_locator, read_airr_header,
-                                  read_airr_tsv, row_error)
+from tcrtrack.airr_reader import (
+    COUNT_FIELDS,
+    READ_FIELDS,
+    RowLocator,
+    airr_row_locator,
+    count_column,
+    read_airr_header,
+    read_airr_tsv,
+    row_error,
+)
 from tcrtrack.errors import InputFileError
-from tcrtrack.genes import normalise_gene_calls, translate_junctions
+from tcrtrack.genes import LOCI, normalise_gene_calls, translate_junctions
 from tcrtrack.schema import CLONOTYPE_DEFINITIONS, CLONOTYPE_SCHEMA
 from tcrtrack.truncation import SOURCE_FREQUENCY, FrequencyEvidence, Truncation, assess
 
@@ -49,7 +57,6 @@ DROP_REASONS: tuple[str, ...] = (
 FATES = pl.Enum(["kept", *DROP_REASONS])
 """The dtype of the ``fate`` column (compared and grouped as integers, read back as the names)."""
 
-LOCI: tuple[str, ...] = ("TRA", "TRB", "TRG", "TRD", "IGH", "IGK", "IGL")
 _TRUE = ("T", "TRUE", "True", "true", "1")
 _FALSE = ("F", "FALSE", "False", "false", "0")
 
@@ -62,13 +69,6 @@ class IngestResult:
     clonotypes: pl.DataFrame
     qc: pl.DataFrame
     truncation: Truncation | None = None
-
-
-def _count_source(frame: pl.DataFrame) -> str | None:
-    for name in COUNT_FIELDS:
-        if name in frame.columns and frame[name].is_not_null().any():
-            return name
-    return None
 
 
 def _parse_counts(path: Path, frame: pl.DataFrame, source: str | None, locate: RowLocator) -> pl.Series:
@@ -216,7 +216,8 @@ def define_clonotypes(kept: pl.DataFrame, *, definition: str, depth: float | Non
     ties = [name for name in ("junction_aa", "v_gene", "j_gene") if name not in key]
     largest_first = {"by": ["count", *ties], "descending": [True] + [False] * len(ties), "nulls_last": True}
     # groups in order of appearance: their strings stay in file order in memory, which makes the clone IDs
-    # and their sort ~2x faster than from groups in hash order (same table: the sort below decides the order)
+    # and their sort faster than from groups in hash order (same table: the sort below decides the order;
+    # benchmarks/INGEST.md)
     clonotypes = kept.group_by(key, maintain_order=True).agg(  # sorting within groups: cheaper than all rows
         *(pl.col(name).sort_by(**largest_first).first()
           for name in ("junction_aa", "v_gene", "j_gene", "junction") if name not in key),
@@ -236,9 +237,9 @@ def _largest_first(clonotypes: pl.DataFrame) -> pl.DataFrame:
     """``row`` (positions in ``clonotypes``), ``count`` and ``clone_id`` in the table order: ``count``
     descending, then ``clone_id``.
 
-    Polars' streaming engine sorts just these columns (in parallel, ~0.2 s of CPU for 1M clonotypes); gathering
-    the other columns once afterwards is ~2x faster than sorting the whole frame, which moves every column
-    through the sort, and ~3x faster than the in-memory engine's sort of the same columns.
+    Polars' streaming engine sorts just these columns (in parallel); gathering the other columns once
+    afterwards is faster than sorting the whole frame, which moves every column through the sort, and than
+    the in-memory engine's sort of the same columns (timings in benchmarks/INGEST.md).
     """
     keys = clonotypes.lazy().select("count", "clone_id").with_row_index("row")
     return keys.sort(["count", "clone_id"], descending=[True, False]).collect(engine="streaming")
@@ -263,7 +264,7 @@ def ingest_airr(path: Path | str, *, locus: str = "TRB", productive_only: bool =
     """
     frame = read_airr_tsv(path, extra=(SOURCE_FREQUENCY, "consensus_ratio"))
     evidence = None
-    if SOURCE_FREQUENCY not in frame.columns and "consensus_ratio" in frame.columns and _count_source(frame) == \
+    if SOURCE_FREQUENCY not in frame.columns and "consensus_ratio" in frame.columns and count_column(frame) == \
             "consensus_count":  # Vidjil-algo's AIRR export: the clone's share of all reads with a recombination
         evidence = FrequencyEvidence(counts=_parse_counts(Path(path), frame, "consensus_count",
                                                           airr_row_locator(Path(path))),
@@ -290,7 +291,7 @@ def ingest_frame(raw: pl.DataFrame, *, path: Path | str, locate: RowLocator | No
     """
     path = Path(path)
     locate = locate or airr_row_locator(path)
-    source = _count_source(raw)
+    source = count_column(raw)
     single_cell = "cell_id" in raw.columns and raw["cell_id"].is_not_null().any()
     typed = raw.select(  # only what the fates, the QC and the clonotypes need
         *(name for name in ("locus", "v_call", "j_call", "cell_id") if name in raw.columns),

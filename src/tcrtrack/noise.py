@@ -46,6 +46,8 @@ import polars as pl
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize, special
 
+from tcrtrack.validation import as_counts, as_depth
+
 MAX_RHO: float = 0.5
 _RHO_FLOOR: float = 1e-6  # fits at or below this are reported as 0 (binomial)
 _ROW_BUDGET: int = 1 << 21  # float64 cells per block of probability rows
@@ -279,22 +281,6 @@ def _fit_binned(n: NDArray, b: NDArray, group: NDArray, p_group: NDArray, log10f
                       n_clones=tuple(count), p_null=tuple(pnull), note=note)
 
 
-def _counts(x: ArrayLike, name: str) -> NDArray[np.int64]:
-    arr = np.asarray(x)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of counts")
-    if arr.size and (arr.min() < 0 if arr.dtype.kind in "iu" else  # integers: whole and finite by type
-                     not np.all(np.isfinite(arr)) or np.any(arr < 0) or np.any(arr != np.round(arr))):
-        raise ValueError(f"{name} must hold non-negative whole counts")
-    return arr.astype(np.int64, copy=False)
-
-
-def _depth(x: float, name: str) -> int:
-    if not np.isfinite(x) or x <= 0 or x != round(x):
-        raise ValueError(f"depth {name} must be a positive whole number, got {x!r}")
-    return int(x)
-
-
 def fit_noise_from_replicates(replicate_counts: Sequence[ArrayLike], *,
                               depths: Sequence[int] | None = None, bin_width: float = 0.2,
                               min_clones: int = 200, min_total: int = 50,
@@ -325,12 +311,12 @@ def fit_noise_from_replicates(replicate_counts: Sequence[ArrayLike], *,
     seed
         Seed of the within-bin thinning draw.
     """
-    reps = [_counts(r, f"replicate {i}") for i, r in enumerate(replicate_counts)]
+    reps = [as_counts(r, name=f"replicate {i}") for i, r in enumerate(replicate_counts)]
     if len(reps) < 2 or len({r.size for r in reps}) != 1:
         raise ValueError("need at least two aligned replicate count arrays of equal length")
     given = depths if depths is not None else [r.sum() for r in reps]
-    d = [_depth(x, f"depths[{i}]") for i, x in enumerate(given)]
-    if len(d) != len(reps) or any(x < r.sum() for x, r in zip(d, reps)):
+    d = [as_depth(x, name=f"depth depths[{i}]") for i, x in enumerate(given)]
+    if len(d) != len(reps) or any(x < r.sum() for x, r in zip(d, reps, strict=True)):
         raise ValueError("need one depth per replicate, each at least its count total")
     pairs = list(combinations(range(len(reps)), 2))
     n = np.concatenate([reps[i] + reps[j] for i, j in pairs])
@@ -383,12 +369,12 @@ def fit_noise_from_bulk(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int,
     bin_width, min_clones, min_total, fallback, seed
         As in :func:`fit_noise_from_replicates`.
     """
-    a, b = _counts(a, "a"), _counts(b, "b")
+    a, b = as_counts(a, name="a"), as_counts(b, name="b")
     if a.size != b.size:
         raise ValueError("a and b must be aligned (same length)")
     if not 0.0 <= robustness <= 1.0:
         raise ValueError("robustness must lie in [0, 1]")
-    n_a, n_b = _depth(n_a, "n_a"), _depth(n_b, "n_b")
+    n_a, n_b = as_depth(n_a, name="depth n_a"), as_depth(n_b, name="depth n_b")
     if a.sum() > n_a or b.sum() > n_b:
         raise ValueError("depths n_a, n_b must be at least the count totals")
     n = a + b

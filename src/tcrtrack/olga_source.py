@@ -12,7 +12,8 @@ generations concurrently in threads of one process (processes are fine).
 
 Only rearrangements whose V and J alleles are functional (IMGT ``F`` or ``(F)``) are kept:
 pseudogenes and ORFs are in the models but are not seen in expressed repertoires.
-On one core OLGA yields about 20,000 productive TRB junctions per second.
+OLGA's speed on one core is in benchmarks/README.md (why the benchmarks' large files use
+``benchmarks/airrgen.py`` instead).
 """
 
 from __future__ import annotations

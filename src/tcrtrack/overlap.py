@@ -3,7 +3,8 @@
 Pairwise overlap of every two samples of a patient is computed in one pass by a self-join of the
 long ``(sample, clone_id, count)`` table on ``clone_id`` (as integer codes): only clones present in
 both samples of a pair contribute to the shared sums, so the cost is the number of (clone, sample,
-sample) triples, not samples x samples x clones (8 samples of 1M clones: ~15 s, ~1.7 GB). With counts ``x_i`` (sample A) and ``y_i`` (sample B),
+sample) triples, not samples x samples x clones (time and memory: benchmarks/README.md). With counts ``x_i``
+(sample A) and ``y_i`` (sample B),
 ``X = sum x_i``, ``Y = sum y_i``, clone sets ``A = {i: x_i > 0}``, ``B = {i: y_i > 0}``:
 
 - **Morisita–Horn** (Morisita 1959, Mem Fac Sci Kyushu Univ E 3:65; Horn 1966, Am Nat 100:419)::
@@ -31,7 +32,6 @@ from collections.abc import Mapping, Sequence
 import polars as pl
 
 PUBLIC_KEY: tuple[str, ...] = ("junction_aa", "v_gene", "j_gene")
-OVERLAP_METRICS: tuple[str, ...] = ("morisita_horn", "jaccard", "overlap_coefficient")
 _SAMPLE_COLUMNS = ("compartment", "day", "replicate")
 
 

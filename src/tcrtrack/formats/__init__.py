@@ -26,7 +26,7 @@ import polars as pl
 
 from tcrtrack.errors import InputFileError
 from tcrtrack.format_names import FORMATS
-from tcrtrack.formats._common import LOCI, ConvertedRepertoire, first_line, header_columns
+from tcrtrack.formats._common import ConvertedRepertoire, first_line, header_columns
 from tcrtrack.formats.immunoseq import convert_immunoseq
 from tcrtrack.formats.mixcr import OLD_HEADERS as _MIXCR_OLD_HEADERS
 from tcrtrack.formats.mixcr import convert_mixcr
@@ -34,6 +34,7 @@ from tcrtrack.formats.per_sequence import convert_imgt, convert_imseq, is_imseq
 from tcrtrack.formats.tables import convert_table, mitcr_preamble
 from tcrtrack.formats.tenx import convert_10x_contigs
 from tcrtrack.formats.vdjtools import convert_vdjtools
+from tcrtrack.genes import LOCI
 from tcrtrack.truncation import SOURCE_FREQUENCY
 
 if TYPE_CHECKING:

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import polars as pl
 
+from tcrtrack.airr_reader import count_column
 from tcrtrack.errors import InputFileError
 from tcrtrack.formats._genes import standardise_calls
+from tcrtrack.genes import LOCI
 from tcrtrack.truncation import SOURCE_FREQUENCY, FrequencyEvidence, assess
-
-LOCI: tuple[str, ...] = ("TRA", "TRB", "TRG", "TRD", "IGH", "IGK", "IGL")
-"""AIRR ``locus`` values a converter writes (the AIRR controlled vocabulary, without IGI)."""
 
 BASE_COLUMNS: tuple[str, ...] = ("sequence_id", "locus", "productive", "v_call", "d_call", "j_call",
                                  "junction", "junction_aa", "duplicate_count")
@@ -183,8 +182,7 @@ def _evidence(frame: pl.DataFrame, source: pl.DataFrame | None, column: str | No
     """The export's whole-sample frequencies (``column`` of ``source``) with the counts ingest will use."""
     if source is None or frequency_column(source, column) is None:
         return None
-    count = next((name for name in ("duplicate_count", "umi_count", "consensus_count")
-                  if name in frame.columns and frame[name].is_not_null().any()), None)
+    count = count_column(frame)
     if count is None:
         return None
     values = source[column].str.strip_suffix("%").cast(pl.Float64, strict=False)

@@ -16,9 +16,17 @@ from pathlib import Path
 import polars as pl
 
 from tcrtrack.errors import InputFileError
-from tcrtrack.formats._common import (ConvertedRepertoire, any_positive, counts_to_text, finish,
-                                      parse_counts, productive_from_junction_aa, productive_from_status, read_table,
-                                      require)
+from tcrtrack.formats._common import (
+    ConvertedRepertoire,
+    any_positive,
+    counts_to_text,
+    finish,
+    parse_counts,
+    productive_from_junction_aa,
+    productive_from_status,
+    read_table,
+    require,
+)
 
 NULL_VALUES = ("", "null", "NULL", "NA", "N/A", "no data", "unresolved")
 

@@ -22,8 +22,16 @@ from pathlib import Path
 import polars as pl
 
 from tcrtrack.errors import InputFileError
-from tcrtrack.formats._common import (ConvertedRepertoire, any_positive, counts_to_text, finish, parse_counts,
-                                      productive_from_junction_aa, read_table, require)
+from tcrtrack.formats._common import (
+    ConvertedRepertoire,
+    any_positive,
+    counts_to_text,
+    finish,
+    parse_counts,
+    productive_from_junction_aa,
+    read_table,
+    require,
+)
 
 NULL_VALUES = ("", "NA", "region_not_covered")
 

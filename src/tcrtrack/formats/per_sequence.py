@@ -26,8 +26,16 @@ from pathlib import Path
 import polars as pl
 
 from tcrtrack.errors import InputFileError
-from tcrtrack.formats._common import (ConvertedRepertoire, counts_to_text, finish, first_line, parse_counts,
-                                      productive_from_junction_aa, read_table, require)
+from tcrtrack.formats._common import (
+    ConvertedRepertoire,
+    counts_to_text,
+    finish,
+    first_line,
+    parse_counts,
+    productive_from_junction_aa,
+    read_table,
+    require,
+)
 from tcrtrack.genes import translate_junctions
 
 IMGT_GENES = {"v_call": "V-GENE and allele", "j_call": "J-GENE and allele", "d_call": "D-GENE and allele"}

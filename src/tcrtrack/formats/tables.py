@@ -47,8 +47,18 @@ from pathlib import Path
 import polars as pl
 
 from tcrtrack.errors import InputFileError
-from tcrtrack.formats._common import (ConvertedRepertoire, counts_to_text, finish, first_line, header_columns,
-                                      parse_counts, productive_from_junction_aa, read_table, require, truthy)
+from tcrtrack.formats._common import (
+    ConvertedRepertoire,
+    counts_to_text,
+    finish,
+    first_line,
+    header_columns,
+    parse_counts,
+    productive_from_junction_aa,
+    read_table,
+    require,
+    truthy,
+)
 from tcrtrack.genes import translate_junctions
 
 NULL_VALUES = ("", ".", "NA", "*", "null")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import polars as pl
 
-from tcrtrack.formats._common import LOCI, ConvertedRepertoire, finish, parse_counts, read_table, require, truthy
+from tcrtrack.formats._common import ConvertedRepertoire, finish, parse_counts, read_table, require, truthy
+from tcrtrack.genes import LOCI
 
 NULL_VALUES = ("", "None", "NA", "none")
 EXTRA_COLUMNS = ("cell_id", "umi_count", "consensus_count")

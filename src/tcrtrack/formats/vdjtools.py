@@ -17,8 +17,15 @@ from pathlib import Path
 
 import polars as pl
 
-from tcrtrack.formats._common import (ConvertedRepertoire, counts_to_text, finish, parse_counts,
-                                      productive_from_junction_aa, read_table, require)
+from tcrtrack.formats._common import (
+    ConvertedRepertoire,
+    counts_to_text,
+    finish,
+    parse_counts,
+    productive_from_junction_aa,
+    read_table,
+    require,
+)
 
 NULL_VALUES = ("", ".", "NA")
 OLD_HEADERS = {"#count": "count", "#Seq. Count": "count", "Seq. Count": "count", "Percent": "freq",
