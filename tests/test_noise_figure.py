@@ -184,3 +184,46 @@ def test_no_comparisons_or_missing_samples_draw_a_message(tmp_path, patient):
     assert "no check" in texts(fig)
     save_figure(fig, tmp_path / "nocheck.png")
     assert non_blank_png(tmp_path / "nocheck.png")
+
+
+def test_a_borrowed_fit_is_marked_and_its_check_attributed(tmp_path):
+    """Biopsies of 40 templates share too few clones to fit: the tumour comparison borrows a blood fit."""
+    rng = np.random.default_rng(7)
+    freq = rng.lognormal(0.0, 1.5, 1500)
+
+    def draw(depth: int) -> pl.DataFrame:
+        lam = freq * np.exp(0.4 * rng.standard_normal(freq.size))
+        return table(rng.poisson(lam / lam.sum() * depth))
+
+    depths = {"bm14": 20_000, "b0r1": 25_000, "b0r2": 20_000, "b14": 30_000, "b28": 15_000, "t0": 40, "t28": 40}
+    samples = sheet()
+    calls = analyse_patient(samples, {name: draw(d) for name, d in depths.items()})
+    tumour = calls.noise.filter(pl.col("comparison") == "tumor_d28 vs tumor_d-7")
+    assert tumour["source"][0] == "fallback"
+    fig = noise_diagnostic(calls.noise, calls.clones, samples, patient="P1")
+    words = texts(fig)
+    assert "tumour day 28 vs day −7 (too few shared clones: shape borrowed) · lower-tail check of the borrowed fit" \
+        in words
+    assert "note: only" in words
+    save_figure(fig, tmp_path / "borrowed.png")
+    assert non_blank_png(tmp_path / "borrowed.png")
+
+
+def test_the_check_leaves_out_product_clones_and_uses_full_depths():
+    samples = pl.DataFrame({"sample": ["b0", "b14"], "compartment": ["blood", "blood"], "day": [0, 14],
+                            "replicate": [1, 1]})
+    a, b = np.array([10, 20, 30, 5]), np.array([12, 25, 300, 6])
+    product = np.array([False, False, True, False])
+    clones = pl.DataFrame({"count_b0": a, "count_b14": b, "freq_b0": a / 100.0, "freq_b14": b / b.sum(),
+                           "in_product": product})  # b0 a truncated export of 100 templates
+    noise = pl.DataFrame({"comparison": ["blood_d14 vs blood_d0"] * 2, "source": ["bulk"] * 2,
+                          "log10_freq": [-6.0, -1.0], "sd": [0.3, 0.3], "lower_tail_005": [0.05] * 2,
+                          "note": [None, None]})
+    (fit,) = null_fits(noise, clones, samples, bin_width=10.0, min_clones=1)
+    keep = ~product
+    n_a, n_b = 100 - 30, b.sum() - 300
+    y = np.log((b[keep] / n_b) / (a[keep] / n_a))
+    assert fit.spread["n_clones"][0] == 3
+    assert fit.spread["observed"][0] == pytest.approx(1.4826 * np.median(np.abs(y - np.median(y))))
+    assert fit.spread["log10_freq"][0] == pytest.approx(np.mean(np.log10((a + b)[keep] / (n_a + n_b))))
+    assert fit.spread["expected"][0] == pytest.approx(np.median(np.sqrt(0.09 + 1 / a[keep] + 1 / b[keep])))

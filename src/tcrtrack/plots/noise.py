@@ -520,8 +520,9 @@ def _legend_text(fit: NullFit) -> str:
     source = _SOURCE_TEXT.get(fit.source, f"noise shape from the {fit.source}" if fit.source.startswith("blood pair")
                               else fit.source)
     parts = [f"{fit.label} ({source})"]
-    if fit.lower_tail_005 == fit.lower_tail_005:
-        parts.append(f"lower-tail check {fit.lower_tail_005:.1%}")
+    if fit.lower_tail_005 == fit.lower_tail_005:  # a borrowed shape carries its donor's check
+        whose = " of the borrowed fit" if fit.source == "fallback" else ""
+        parts.append(f"lower-tail check{whose} {fit.lower_tail_005:.1%}")
     text = " · ".join(parts)
     return text + (f"\n    note: {_shorten(fit.note)}" if fit.note else "")
 
