@@ -121,7 +121,8 @@ def test_dispersion_index_matches_simulated_binomial_and_beta_binomial():
 
 
 def test_noise_model_rows_round_trip(patient):
-    _, _, calls = patient
+    samples, tables, _ = patient
+    calls = analyse_patient(samples, tables, settings=CallSettings(model="betabinomial"))  # the rho table
     comparison = calls.noise["comparison"][0]
     rows = calls.noise.filter(pl.col("comparison") == comparison)
     model = model_from_rows(rows)
