@@ -63,7 +63,7 @@ def test_ml_estimate_equals_a_brute_force_grid_maximum(counts):
 
 def test_fixed_dispersion_equals_a_brute_force_grid_maximum():
     fit = fit_one(OVERDISPERSED, dispersion=0.3, interval=False)
-    best, (b0, b1, _) = grid_max(OVERDISPERSED, d_fixed=0.3)
+    best, (_, b1, _) = grid_max(OVERDISPERSED, d_fixed=0.3)
     assert fit.dispersion[0] == 0.3
     assert loglik(fit.b0[0], fit.b1[0], 0.3, y=OVERDISPERSED) >= best - 1e-6
     assert fit.b1[0] == pytest.approx(b1, abs=1e-4)
