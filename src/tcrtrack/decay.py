@@ -20,14 +20,19 @@ Log-likelihood of one clone (``r = 1 / D``)::
     l = sum_j [ y_j log mu_j - mu_j - lgamma(y_j + 1) ]                               (D = 0)
 
 For fixed ``D`` it is concave in ``(b0, b1)`` (``d2 l / d eta2 = -(1 + D y) mu / (1 + D mu)**2``), so
-Newton's method with step halving finds the maximum; ``D`` is either fixed or estimated by maximum
-likelihood jointly: golden-section search of the profile ``max_(b0, b1) l`` over ``log D`` in
-``[log D_MIN, log D_MAX]``, then compared with the Poisson fit (``D = 0``), which is taken when its
-likelihood is at least as high (the maximum is at the Poisson boundary).
+Newton's method with step halving finds the maximum; ``D`` is either fixed or estimated jointly:
+golden-section search over ``log D`` in ``[log D_MIN, log D_MAX]`` of the profile ``max_(b0, b1) l``
+(``adjust=False``: plain maximum likelihood) or, by default, of the Cox-Reid adjusted profile
+``max_(b0, b1) l - 1/2 log det I(b0, b1)`` (expected information, weights ``mu / (1 + D mu)``; Cox &
+Reid 1987, J R Stat Soc B 49:1; the dispersion estimate of edgeR, McCarthy et al. 2012, Nucleic Acids
+Res 40:4288), which corrects the downward bias of ML ``D`` from a handful of days (ML ``D`` made the
+intervals under-cover); then compared with the Poisson fit (``D = 0``), taken when it scores at least as
+high (the maximum is at the Poisson boundary).
 
 Interval for ``b1``: the profile-likelihood (likelihood-ratio) interval ``{b1: 2 (l_hat - l_p(b1)) <=
 chi2_(1, 0.95) = 3.841}``, with ``l_p(b1)`` maximised over ``b0`` and (when estimated) ``D`` at each
-``b1`` (Venzon & Moolgavkar 1988, Appl Stat 37:87), each end found by a bracketing root-finder
+``b1`` (``D`` chosen by the same criterion, the adjustment then for ``b0`` alone; the deviance is of the
+unadjusted likelihood) (Venzon & Moolgavkar 1988, Appl Stat 37:87), each end found by a bracketing root-finder
 (Illinois regula falsi, vectorised over clones; the tests check the ends against
 :func:`scipy.optimize.brentq` on an independently written likelihood). The upper end is only searched
 below 0: when ``2 (l_hat - l_p(0)) <= 3.841`` the interval reaches "no decay" and the half-life's upper
@@ -214,7 +219,7 @@ def _root(f, lo, f_lo, hi, f_hi, *, iters: int = 60, tol: float = 1e-7):
 
 def fit_nb_decay(x: np.ndarray, y: np.ndarray, depth: np.ndarray, mask: np.ndarray | None = None, *,
                  dispersion: float | None = None, adjust: bool = True, interval: bool = True) -> NBDecay:
-    """ML fit of ``log mu = log N + b0 + b1 x`` with NB2 counts, one row per clone, and the 95%
+    """Fit of ``log mu = log N + b0 + b1 x`` with NB2 counts, one row per clone, and the 95%
     profile-likelihood interval of ``b1`` (see the module docstring for the model and references).
 
     Parameters
@@ -228,8 +233,10 @@ def fit_nb_decay(x: np.ndarray, y: np.ndarray, depth: np.ndarray, mask: np.ndarr
     mask
         ``(n, m)`` cells that are data (rows may have different lengths); default all.
     dispersion
-        ``None``: ``D`` by maximum likelihood in ``[D_MIN, D_MAX]``, or 0 when the Poisson fit is at
-        least as likely; a number ``>= 0``: ``D`` fixed (0 = Poisson).
+        ``None``: ``D`` estimated in ``[D_MIN, D_MAX]``, or 0 when the Poisson fit scores at least as
+        high; a number ``>= 0``: ``D`` fixed (0 = Poisson).
+    adjust
+        Estimate ``D`` by the Cox-Reid adjusted profile likelihood (default) or by plain ML.
     interval
         Compute ``b1_low``/``b1_high`` (otherwise NaN).
 
@@ -305,7 +312,6 @@ def _interval(y, xc, off, mask, a_hat, b_hat, ll, se, dispersion, adjust):
         inner[still], f_inner[still] = outer[still], f_outer[still]
         step[still] *= 2.0
         outer[still] = inner[still] - step[still]
-        state["a"][still] = state["a"][still]
         open_rows = still[np.abs(outer[still]) * span[still] < 200.0]  # |b1| up to e^-200 over the span
         if not open_rows.size:
             break
@@ -339,8 +345,8 @@ def fit_decay(long: pl.DataFrame, *, min_post_peak_points: int = 3, dispersion: 
       ``decay_rate_se``), ``half_life_days = ln 2 / (-b1)`` when ``b1 < 0``, and
       ``half_life_ci_low/high`` = ``ln 2 / (-b1)`` at the ends of the 95% profile-likelihood interval
       of ``b1`` (upper bound ``inf`` when the interval reaches ``b1 >= 0``). ``D``: ``dispersion > 0``
-      fixes it; ``0`` (default) estimates it per clone by maximum likelihood in ``[1e-6, 10]``, or
-      Poisson (``D = 0``) when that is at least as likely. First-order decay as in CAR-T
+      fixes it; ``0`` (default) estimates it per clone (Cox-Reid adjusted maximum likelihood, see
+      :func:`fit_nb_decay`) in ``[1e-6, 10]``, or Poisson (``D = 0``) when that scores at least as high. First-order decay as in CAR-T
       cellular-kinetic models: Stein et al. 2019, CPT Pharmacometrics Syst Pharmacol 8:285.
     * ``fitted_peak_frequency = exp(b0)``, the fitted curve extrapolated back to the peak day, so the fit
       reads ``f(t) = fitted_peak_frequency * 2 ** (-(t - t_peak) / half_life_days)`` up to
