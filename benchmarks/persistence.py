@@ -17,6 +17,13 @@ Reported per true half-life (pooled over seeds and patients):
 * the product's total blood share ``S_d`` fitted as one clone (one estimate per patient);
 * detection: median over blood days of ``observed_over_expected`` (all product clones).
 
+Then, near the detection limit (``--near-limit``, seconds): clones with a clear peak at day 7 and 5
+post-peak days (14-70) whose expected counts fall from 3.5-5 to 0.5-0.7 (true half-life 20 days;
+Poisson and Gamma-overdispersed D = 0.2), fitted by the negative-binomial GLM (:func:`fit_decay`)
+and by the previous method on the same data (least squares of ln frequency over the peak and the
+detected post-peak points up to the first zero, >= 3 of them; and the same without the peak), the
+coverage of the 95% profile interval, and the fit's speed.
+
 Run (about 1 minute on 2 cores)::
 
     python benchmarks/persistence.py --jobs 2
@@ -30,10 +37,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
+from tcrtrack.decay import fit_nb_decay
 from tcrtrack.ingest import ingest_airr
-from tcrtrack.kinetics import clone_kinetics, fit_decay, product_persistence
+from tcrtrack.kinetics import (
+    clone_kinetics,
+    fit_decay,
+    product_persistence,
+    product_share_decay,
+)
 from tcrtrack.patient import wide_counts
 from tcrtrack.simulate import simulate_cohort
 
@@ -73,8 +87,7 @@ def clone_table(kin: pl.DataFrame, label: str) -> pl.DataFrame:
 def share_table(per: pl.DataFrame) -> pl.DataFrame:
     fits = []
     for (half_life, seed, patient), rows in per.group_by("true_half_life", "seed", "patient", maintain_order=True):
-        fit = fit_decay(rows.select(pl.lit("product").alias("clone_id"), "day", count="n_detected",
-                                    frequency="blood_share"))
+        fit = product_share_decay(rows)
         fits.append({"true_half_life": half_life, "estimate": fit["half_life_days"][0],
                      "obs_over_exp": rows["observed_over_expected"].median()})
     frame = pl.DataFrame(fits)
@@ -86,13 +99,79 @@ def share_table(per: pl.DataFrame) -> pl.DataFrame:
                    ).sort("true_half_life")
 
 
+def old_half_life(days: np.ndarray, counts: np.ndarray, *, with_peak: bool = True, min_points: int = 3) -> float:
+    """The previous estimator: least squares of ln f on day over the peak (or not) and the detected
+    post-peak points up to the first zero; NaN with fewer than ``min_points`` post-peak points or no decline."""
+    peak = int(np.argmax(counts))
+    post = counts[peak + 1:]
+    stop = np.flatnonzero(post == 0)
+    used = np.arange(peak + 1, peak + 1 + (stop[0] if stop.size else post.size))
+    if used.size < min_points:
+        return float("nan")
+    idx = np.r_[peak, used] if with_peak else used
+    slope = np.polyfit(days[idx], np.log(counts[idx]), 1)[0]
+    return float(np.log(2) / -slope) if slope < 0 else float("nan")
+
+
+def near_limit(n: int, dispersion: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    days = np.array([7, 14, 28, 42, 56, 70])
+    mu = rng.uniform(3.5, 5.0, n)[:, None] * 2.0 ** (-(days[None, 1:] - 14) / 20.0)
+    if dispersion > 0:
+        mu = mu * rng.gamma(1 / dispersion, dispersion, size=mu.shape)
+    return days, np.column_stack([np.full(n, 60), rng.poisson(mu)])
+
+
+def near_limit_report(n: int = 2000, n_coverage: int = 200) -> None:
+    truth, rows = 20.0, []
+    for disp in (0.0, 0.2):
+        days, counts = near_limit(n, disp, seed=1)
+        frame = pl.DataFrame({"clone_id": np.repeat([f"C{i:05d}" for i in range(n)], days.size),
+                              "day": np.tile(days, n), "count": counts.ravel(), "depth": 10**5,
+                              "frequency": counts.ravel() / 1e5})
+        start = time.perf_counter()
+        fits = fit_decay(frame)
+        seconds = time.perf_counter() - start
+        new = fits["half_life_days"].to_numpy().astype(float)
+        for label, est in (("NB GLM, zeros kept (new)", new),
+                           ("least squares, peak + detected to first zero (old)",
+                            np.array([old_half_life(days, c) for c in counts])),
+                           ("least squares, detected post-peak to first zero, no peak",
+                            np.array([old_half_life(days, c, with_peak=False) for c in counts]))):
+            ok = np.isfinite(est)
+            rows.append({"dispersion": disp, "method": label, "clones": n, "estimable": ok.mean(),
+                         "median": np.median(est[ok]), "q25": np.quantile(est[ok], 0.25),
+                         "q75": np.quantile(est[ok], 0.75), "rel_error": np.median(est[ok]) / truth - 1})
+        print(f"D = {disp}: fit_decay on {n} clones in {seconds:.2f} s ({1e3 * seconds / n:.2f} ms per clone)")
+        # coverage of the 95% profile interval of b1 over series with >= 2 detected post-peak days
+        for fixed in (None, disp):
+            d, c = near_limit(n_coverage, disp, seed=2)
+            y = c[:, 1:].astype(float)
+            ok = (y > 0).sum(1) >= 2
+            fit = fit_nb_decay(np.tile(d[1:] - 7.0, (ok.sum(), 1)), y[ok], np.full(y[ok].shape, 1e5),
+                               dispersion=fixed)
+            b = -np.log(2) / truth
+            cov = np.mean((fit.b1_low <= b) & (b <= fit.b1_high))
+            how = "estimated" if fixed is None else f"fixed at the true {fixed}"
+            print(f"  coverage of the 95% profile interval, D {how}: {cov:.3f} ({ok.sum()} series)")
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=200, float_precision=3, tbl_hide_dataframe_shape=True,
+                   tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True, fmt_str_lengths=80):
+        print(pl.DataFrame(rows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--half-lives", type=float, nargs="+", default=[10.0, 20.0, 40.0])
     parser.add_argument("--seeds", type=int, default=6)
     parser.add_argument("--top-n", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--near-limit", action="store_true", help="only the near-detection-limit section")
     args = parser.parse_args()
+    print("## near the detection limit (true half-life 20 days)\n")
+    near_limit_report()
+    if args.near_limit:
+        return
+    print("\n## simulated cohorts\n")
     start = time.time()
     jobs = [(h, s, args.top_n) for h in args.half_lives for s in range(args.seeds)]
     with mp.get_context("spawn").Pool(args.jobs) as pool:

@@ -13,24 +13,24 @@ pooled the same way into one product; *product clones* are the clones with a pro
     Per post-infusion blood day: product clones detected, their share of the blood, the product's
     top-N clones still detected, and the number expected from the sample's depth alone.
 :func:`fit_decay` / :func:`clone_kinetics`
-    Per clone: peak, last detection, and the half-life of the blood frequency after the peak.
+    Per clone: peak, last detection, and the half-life of the blood frequency after the peak
+    (negative-binomial fit with a depth offset over every post-peak day, zeros kept:
+    :mod:`tcrtrack.decay`); :func:`product_share_decay` the same for the product's total share.
 :func:`cohort_kinetics` / :func:`kinetics_summary`
     All patients' clone kinetics, and one summary row per patient.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Literal
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
+# the per-clone fit lives in tcrtrack.decay; its names stay importable from here
+from tcrtrack.decay import DECAY_SCHEMA, LN2, fit_decay, product_share_decay  # noqa: F401
 from tcrtrack.patient import Timepoint, reference_and_later, timepoints
-
-LN2 = math.log(2.0)
 
 #: Columns of :func:`product_persistence` (one row per post-infusion blood day).
 PERSISTENCE_SCHEMA: dict[str, pl.DataType] = {
@@ -42,15 +42,6 @@ PERSISTENCE_SCHEMA: dict[str, pl.DataType] = {
     "top_n_share_detected": pl.Float64(), "reference": pl.Utf8(), "expected_detected": pl.Float64(),
     "observed_over_expected": pl.Float64(), "expected_top_n_detected": pl.Float64(),
     "top_n_observed_over_expected": pl.Float64(),
-}
-#: Columns of :func:`fit_decay` (one row per clone).
-DECAY_SCHEMA: dict[str, pl.DataType] = {
-    "clone_id": pl.Utf8(), "peak_day": pl.Int64(), "peak_frequency": pl.Float64(),
-    "last_detected_day": pl.Int64(), "last_blood_day": pl.Int64(), "detected_at_last_day": pl.Boolean(),
-    "n_post_peak_days": pl.Int64(), "n_post_peak_points": pl.Int64(), "decay_rate_per_day": pl.Float64(),
-    "decay_rate_se": pl.Float64(), "fit_last_day": pl.Int64(), "fitted_peak_frequency": pl.Float64(),
-    "half_life_days": pl.Float64(), "half_life_ci_low": pl.Float64(), "half_life_ci_high": pl.Float64(),
-    "half_life_note": pl.Utf8(),
 }
 #: Leading columns of :func:`clone_kinetics`; ``freq_blood_d<day>`` columns (every blood day) follow.
 KINETICS_SCHEMA: dict[str, pl.DataType] = {
@@ -213,101 +204,6 @@ def product_persistence(samples: pl.DataFrame, clones: pl.DataFrame, *, top_n: i
     ).select(PERSISTENCE_SCHEMA.keys()).cast(PERSISTENCE_SCHEMA)
 
 
-def fit_decay(long: pl.DataFrame, *, min_post_peak_points: int = 3) -> pl.DataFrame:
-    """Peak, last detection and post-peak half-life of each clone's blood frequency.
-
-    ``long`` holds one row per clone and post-infusion blood day (``clone_id``, ``day``, ``count``,
-    ``frequency``). Per clone:
-
-    * ``peak_day``/``peak_frequency``: the day of the highest frequency (ties: the earliest); null
-      when the clone is never detected after infusion.
-    * ``last_detected_day``; ``detected_at_last_day`` (detected on ``last_blood_day``, the latest
-      day in ``long``).
-    * Points of the fit: the peak and the post-peak days on which the clone is detected **up to its
-      first non-detection** (a zero ends the series: later re-detections are not used, since a clone
-      near the detection limit is re-seen only when noise is in its favour; they still count for
-      ``last_detected_day``). ``n_post_peak_points`` counts the post-peak points used (the peak
-      excluded), ``n_post_peak_days`` every blood day after the peak.
-    * With ``n_post_peak_points >= min_post_peak_points`` (default 3: at least four points with the
-      peak), least squares of ``y = ln f`` on ``x = day``: slope ``b = Sxy / Sxx``, decay rate
-      ``k = -b``, ``half_life_days = ln 2 / k`` (first-order decay ``f(t) = f_peak exp(-k (t -
-      t_peak))``, as in CAR-T cellular-kinetic models, Stein et al. 2019, CPT Pharmacometrics Syst
-      Pharmacol 8:285); ``decay_rate_se = sqrt(RSS / (n - 2) / Sxx)`` and a 95% interval
-      ``ln 2 / (k ± t_{0.975, n-2} se)`` (Draper & Smith 1998, Applied Regression Analysis, ch. 1);
-      ``half_life_ci_high`` is null when ``k - t se <= 0`` (no upper bound). ``k <= 0`` gives no
-      half-life (note ``not estimable: no decline after the peak``). ``fitted_peak_frequency`` is
-      the fitted line at the peak day, ``exp(mean(y) + b (t_peak - mean(x)))``, so the fit reads
-      ``f(t) = fitted_peak_frequency * 2 ** (-(t - t_peak) / half_life_days)`` up to ``fit_last_day``.
-
-    Parameters
-    ----------
-    long
-        Columns ``clone_id``, ``day``, ``count``, ``frequency`` (post-infusion days only).
-    min_post_peak_points
-        Post-peak points needed for a half-life.
-
-    Returns
-    -------
-    polars.DataFrame
-        :data:`DECAY_SCHEMA`, one row per clone, ordered by ``clone_id``.
-    """
-    if min_post_peak_points < 1:
-        raise ValueError("min_post_peak_points must be >= 1")
-    if long.height == 0:
-        return pl.DataFrame(schema=DECAY_SCHEMA)
-    d = long.select("clone_id", pl.col("day").cast(pl.Int64), "count", "frequency").sort("clone_id", "day")
-    last_day = int(d["day"].max())
-    seen = pl.col("count") > 0
-    per = d.group_by("clone_id").agg(
-        peak=pl.col("day").sort_by(["frequency", "day"], descending=[True, False]).first(),
-        peak_frequency=pl.col("frequency").max(), detected=seen.any(),
-        last_detected_day=pl.col("day").filter(seen).max(),
-    ).with_columns(peak_day=pl.when("detected").then("peak"),
-                   peak_frequency=pl.when("detected").then("peak_frequency"))
-    d = d.join(per.select("clone_id", "peak_day"), on="clone_id").sort("clone_id", "day")
-    after = pl.col("day") > pl.col("peak_day")
-    zeros = ((pl.col("count") == 0) & after).cast(pl.Int64).cum_sum().over("clone_id")
-    x, y = pl.col("day").cast(pl.Float64), pl.col("frequency").log()
-    fits = d.filter((pl.col("day") >= pl.col("peak_day")) & (zeros == 0)).group_by("clone_id").agg(
-        n=pl.len(), n_post=after.sum(), first=pl.col("day").min(), last=pl.col("day").max(), xm=x.mean(),
-        ym=y.mean(), sxx=((x - x.mean()) ** 2).sum(), sxy=((x - x.mean()) * (y - y.mean())).sum(),
-        syy=((y - y.mean()) ** 2).sum())
-    n_days = d.filter(after).group_by("clone_id").agg(n_post_peak_days=pl.len())
-    out = (per.join(fits, on="clone_id", how="left").join(n_days, on="clone_id", how="left")
-           .with_columns(pl.col("n", "n_post", "n_post_peak_days").fill_null(0)).sort("clone_id"))
-    n, n_post = out["n"].to_numpy(), out["n_post"].to_numpy()
-    sxx, sxy, syy, xm, ym, first = (out[c].cast(pl.Float64).fill_null(np.nan).to_numpy()
-                                    for c in ("sxx", "sxy", "syy", "xm", "ym", "first"))
-    ok = n_post >= min_post_peak_points
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where(ok, sxy / sxx, np.nan)
-        rss = np.maximum(syy - slope * sxy, 0.0)
-        se = np.sqrt(rss / (n - 2) / sxx)
-        k = -slope
-        t = stats.t.ppf(0.975, np.maximum(n - 2, 1))
-        fitted = np.exp(ym + slope * (first - xm))
-        decays = ok & (k > 0)
-        half = np.where(decays, LN2 / k, np.nan)
-        low = np.where(decays, LN2 / (k + t * se), np.nan)
-        high = np.where(decays & (k - t * se > 0), LN2 / (k - t * se), np.nan)
-    notes = [
-        "not estimable: not detected after infusion" if not det
-        else f"not estimable: {m} post-peak point{'' if m == 1 else 's'}" if not good
-        else "not estimable: no decline after the peak" if not dec
-        else f"fitted on days {a}-{b} ({c} points)"
-        for det, m, good, dec, a, b, c in zip(out["detected"], n_post, ok, decays, out["first"], out["last"], n,
-                                              strict=True)]
-    return out.select("clone_id", "peak_day", "peak_frequency", "last_detected_day").with_columns(
-        last_blood_day=pl.lit(last_day), detected_at_last_day=pl.col("last_detected_day") == last_day,
-        n_post_peak_days=out["n_post_peak_days"], n_post_peak_points=pl.Series(n_post),
-        decay_rate_per_day=pl.Series(np.where(ok, k, np.nan)), decay_rate_se=pl.Series(np.where(ok, se, np.nan)),
-        fit_last_day=pl.when(pl.Series(ok)).then(out["last"]), fitted_peak_frequency=pl.Series(fitted),
-        half_life_days=pl.Series(half), half_life_ci_low=pl.Series(low), half_life_ci_high=pl.Series(high),
-        half_life_note=pl.Series(notes, dtype=pl.Utf8),
-    ).with_columns(pl.col(pl.Float64).fill_nan(None), pl.col("detected_at_last_day").fill_null(False)
-                   ).cast(DECAY_SCHEMA)
-
-
 def blood_frequencies(samples: pl.DataFrame, clones: pl.DataFrame, *, clone_ids: pl.Series | None = None
                       ) -> tuple[pl.DataFrame, list[Timepoint]]:
     """Pooled blood counts and frequencies at every blood day (long: ``clone_id``, ``day``, ``count``,
@@ -325,7 +221,7 @@ def blood_frequencies(samples: pl.DataFrame, clones: pl.DataFrame, *, clone_ids:
 
 
 def clone_kinetics(samples: pl.DataFrame, clones: pl.DataFrame, *, top_n: int = 100,
-                   min_post_peak_points: int = 3) -> pl.DataFrame:
+                   min_post_peak_points: int = 3, dispersion: float = 0.0) -> pl.DataFrame:
     """Kinetics of one patient's flagged, expanded and top product clones in blood.
 
     Clones followed: ``flagged`` or ``expanded_in_blood`` (when the columns are there) and the
@@ -342,8 +238,8 @@ def clone_kinetics(samples: pl.DataFrame, clones: pl.DataFrame, *, top_n: int = 
         The patient's wide table (every clone: depths are taken from it).
     top_n
         Product clones followed.
-    min_post_peak_points
-        See :func:`fit_decay`.
+    min_post_peak_points, dispersion
+        See :func:`fit_decay` (``kinetics.min_post_peak_points`` and ``kinetics.dispersion``).
 
     Returns
     -------
@@ -364,7 +260,8 @@ def clone_kinetics(samples: pl.DataFrame, clones: pl.DataFrame, *, top_n: int = 
     table = table.with_columns(product_top_n=pl.col("product_rank").fill_null(top_n + 1) <= top_n)
     keep = table.filter(pl.col("flagged") | pl.col("expanded_in_blood") | pl.col("product_top_n"))
     long, points = blood_frequencies(samples, table, clone_ids=keep["clone_id"])
-    decay = fit_decay(long.filter(pl.col("day") > 0), min_post_peak_points=min_post_peak_points)
+    decay = fit_decay(long.filter(pl.col("day") > 0), min_post_peak_points=min_post_peak_points,
+                      dispersion=dispersion)
     wide = long.pivot(on="day", index="clone_id", values="frequency") if long.height else keep.select("clone_id")
     wide = wide.rename({str(p.day): f"freq_blood_d{p.day}" for p in points if str(p.day) in wide.columns})
     keep = keep.with_columns(pl.lit(None).alias(c) for c in ("new_in_blood", "junction_aa", "v_gene", "j_gene",
@@ -403,13 +300,14 @@ def _group_summary(kin: pl.DataFrame, group: str) -> dict[str, object]:
 
 
 def kinetics_summary(kinetics: Mapping[str, pl.DataFrame],
-                     persistence: Mapping[str, pl.DataFrame] | None = None) -> pl.DataFrame:
+                     persistence: Mapping[str, pl.DataFrame] | None = None, *, min_post_peak_points: int = 3,
+                     dispersion: float = 0.0) -> pl.DataFrame:
     """One row per patient: for the flagged, the expanded and the top product clones (overlapping
     groups: most product clones are also expanded), the number followed, the number with a
     half-life, the median half-life (days) and the share detected on the patient's last blood day; and, with a product, at the last blood day the product's
     ``blood_share``, ``share_detected`` and ``observed_over_expected``, and
-    ``product_share_half_life_days``: :func:`fit_decay` applied to the product's total blood share
-    ``S_d`` over the post-infusion days (the product seen as one clone).
+    ``product_share_half_life_days``: :func:`product_share_decay`, the same negative-binomial fit of
+    :func:`fit_decay` on the product clones' summed blood counts (the product seen as one clone).
 
     Parameters
     ----------
@@ -417,6 +315,8 @@ def kinetics_summary(kinetics: Mapping[str, pl.DataFrame],
         Patient -> :func:`clone_kinetics` table.
     persistence
         Patient -> :func:`product_persistence` table (patients without one get nulls).
+    min_post_peak_points, dispersion
+        Of the product-share fit, see :func:`fit_decay`.
     """
     rows = []
     for patient, kin in kinetics.items():
@@ -428,8 +328,7 @@ def kinetics_summary(kinetics: Mapping[str, pl.DataFrame],
         row |= dict.fromkeys(PRODUCT_SUMMARY)
         if per is not None and per.height:
             end = per.sort("day").row(-1, named=True)
-            fit = fit_decay(per.select(pl.lit("product").alias("clone_id"), "day", count="n_detected",
-                                       frequency="blood_share"))
+            fit = product_share_decay(per, min_post_peak_points=min_post_peak_points, dispersion=dispersion)
             row |= {"product_blood_share_last_day": end["blood_share"],
                     "product_share_detected_last_day": end["share_detected"],
                     "product_observed_over_expected_last_day": end["observed_over_expected"],
