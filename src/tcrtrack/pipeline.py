@@ -308,7 +308,8 @@ def kinetics_step(*, patient: str, clones: str, sheet: str, settings: dict, base
     samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
     table = pl.read_parquet(clones)
     kinetics = clone_kinetics(samples, table, top_n=settings["top_n"],
-                              min_post_peak_points=settings["min_post_peak_points"])
+                              min_post_peak_points=settings["min_post_peak_points"],
+                              dispersion=settings["dispersion"])
     persistence = product_persistence(samples, table, top_n=settings["top_n"], reference=settings["reference"],
                                       dispersion=settings["dispersion"], baseline_day=baseline_day)
     write_tsv(kinetics.with_columns(patient=pl.lit(patient)) if "patient" not in kinetics.columns else kinetics,
