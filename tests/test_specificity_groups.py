@@ -91,3 +91,11 @@ def test_threshold_monotone(max_distance):
     clones = _planted_cohort()
     pairs = neighbour_pairs(clones, max_distance=max_distance)
     assert (pairs["distance"] <= max_distance).all()
+
+
+def test_distance_equals_tcrdist_rs_when_installed():
+    """Cross-check against tcrdist-rs (MIT; not a dependency: skipped unless installed)."""
+    tcrdist_rs = pytest.importorskip("tcrdist_rs")
+    seqs = generate_clonotypes(120, seed=9)["junction_aa"].to_list()
+    theirs = np.array([[tcrdist_rs.tcrdist(a, b, 3, 12, 3, 2, True) for b in seqs] for a in seqs])
+    assert (tcrdist_cdr3(seqs) == theirs).all()
