@@ -129,6 +129,12 @@ def test_missing_metrics_are_counted():
     assert out.filter(pl.col("metric") == "flagged")["n_per_group"][0] == "9|10"
 
 
+def test_single_group_is_not_tested():
+    table = _cohort(0).filter(pl.col("response") == "responder")
+    row = compare_groups(table, group="response", metrics=["flagged"]).row(0, named=True)
+    assert row["test"] == "not_tested" and row["p"] is None and row["n_tests"] == 0
+
+
 def test_benjamini_hochberg():
     q = benjamini_hochberg([0.01, 0.04, 0.03, np.nan, 0.2])
     # sorted 0.01, 0.03, 0.04, 0.2 (m = 4): 4p/rank = 0.04, 0.06, 0.0533, 0.2, then running minima from the top

@@ -89,7 +89,7 @@ def test_interpolation_is_the_mean_of_rarefactions():
             shannon = -np.nansum(np.where(ps > 0, ps * np.log(ps), 0.0), axis=1)
         simpson = (draws * (draws - 1.0)).sum(axis=1) / (m * (m - 1.0))
         row = hill_at(x, [m]).row(0, named=True)
-        se = lambda v: v.std(ddof=1) / math.sqrt(v.size)  # noqa: E731
+        se = lambda v: v.std(ddof=1) / math.sqrt(v.size)
         assert abs(row["hill_0"] - rich.mean()) < 4 * se(rich) + 1e-9
         assert abs(math.log(row["hill_1"]) - shannon.mean()) < 4 * se(shannon) + 1e-9
         # D2(m) = 1 / E[sum k(k-1) / (m(m-1))] exactly; 1/m + (1-1/m) lambda is that expectation

@@ -194,6 +194,8 @@ def _one_metric(values: list[np.ndarray], labels: list[str], boolean: bool, *, n
     row: dict[str, object] = {"groups": _join(labels), "n_per_group": _join(sizes),
                               "effect": None, "effect_type": None, "ci_low": None, "ci_high": None,
                               "statistic": None, "p": None, "test": None}
+    if len(values) < 2:
+        return {**row, "medians": None, "test": "not_tested"}
     if boolean:
         pos = [int(v.sum()) for v in values]
         row["medians"] = _join([f"{a}/{n}" for a, n in zip(pos, sizes)])

@@ -146,7 +146,8 @@ def hill_at(counts: np.ndarray | Sequence[int], sizes: Sequence[int]) -> pl.Data
 
     * ``D0 = S_obs + f0 [1 - (1 - f1 / (n f0 + f1))^m*]``, ``f0 = (n-1)/n f1^2 / (2 f2)``
       (``(n-1)/n f1 (f1-1)/2`` when ``f2 = 0``);
-    * ``D1 = exp(n/m H_obs + m*/m H_est)`` with ``H_est`` the Chao-Wang-Jost entropy estimator;
+    * ``D1 = exp(n/m H_obs + m*/m H_est)`` with ``H_est`` the Chao-Wang-Jost entropy estimator
+      (floored at ``H_obs``, so the curve never decreases);
     * ``D2`` the interpolation formula at ``m``;
     * ``C = 1 - f1/n [(n-1) f1 / ((n-1) f1 + 2 f2)]^(m*+1)``.
 
