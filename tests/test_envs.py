@@ -32,3 +32,17 @@ def test_conda_env_pins_the_same_versions_as_pyproject():
             conda_deps.update([pinned(entry)])
     assert conda_deps.pop("python") == project["requires-python"].lstrip(">=")
     assert conda_deps == python_deps
+
+
+def test_the_report_extra_of_snakemake_is_a_dependency():
+    """`snakemake --report` needs Snakemake's `reports` extra (pygments), which `pip install -e .` does not
+    bring by itself: every requirement of that extra must be among tcrtrack's own dependencies."""
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+
+    extra = [Requirement(r) for r in requires("snakemake") or []]
+    needed = {r.name.lower() for r in extra if r.marker and r.marker.evaluate({"extra": "reports"})}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {Requirement(r).name.lower() for r in project["dependencies"]}
+    assert needed and needed <= declared, needed - declared
