@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from tcrtrack import __version__
-from tcrtrack.cli import main, patient_targets
+from tcrtrack.cli import main
 from tcrtrack.errors import TcrtrackError
-from tcrtrack.plots import PATIENT_FIGURES
+from tcrtrack import registry
 from tcrtrack.simulate import simulate_cohort
 
 COMMANDS = ("run", "show", "simulate", "validate", "convert")
@@ -72,11 +73,21 @@ def test_run_refuses_unknown_patient_and_missing_sheet(cohort, tmp_path):
     assert "nope.tsv" in missing.output and "Traceback" not in missing.output
 
 
-def test_patient_targets_are_its_tables_and_figures():
-    targets = patient_targets("P02")
-    assert "results/patients/P02/clones.parquet" in targets and "results/patients/P02/overlap.tsv" in targets
-    assert {f"results/patients/P02/figures/{s}.{e}" for s in PATIENT_FIGURES for e in ("png", "pdf")} <= set(targets)
-    assert all("/P02/" in t for t in targets)
+def test_patient_dry_run_in_a_fresh_folder_plans_kinetics_and_every_registry_output(tmp_path):
+    """`tcrtrack run --patient P01 -n` on the demo sheet, in an empty folder: the plan has the patient's
+    kinetics job and writes every per-patient output of tcrtrack.registry for P01."""
+    from tcrtrack.registry import patient_files
+
+    done = tcrtrack("run", "--samples", str(ROOT / "config" / "samples.tsv"), "--outdir", str(tmp_path / "fresh"),
+                    "--patient", "P01", "-n")
+    assert done.returncode == 0, done.stderr[-3000:]
+    plan = done.stdout + done.stderr
+    assert "rule kinetics:" in plan
+    planned = set(re.findall(r"output: (.*)", plan))
+    planned = {f.strip() for line in planned for f in line.split(",")}
+    assert set(patient_files("P01")) <= planned
+    # every sample is ingested (the common rarefaction depth needs every total), nothing else of P02
+    assert {f for f in planned if "P02" in f} == {"results/clonotypes/P02", "results/qc/P02.tsv"}
 
 
 @pytest.mark.slow
@@ -114,8 +125,10 @@ def test_show_lists_figures_tables_and_flagged_clones(full_run):
     for junction in clones.filter(pl.col("flagged"))["junction_aa"].head(10):
         assert junction in out
     assert "response: responder" in out
-    for stem in PATIENT_FIGURES:
-        assert str(full_run / "results" / "patients" / "P01" / "figures" / f"{stem}.png") in out
+    for entry in registry.select(scope="patient"):  # every table and figure, with its meaning
+        if entry.kind in ("table", "figure"):
+            line = next(line for line in out.splitlines() if str(full_run / entry.format("P01")[0]) in line)
+            assert line.rstrip().endswith(entry.meaning), line
     assert "(not built yet)" not in out
 
 

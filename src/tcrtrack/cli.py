@@ -126,9 +126,6 @@ def convert(fmt: str, locus: str, species: str, source: Path, out: Path) -> None
 
 # --- run: the workflow for the cohort or some patients ---------------------------------------------------
 
-PATIENT_TABLES: tuple[str, ...] = ("clones.parquet", "flagged_clones.tsv", "noise_model.tsv", "overlap.tsv")
-
-
 def workflow_snakefile() -> Path:
     """The tcrtrack Snakefile: ``$TCRTRACK_SNAKEFILE``, else the one of this source checkout."""
     import os
@@ -143,12 +140,10 @@ def workflow_snakefile() -> Path:
 
 def patient_targets(patient: str) -> list[str]:
     """The files of one patient that ``tcrtrack run --patient`` asks Snakemake for (paths relative to the
-    run folder); their inputs (the patient's clonotype, QC and diversity tables) follow."""
-    from tcrtrack.plots import PATIENT_FIGURES
+    run folder): every per-patient output of :mod:`tcrtrack.registry`."""
+    from tcrtrack.registry import patient_files
 
-    base = f"results/patients/{patient}"
-    return [*(f"{base}/{name}" for name in PATIENT_TABLES),
-            *(f"{base}/figures/{stem}.{ext}" for stem in PATIENT_FIGURES for ext in ("png", "pdf"))]
+    return patient_files(patient)
 
 
 def _config_file(outdir: Path, configfile: Path | None) -> tuple[Path | None, bool]:
@@ -261,7 +256,6 @@ def patient_summary(results: Path, patient: str, *, n_top: int = 5) -> list[str]
     import polars as pl
 
     from tcrtrack.io import read_tsv
-    from tcrtrack.plots import PATIENT_FIGURES
 
     folder = results / "patients" / patient
     if not folder.is_dir():
@@ -305,19 +299,14 @@ def patient_summary(results: Path, patient: str, *, n_top: int = 5) -> list[str]
             lines.append(f"    {r['junction_aa']:<22} {r['v_gene'] + '/' + r['j_gene']:<19} log2FC {_fmt(r['blood_log2fc'], '.2f')}"
                          f"  q {_fmt(r['blood_qvalue'], '.2g')}  peak day {_fmt(r['peak_day'])}"
                          f"{'  flagged' if r['flagged'] else ''}")
-    width = len(str(folder / "figures" / "expansion_scatter.png"))
-    lines.append("  tables:")
-    descriptions = {"clones.parquet": "every clone: counts, frequencies and statistics in every sample",
-                    "flagged_clones.tsv": "flagged clones with their evidence",
-                    "noise_model.tsv": "fitted noise model of every comparison",
-                    "overlap.tsv": "clone overlap between every two samples"}
-    for name in PATIENT_TABLES:
-        path = folder / name
-        lines.append(f"    {str(path):<{width}}  {descriptions[name] if path.is_file() else '(not built yet)'}")
-    lines.append("  figures (PNG; PDF next to each):")
-    for stem, what in PATIENT_FIGURES.items():
-        path = folder / "figures" / f"{stem}.png"
-        lines.append(f"    {str(path):<{width}}  {what if path.is_file() else '(not built yet)'}")
+    from tcrtrack.registry import select
+
+    for kind, heading in (("table", "tables"), ("figure", "figures (PNG; PDF next to each)")):
+        entries = [(results.parent / o.format(patient)[0], o.meaning) for o in select(scope="patient", kind=kind)]
+        width = max(len(str(path)) for path, _ in entries)
+        lines.append(f"  {heading}:")
+        for path, meaning in entries:
+            lines.append(f"    {str(path):<{width}}  {meaning if path.is_file() else '(not built yet)'}")
     return lines
 
 
