@@ -173,17 +173,3 @@ def test_convert_writes_a_valid_airr_file_from_an_immunoseq_export(tmp_path):
     import airr
 
     assert airr.validate_rearrangement(str(out))
-
-
-def test_validate_reports_each_file_and_fails_on_a_bad_one(tmp_path):
-    from tcrtrack.cli import main
-
-    good = ROOT / "config" / "demo" / "P01" / "P01_blood_d0_r1.tsv.gz"
-    bad = tmp_path / "bad.tsv"
-    bad.write_text("a,b,c\n1,2,3\n")
-    sheet = tmp_path / "samples.tsv"
-    sheet.write_text(f"patient\tsample\tcompartment\tday\tpath\nP\tP_a\tblood\t0\t{good}\nP\tP_b\tblood\t7\t{bad}\n")
-    result = CliRunner().invoke(main, ["validate", str(sheet)])
-    assert result.exit_code == 1
-    assert "P_a\tairr\tok" in result.output
-    assert "P_b" in result.output and "1 of 2 files have a problem" in result.output

@@ -72,34 +72,66 @@ def simulate(out_dir: Path, demo: bool, n_patients: int, n_clones: int, blood_de
                f"sheet {cohort.sheet}, truth {cohort.truth}")
 
 
+def _ingest_settings(configfile: Path | None) -> dict[str, Any]:
+    """The ingest options of a run: the workflow's default config, updated by ``configfile``."""
+    import yaml
+
+    from tcrtrack.paths import workflow_root
+
+    config = yaml.safe_load((workflow_root() / "config" / "config.yaml").read_text()) or {}
+    if configfile is not None:
+        for key, value in (yaml.safe_load(configfile.read_text()) or {}).items():
+            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    ingest, clonotype = config.get("ingest", {}), config.get("clonotype", {})
+    return {"locus": ingest.get("locus", "TRB"), "productive_only": ingest.get("productive_only", True),
+            "min_junction_aa_length": ingest.get("min_junction_aa_length", 5),
+            "species": ingest.get("species", "homosapiens"), "definition": clonotype.get("definition", "aa_vj")}
+
+
 @main.command()
 @click.version_option(__version__, prog_name="tcrtrack")
 @click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--configfile", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="The run's config file (its ingest settings: locus, productive_only, ...) [default: the "
+                   "workflow's defaults].")
 @_friendly
-def validate(sheet: Path) -> None:
-    """Check a sample sheet and every file it names (exists, format detected, columns present).
+def validate(sheet: Path, configfile: Path | None) -> None:
+    """Check a sample sheet and read every file it names in full, through the run's own ingest.
 
-    Prints one line per sample; exit code 1 when any file has a problem.
+    Every problem of every file is printed on its own line (file, row or column, and the fix) and the exit
+    code is 1 when there is any; otherwise one line per sample gives its rows kept and dropped.
     """
-    from tcrtrack.formats import detect_format, to_airr
-    from tcrtrack.ingest import read_airr_header
+    from tcrtrack.formats import ingest_converted
+    from tcrtrack.ingest import DROP_REASONS
     from tcrtrack.samplesheet import read_sample_sheet
 
-    samples = read_sample_sheet(sheet)
-    lines, problems = ["sample\tformat\tstatus"], 0
-    for sample, path, declared in samples.select("sample", "path", "format").iter_rows():
-        fmt = declared
+    samples = read_sample_sheet(sheet, check_files=False)  # a broken sheet: one line (SampleSheetError)
+    settings = _ingest_settings(configfile)
+    problems: list[str] = []
+    lines = ["sample\tformat\tinput_rows\tkept_rows\tdropped_rows\tkept_count\tdropped_count\tdropped (reason: rows)"]
+    for sample, file, fmt in samples.select("sample", "path", "format").iter_rows():
+        if not Path(file).is_file():
+            problems.append(f"{sheet}: sample '{sample}': file {file} does not exist. Fix: correct 'path' "
+                            "(absolute, or relative to the sheet's folder)")
+            continue
         try:
-            fmt = detect_format(path) if declared == "auto" else declared
-            read_airr_header(path) if fmt == "airr" else to_airr(path, fmt=fmt)
-            lines.append(f"{sample}\t{fmt}\tok")
+            qc = ingest_converted(file, fmt=fmt, **settings).qc.row(0, named=True)
         except TcrtrackError as error:
-            problems += 1
-            lines.append(f"{sample}\t{fmt}\t{error}")
-    click.echo("\n".join(lines))
+            problems.append(f"sample '{sample}': {error}")
+            continue
+        reasons = ", ".join(f"{r}: {qc[f'{r}_rows']}" for r in DROP_REASONS if qc[f"{r}_rows"])
+        lines.append(f"{sample}\t{qc['format']}\t{qc['input_rows']}\t{qc['kept_rows']}\t"
+                     f"{qc['input_rows'] - qc['kept_rows']}\t{qc['kept_count']}\t{qc['input_count'] - qc['kept_count']}"
+                     f"\t{reasons or '-'}")
     if problems:
-        raise click.ClickException(f"{problems} of {samples.height} files have a problem (see above)")
-    click.echo(f"{sheet}: {samples.height} samples of {samples['patient'].n_unique()} patients, all files readable")
+        for problem in problems:
+            click.echo(f"problem: {problem}")
+        bad = len(problems)
+        raise click.ClickException(f"{bad} of {samples.height} files {'has a problem' if bad == 1 else 'have problems'} "
+                                   "(one line each above); the run would stop on them")
+    click.echo("\n".join(lines))
+    click.echo(f"{sheet}: {samples.height} samples of {samples['patient'].n_unique()} patients, every file read "
+               f"in full (locus {settings['locus']}): no problem")
 
 
 @main.command()
@@ -127,14 +159,14 @@ def convert(fmt: str, locus: str, species: str, source: Path, out: Path) -> None
 # --- run: the workflow for the cohort or some patients ---------------------------------------------------
 
 def workflow_snakefile() -> Path:
-    """The tcrtrack Snakefile: ``$TCRTRACK_SNAKEFILE``, else the one of this source checkout."""
-    import os
+    """The tcrtrack Snakefile: ``$TCRTRACK_SNAKEFILE``, else this source checkout's, else the copy installed
+    with the package (tcrtrack/_workflow/, see setup.py)."""
+    from tcrtrack.paths import snakefile
 
-    configured = os.environ.get("TCRTRACK_SNAKEFILE")
-    candidate = Path(configured) if configured else Path(__file__).resolve().parents[2] / "Snakefile"
+    candidate = snakefile()
     if not candidate.is_file():
-        raise TcrtrackError(f"cannot find the tcrtrack Snakefile (looked for {candidate}). Fix: install tcrtrack "
-                            "from its source folder (pip install -e .) or set TCRTRACK_SNAKEFILE to its Snakefile")
+        raise TcrtrackError(f"cannot find the tcrtrack Snakefile (looked for {candidate}). Fix: reinstall tcrtrack "
+                            "(pip install .) or set TCRTRACK_SNAKEFILE to its Snakefile")
     return candidate
 
 
