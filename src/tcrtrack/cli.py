@@ -189,18 +189,31 @@ def _config_file(outdir: Path, configfile: Path | None) -> tuple[Path | None, bo
     return workflow_snakefile().parent / "config" / "config.yaml", True
 
 
-def _sheet_path(outdir: Path, samples: Path | None, config_path: Path | None) -> Path:
-    """The sample sheet of the run: ``--samples``, else the config's ``samples`` (relative to the run folder)."""
+def _sheet_path(outdir: Path, samples: Path | None, config_path: Path | None) -> tuple[Path, bool]:
+    """The sample sheet of the run: ``--samples``, else the config's ``samples`` (relative to the run folder),
+    and whether it must be passed to Snakemake. With the workflow's default config and no such sheet in the
+    run folder, the bundled demo cohort (the workflow's own ``config/samples.tsv``)."""
     import yaml
 
+    from tcrtrack.paths import workflow_root
+
     if samples is not None:
-        return samples.resolve()
+        return samples.resolve(), True
     config = yaml.safe_load(config_path.read_text()) if config_path and config_path.is_file() else {}
     name = (config or {}).get("samples")
     if not name:
         raise TcrtrackError(f"no sample sheet: {config_path} names none. Fix: pass --samples SHEET")
     path = Path(name)
-    return path if path.is_absolute() else outdir / path
+    if path.is_absolute():
+        return path, False
+    defaults = workflow_root() / "config"
+    if not (outdir / path).is_file() and config_path is not None and config_path.parent == defaults:
+        demo = defaults / path.relative_to("config") if path.parts[0] == "config" else defaults / path
+        if demo.is_file():
+            click.echo(f"tcrtrack: no sample sheet in {outdir} ({path}): running the bundled demo cohort "
+                       f"({demo}); pass --samples SHEET for yours", err=True)
+            return demo, True
+    return outdir / path, False
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -237,7 +250,7 @@ def run(samples: Path | None, patients: tuple[str, ...], cores: str | None, prof
     outdir = outdir.resolve()
     outdir.mkdir(parents=True, exist_ok=True)
     config_path, pass_config = _config_file(outdir, configfile)
-    sheet = _sheet_path(outdir, samples, config_path)
+    sheet, pass_sheet = _sheet_path(outdir, samples, config_path)
     sheet_patients = read_sample_sheet(sheet, check_files=False)["patient"].unique(maintain_order=True).to_list()
     unknown = [p for p in patients if p not in sheet_patients]
     if unknown:
@@ -246,7 +259,7 @@ def run(samples: Path | None, patients: tuple[str, ...], cores: str | None, prof
     command = [sys.executable, "-m", "snakemake", "-s", str(workflow_snakefile()), "--directory", str(outdir)]
     if pass_config:
         command += ["--configfile", str(config_path)]
-    if samples is not None:
+    if pass_sheet:
         command += ["--config", f"samples={sheet}"]
     if profile is not None:
         command += ["--profile", str(profile.resolve())]
