@@ -73,6 +73,25 @@ def test_run_refuses_unknown_patient_and_missing_sheet(cohort, tmp_path):
     assert "nope.tsv" in missing.output and "Traceback" not in missing.output
 
 
+def test_progress_lines_name_the_patient_and_stage_of_each_finished_job():
+    from tcrtrack.cli import ProgressLines
+
+    log = """localrule ingest:
+    input: a.tsv
+    jobid: 6
+    wildcards: patient=P04
+Finished jobid: 6 (Rule: ingest)
+1 of 3 steps (33%) done
+rule qc_cohort:
+    jobid: 2
+Finished jobid: 2 (Rule: qc_cohort)
+2 of 3 steps (67%) done
+"""
+    progress = ProgressLines()
+    messages = [m for m in map(progress.feed, log.splitlines(keepends=True)) if m]
+    assert messages == ["P04: ingest done (1 of 3 steps)", "cohort: qc_cohort done (2 of 3 steps)"]
+
+
 def test_patient_dry_run_in_a_fresh_folder_plans_kinetics_and_every_registry_output(tmp_path):
     """`tcrtrack run --patient P01 -n` on the demo sheet, in an empty folder: the plan has the patient's
     kinetics job and writes every per-patient output of tcrtrack.registry for P01."""
@@ -109,6 +128,9 @@ def full_run(cohort) -> Path:
     done = tcrtrack("run", "--samples", str(cohort / "samples.tsv"), "--configfile", str(cohort / "run.yaml"),
                     "--outdir", str(workdir), "--cores", "2")
     assert done.returncode == 0, done.stderr[-3000:]
+    for patient in ("P01", "P02"):  # a live line per patient and stage
+        assert re.search(rf"^tcrtrack: {patient}: ingest done \(\d+ of \d+ steps\)$", done.stderr, re.M), patient
+        assert f"tcrtrack: {patient}: kinetics done" in done.stderr
     return workdir
 
 
@@ -173,3 +195,25 @@ def test_convert_writes_a_valid_airr_file_from_an_immunoseq_export(tmp_path):
     import airr
 
     assert airr.validate_rearrangement(str(out))
+
+
+def test_convert_a_vdjtools_table_to_airr(tmp_path):
+    """README: `tcrtrack convert --from FORMAT IN OUT.tsv` writes an AIRR TSV (a small VDJtools table here, so
+    the test needs no shared data); the converted file then passes `tcrtrack validate`."""
+    import airr
+
+    source = tmp_path / "sample.vdjtools.txt"
+    source.write_text("count\tfreq\tcdr3nt\tcdr3aa\tv\td\tj\n"
+                      "10\t0.5\tTGTGCCAGCAGCCAAGATTTTAGAACACTAGACATGCAAGAGACCCAGTACTTC\tCASSQDFRTLDMQETQYF\tTRBV4-2\t.\tTRBJ2-5\n"
+                      "6\t0.3\tTGTGCCAGGATATGGCTAGGAGAGACCCAGTACTTC\tCARIWLGETQYF\tTRBV6-5\t.\tTRBJ2-5\n"
+                      "4\t0.2\tTGTGCCAGCAGTTTAGGGACAGGGGGCTACACCTTC\tCASSLGTGGYTF\tTRBV7-9\tTRBD1\tTRBJ1-2\n")
+    out = tmp_path / "sample.airr.tsv"
+    result = CliRunner().invoke(main, ["convert", "--from", "vdjtools", str(source), str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{source} (vdjtools) -> {out}: 3 rows")
+    assert airr.validate_rearrangement(str(out))
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text(f"patient\tsample\tcompartment\tday\tpath\nP\tP_a\tblood\t0\t{out.name}\n")
+    checked = CliRunner().invoke(main, ["validate", str(sheet)])
+    assert checked.exit_code == 0, checked.output
+    assert checked.output.splitlines()[1].split("\t")[:4] == ["P_a", "airr", "3", "3"]

@@ -216,6 +216,41 @@ def _sheet_path(outdir: Path, samples: Path | None, config_path: Path | None) ->
     return outdir / path, False
 
 
+class ProgressLines:
+    """Reads Snakemake's log line by line and, for every finished job, says which patient (or the cohort) and
+    which stage is done: ``P01: ingest done (3 of 33 steps)``."""
+
+    def __init__(self) -> None:
+        import re
+
+        self._job = re.compile(r"^\s*jobid: (\d+)")
+        self._patient = re.compile(r"^\s*wildcards: .*\bpatient=([^,\s]+)")
+        self._rule = re.compile(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):")
+        self._finished = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)")
+        self._steps = re.compile(r"^(\d+ of \d+ steps)")
+        self.jobs: dict[str, tuple[str, str]] = {}  # jobid -> (rule, patient or "cohort")
+        self._current: str | None = None
+        self._rule_name: str | None = None
+        self._pending: tuple[str, str] | None = None
+
+    def feed(self, line: str) -> str | None:
+        """The progress message for this log line, if it completes one."""
+        if match := self._rule.match(line):
+            self._rule_name, self._current = match.group(1), None
+        elif (match := self._job.match(line)) and self._rule_name:
+            self._current = match.group(1)
+            self.jobs[self._current] = (self._rule_name, "cohort")
+        elif (match := self._patient.match(line)) and self._current in self.jobs:
+            self.jobs[self._current] = (self.jobs[self._current][0], match.group(1))
+        elif match := self._finished.match(line):
+            rule, who = self.jobs.get(match.group(1), (match.group(2), "cohort"))
+            self._pending = (rule, who)
+        elif (match := self._steps.match(line)) and self._pending:
+            (rule, who), self._pending = self._pending, None
+            return f"{who}: {rule} done ({match.group(1)})"
+        return None
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.version_option(__version__, prog_name="tcrtrack")
 @click.option("--samples", "samples", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -279,9 +314,20 @@ def run(samples: Path | None, patients: tuple[str, ...], cores: str | None, prof
             targets.append("all")
         command += targets
     click.echo(f"tcrtrack: {' '.join(command)}", err=True)
-    done = subprocess.run(command, cwd=outdir, check=False)
-    if done.returncode != 0:
-        raise click.ClickException(f"the workflow failed (snakemake exit status {done.returncode}); the lines "
+    if dry_run:
+        returncode = subprocess.run(command, cwd=outdir, check=False).returncode
+    else:  # Snakemake's log passes through; a line per finished job says which patient and stage is done
+        with subprocess.Popen(command, cwd=outdir, stderr=subprocess.PIPE, text=True, bufsize=1) as process:
+            assert process.stderr is not None
+            progress = ProgressLines()
+            for line in process.stderr:
+                sys.stderr.write(line)
+                message = progress.feed(line)
+                if message:
+                    click.echo(f"tcrtrack: {message}", err=True)
+        returncode = process.returncode
+    if returncode != 0:
+        raise click.ClickException(f"the workflow failed (snakemake exit status {returncode}); the lines "
                                    "above name the failing job and its log")
 
 
