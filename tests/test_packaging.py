@@ -66,3 +66,11 @@ def test_the_installed_package_runs_the_demo_from_an_empty_folder(installed, tmp
                           capture_output=True, text=True, timeout=600, env=clean_env(), cwd=tmp_path)
     assert real.returncode == 0, real.stderr[-3000:]
     assert (tmp_path / "results" / "provenance.json").is_file()
+
+
+def test_tcrtrack_snakefile_overrides_the_installed_workflow(installed, tmp_path):
+    env = {**clean_env(), "TCRTRACK_SNAKEFILE": str(ROOT / "Snakefile")}
+    done = subprocess.run([str(installed / "tcrtrack"), "run", "-n"], capture_output=True, text=True, timeout=600,
+                          env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"-s {ROOT / 'Snakefile'} " in done.stderr and f"demo cohort ({ROOT / 'config' / 'samples.tsv'})" in done.stderr
