@@ -24,8 +24,5 @@ include: "workflow/rules/kinetics.smk"
 
 rule all:
     input:
-        all_targets(),
-        overlap_targets(),
-        figure_targets(),
-        kinetics_targets(),
+        all_targets(),  # every output of tcrtrack.registry
     default_target: True

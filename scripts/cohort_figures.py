@@ -1,4 +1,5 @@
 """Snakemake script: the cohort figures (PNG + PDF)."""
+import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
 from tcrtrack.pipeline import cohort_figures_step
 from tcrtrack.plots import COHORT_FIGURES
 from tcrtrack.scripting import run_step

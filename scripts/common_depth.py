@@ -1,4 +1,5 @@
 """Snakemake script: the common rarefaction depth."""
+import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
 from tcrtrack.pipeline import common_depth_step
 from tcrtrack.scripting import run_step
 

@@ -1,4 +1,5 @@
 """Snakemake script: diversity of one patient's samples at full and common depth."""
+import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
 from tcrtrack.pipeline import diversity_patient_step
 from tcrtrack.scripting import run_step
 

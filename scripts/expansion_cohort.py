@@ -1,4 +1,5 @@
 """Snakemake script: cohort flagged clones and expansion summary."""
+import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
 from tcrtrack.pipeline import expansion_cohort_step
 from tcrtrack.scripting import run_step
 

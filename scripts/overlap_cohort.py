@@ -1,4 +1,5 @@
 """Snakemake script: cohort overlap table and public clones."""
+import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
 from tcrtrack.pipeline import overlap_cohort_step
 from tcrtrack.scripting import run_step
 

@@ -1,4 +1,5 @@
 """Snakemake script: one patient's blood expansion, tumour accumulation and flagged clones."""
+import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
 from tcrtrack.pipeline import patient_step
 from tcrtrack.scripting import run_step
 

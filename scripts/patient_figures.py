@@ -1,4 +1,5 @@
 """Snakemake script: one patient's figures (PNG + PDF)."""
+import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
 from tcrtrack.pipeline import patient_figures_step
 from tcrtrack.plots import PATIENT_FIGURES
 from tcrtrack.scripting import run_step

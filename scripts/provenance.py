@@ -1,4 +1,5 @@
 """Snakemake script: results/provenance.json (version, config, input checksums)."""
+import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
 from tcrtrack.provenance import write_provenance
 from tcrtrack.scripting import run_step
 

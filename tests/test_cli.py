@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from tcrtrack import __version__
-from tcrtrack.cli import main, patient_targets
+from tcrtrack.cli import main
 from tcrtrack.errors import TcrtrackError
-from tcrtrack.plots import PATIENT_FIGURES
+from tcrtrack import registry
 from tcrtrack.simulate import simulate_cohort
 
 COMMANDS = ("run", "show", "simulate", "validate", "convert")
@@ -72,11 +73,40 @@ def test_run_refuses_unknown_patient_and_missing_sheet(cohort, tmp_path):
     assert "nope.tsv" in missing.output and "Traceback" not in missing.output
 
 
-def test_patient_targets_are_its_tables_and_figures():
-    targets = patient_targets("P02")
-    assert "results/patients/P02/clones.parquet" in targets and "results/patients/P02/overlap.tsv" in targets
-    assert {f"results/patients/P02/figures/{s}.{e}" for s in PATIENT_FIGURES for e in ("png", "pdf")} <= set(targets)
-    assert all("/P02/" in t for t in targets)
+def test_progress_lines_name_the_patient_and_stage_of_each_finished_job():
+    from tcrtrack.cli import ProgressLines
+
+    log = """localrule ingest:
+    input: a.tsv
+    jobid: 6
+    wildcards: patient=P04
+Finished jobid: 6 (Rule: ingest)
+1 of 3 steps (33%) done
+rule qc_cohort:
+    jobid: 2
+Finished jobid: 2 (Rule: qc_cohort)
+2 of 3 steps (67%) done
+"""
+    progress = ProgressLines()
+    messages = [m for m in map(progress.feed, log.splitlines(keepends=True)) if m]
+    assert messages == ["P04: ingest done (1 of 3 steps)", "cohort: qc_cohort done (2 of 3 steps)"]
+
+
+def test_patient_dry_run_in_a_fresh_folder_plans_kinetics_and_every_registry_output(tmp_path):
+    """`tcrtrack run --patient P01 -n` on the demo sheet, in an empty folder: the plan has the patient's
+    kinetics job and writes every per-patient output of tcrtrack.registry for P01."""
+    from tcrtrack.registry import patient_files
+
+    done = tcrtrack("run", "--samples", str(ROOT / "config" / "samples.tsv"), "--outdir", str(tmp_path / "fresh"),
+                    "--patient", "P01", "-n")
+    assert done.returncode == 0, done.stderr[-3000:]
+    plan = done.stdout + done.stderr
+    assert "rule kinetics:" in plan
+    planned = set(re.findall(r"output: (.*)", plan))
+    planned = {f.strip() for line in planned for f in line.split(",")}
+    assert set(patient_files("P01")) <= planned
+    # every sample is ingested (the common rarefaction depth needs every total), nothing else of P02
+    assert {f for f in planned if "P02" in f} == {"results/clonotypes/P02", "results/qc/P02.tsv"}
 
 
 @pytest.mark.slow
@@ -98,6 +128,9 @@ def full_run(cohort) -> Path:
     done = tcrtrack("run", "--samples", str(cohort / "samples.tsv"), "--configfile", str(cohort / "run.yaml"),
                     "--outdir", str(workdir), "--cores", "2")
     assert done.returncode == 0, done.stderr[-3000:]
+    for patient in ("P01", "P02"):  # a live line per patient and stage
+        assert re.search(rf"^tcrtrack: {patient}: ingest done \(\d+ of \d+ steps\)$", done.stderr, re.M), patient
+        assert f"tcrtrack: {patient}: kinetics done" in done.stderr
     return workdir
 
 
@@ -114,8 +147,10 @@ def test_show_lists_figures_tables_and_flagged_clones(full_run):
     for junction in clones.filter(pl.col("flagged"))["junction_aa"].head(10):
         assert junction in out
     assert "response: responder" in out
-    for stem in PATIENT_FIGURES:
-        assert str(full_run / "results" / "patients" / "P01" / "figures" / f"{stem}.png") in out
+    for entry in registry.select(scope="patient"):  # every table and figure, with its meaning
+        if entry.kind in ("table", "figure"):
+            line = next(line for line in out.splitlines() if str(full_run / entry.format("P01")[0]) in line)
+            assert line.rstrip().endswith(entry.meaning), line
     assert "(not built yet)" not in out
 
 
@@ -162,15 +197,23 @@ def test_convert_writes_a_valid_airr_file_from_an_immunoseq_export(tmp_path):
     assert airr.validate_rearrangement(str(out))
 
 
-def test_validate_reports_each_file_and_fails_on_a_bad_one(tmp_path):
-    from tcrtrack.cli import main
+def test_convert_a_vdjtools_table_to_airr(tmp_path):
+    """README: `tcrtrack convert --from FORMAT IN OUT.tsv` writes an AIRR TSV (a small VDJtools table here, so
+    the test needs no shared data); the converted file then passes `tcrtrack validate`."""
+    import airr
 
-    good = ROOT / "config" / "demo" / "P01" / "P01_blood_d0_r1.tsv.gz"
-    bad = tmp_path / "bad.tsv"
-    bad.write_text("a,b,c\n1,2,3\n")
+    source = tmp_path / "sample.vdjtools.txt"
+    source.write_text("count\tfreq\tcdr3nt\tcdr3aa\tv\td\tj\n"
+                      "10\t0.5\tTGTGCCAGCAGCCAAGATTTTAGAACACTAGACATGCAAGAGACCCAGTACTTC\tCASSQDFRTLDMQETQYF\tTRBV4-2\t.\tTRBJ2-5\n"
+                      "6\t0.3\tTGTGCCAGGATATGGCTAGGAGAGACCCAGTACTTC\tCARIWLGETQYF\tTRBV6-5\t.\tTRBJ2-5\n"
+                      "4\t0.2\tTGTGCCAGCAGTTTAGGGACAGGGGGCTACACCTTC\tCASSLGTGGYTF\tTRBV7-9\tTRBD1\tTRBJ1-2\n")
+    out = tmp_path / "sample.airr.tsv"
+    result = CliRunner().invoke(main, ["convert", "--from", "vdjtools", str(source), str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{source} (vdjtools) -> {out}: 3 rows")
+    assert airr.validate_rearrangement(str(out))
     sheet = tmp_path / "samples.tsv"
-    sheet.write_text(f"patient\tsample\tcompartment\tday\tpath\nP\tP_a\tblood\t0\t{good}\nP\tP_b\tblood\t7\t{bad}\n")
-    result = CliRunner().invoke(main, ["validate", str(sheet)])
-    assert result.exit_code == 1
-    assert "P_a\tairr\tok" in result.output
-    assert "P_b" in result.output and "1 of 2 files have a problem" in result.output
+    sheet.write_text(f"patient\tsample\tcompartment\tday\tpath\nP\tP_a\tblood\t0\t{out.name}\n")
+    checked = CliRunner().invoke(main, ["validate", str(sheet)])
+    assert checked.exit_code == 0, checked.output
+    assert checked.output.splitlines()[1].split("\t")[:4] == ["P_a", "airr", "3", "3"]

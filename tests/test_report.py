@@ -113,6 +113,20 @@ def test_report_is_self_contained_with_every_figure_and_caption(run):
                                                            + kinetics_figures)
 
 
+def test_report_with_a_custom_stylesheet_is_still_self_contained(run, tmp_path):
+    """README: `snakemake --report results/report.html --report-stylesheet my.css` embeds the stylesheet."""
+    css = tmp_path / "my.css"
+    css.write_text("/* tcrtrack custom style */ body { font-family: serif; }\n")
+    out = tmp_path / "styled.html"
+    done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile",
+                           str(run.parent / "run.yaml"), "--report", str(out), "--report-stylesheet", str(css)],
+                          cwd=run, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    html = out.read_text()
+    assert html.count("/* tcrtrack custom style */") == 1
+    assert not re.search(r"<(script|img|link)[^>]+(src|href)=\"https?://", html)
+
+
 def chromium_args(binary: str, profile: Path) -> list[str]:
     return [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",

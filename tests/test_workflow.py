@@ -167,3 +167,13 @@ def test_lint_is_clean():
     done = subprocess.run([*SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Congratulations" in done.stdout + done.stderr
+
+
+def test_readme_quick_start_plans_the_demo_in_the_checkout():
+    """README quick start: `snakemake --cores 2` in the checkout (as a dry run: the deployed demo run above
+    does the real work); every rule of the workflow is planned, or everything is already up to date."""
+    done = subprocess.run([*SNAKEMAKE, "--cores", "2", "--dry-run"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    plan = done.stdout + done.stderr
+    assert "rule kinetics_cohort:" in plan or "Nothing to be done" in plan

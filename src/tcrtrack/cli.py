@@ -73,34 +73,66 @@ def simulate(out_dir: Path, demo: bool, n_patients: int, n_clones: int, blood_de
                f"sheet {cohort.sheet}, truth {cohort.truth}")
 
 
+def _ingest_settings(configfile: Path | None) -> dict[str, Any]:
+    """The ingest options of a run: the workflow's default config, updated by ``configfile``."""
+    import yaml
+
+    from tcrtrack.paths import workflow_root
+
+    config = yaml.safe_load((workflow_root() / "config" / "config.yaml").read_text()) or {}
+    if configfile is not None:
+        for key, value in (yaml.safe_load(configfile.read_text()) or {}).items():
+            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    ingest, clonotype = config.get("ingest", {}), config.get("clonotype", {})
+    return {"locus": ingest.get("locus", "TRB"), "productive_only": ingest.get("productive_only", True),
+            "min_junction_aa_length": ingest.get("min_junction_aa_length", 5),
+            "species": ingest.get("species", "homosapiens"), "definition": clonotype.get("definition", "aa_vj")}
+
+
 @main.command()
 @click.version_option(__version__, prog_name="tcrtrack")
 @click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--configfile", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="The run's config file (its ingest settings: locus, productive_only, ...) [default: the "
+                   "workflow's defaults].")
 @_friendly
-def validate(sheet: Path) -> None:
-    """Check a sample sheet and every file it names (exists, format detected, columns present).
+def validate(sheet: Path, configfile: Path | None) -> None:
+    """Check a sample sheet and read every file it names in full, through the run's own ingest.
 
-    Prints one line per sample; exit code 1 when any file has a problem.
+    Every problem of every file is printed on its own line (file, row or column, and the fix) and the exit
+    code is 1 when there is any; otherwise one line per sample gives its rows kept and dropped.
     """
-    from tcrtrack.formats import detect_format, to_airr
-    from tcrtrack.ingest import read_airr_header
+    from tcrtrack.formats import ingest_converted
+    from tcrtrack.ingest import DROP_REASONS
     from tcrtrack.samplesheet import read_sample_sheet
 
-    samples = read_sample_sheet(sheet)
-    lines, problems = ["sample\tformat\tstatus"], 0
-    for sample, path, declared in samples.select("sample", "path", "format").iter_rows():
-        fmt = declared
+    samples = read_sample_sheet(sheet, check_files=False)  # a broken sheet: one line (SampleSheetError)
+    settings = _ingest_settings(configfile)
+    problems: list[str] = []
+    lines = ["sample\tformat\tinput_rows\tkept_rows\tdropped_rows\tkept_count\tdropped_count\tdropped (reason: rows)"]
+    for sample, file, fmt in samples.select("sample", "path", "format").iter_rows():
+        if not Path(file).is_file():
+            problems.append(f"{sheet}: sample '{sample}': file {file} does not exist. Fix: correct 'path' "
+                            "(absolute, or relative to the sheet's folder)")
+            continue
         try:
-            fmt = detect_format(path) if declared == "auto" else declared
-            read_airr_header(path) if fmt == "airr" else to_airr(path, fmt=fmt)
-            lines.append(f"{sample}\t{fmt}\tok")
+            qc = ingest_converted(file, fmt=fmt, **settings).qc.row(0, named=True)
         except TcrtrackError as error:
-            problems += 1
-            lines.append(f"{sample}\t{fmt}\t{error}")
-    click.echo("\n".join(lines))
+            problems.append(f"sample '{sample}': {error}")
+            continue
+        reasons = ", ".join(f"{r}: {qc[f'{r}_rows']}" for r in DROP_REASONS if qc[f"{r}_rows"])
+        lines.append(f"{sample}\t{qc['format']}\t{qc['input_rows']}\t{qc['kept_rows']}\t"
+                     f"{qc['input_rows'] - qc['kept_rows']}\t{qc['kept_count']}\t{qc['input_count'] - qc['kept_count']}"
+                     f"\t{reasons or '-'}")
     if problems:
-        raise click.ClickException(f"{problems} of {samples.height} files have a problem (see above)")
-    click.echo(f"{sheet}: {samples.height} samples of {samples['patient'].n_unique()} patients, all files readable")
+        for problem in problems:
+            click.echo(f"problem: {problem}")
+        bad = len(problems)
+        raise click.ClickException(f"{bad} of {samples.height} files {'has a problem' if bad == 1 else 'have problems'} "
+                                   "(one line each above); the run would stop on them")
+    click.echo("\n".join(lines))
+    click.echo(f"{sheet}: {samples.height} samples of {samples['patient'].n_unique()} patients, every file read "
+               f"in full (locus {settings['locus']}): no problem")
 
 
 @main.command()
@@ -127,29 +159,24 @@ def convert(fmt: str, locus: str, species: str, source: Path, out: Path) -> None
 
 # --- run: the workflow for the cohort or some patients ---------------------------------------------------
 
-PATIENT_TABLES: tuple[str, ...] = ("clones.parquet", "flagged_clones.tsv", "noise_model.tsv", "overlap.tsv")
-
-
 def workflow_snakefile() -> Path:
-    """The tcrtrack Snakefile: ``$TCRTRACK_SNAKEFILE``, else the one of this source checkout."""
-    import os
+    """The tcrtrack Snakefile: ``$TCRTRACK_SNAKEFILE``, else this source checkout's, else the copy installed
+    with the package (tcrtrack/_workflow/, see setup.py)."""
+    from tcrtrack.paths import snakefile
 
-    configured = os.environ.get("TCRTRACK_SNAKEFILE")
-    candidate = Path(configured) if configured else Path(__file__).resolve().parents[2] / "Snakefile"
+    candidate = snakefile()
     if not candidate.is_file():
-        raise TcrtrackError(f"cannot find the tcrtrack Snakefile (looked for {candidate}). Fix: install tcrtrack "
-                            "from its source folder (pip install -e .) or set TCRTRACK_SNAKEFILE to its Snakefile")
+        raise TcrtrackError(f"cannot find the tcrtrack Snakefile (looked for {candidate}). Fix: reinstall tcrtrack "
+                            "(pip install .) or set TCRTRACK_SNAKEFILE to its Snakefile")
     return candidate
 
 
 def patient_targets(patient: str) -> list[str]:
     """The files of one patient that ``tcrtrack run --patient`` asks Snakemake for (paths relative to the
-    run folder); their inputs (the patient's clonotype, QC and diversity tables) follow."""
-    from tcrtrack.plots import PATIENT_FIGURES
+    run folder): every per-patient output of :mod:`tcrtrack.registry`."""
+    from tcrtrack.registry import patient_files
 
-    base = f"results/patients/{patient}"
-    return [*(f"{base}/{name}" for name in PATIENT_TABLES),
-            *(f"{base}/figures/{stem}.{ext}" for stem in PATIENT_FIGURES for ext in ("png", "pdf"))]
+    return patient_files(patient)
 
 
 def _config_file(outdir: Path, configfile: Path | None) -> tuple[Path | None, bool]:
@@ -163,18 +190,66 @@ def _config_file(outdir: Path, configfile: Path | None) -> tuple[Path | None, bo
     return workflow_snakefile().parent / "config" / "config.yaml", True
 
 
-def _sheet_path(outdir: Path, samples: Path | None, config_path: Path | None) -> Path:
-    """The sample sheet of the run: ``--samples``, else the config's ``samples`` (relative to the run folder)."""
+def _sheet_path(outdir: Path, samples: Path | None, config_path: Path | None) -> tuple[Path, bool]:
+    """The sample sheet of the run: ``--samples``, else the config's ``samples`` (relative to the run folder),
+    and whether it must be passed to Snakemake. With the workflow's default config and no such sheet in the
+    run folder, the bundled demo cohort (the workflow's own ``config/samples.tsv``)."""
     import yaml
 
+    from tcrtrack.paths import workflow_root
+
     if samples is not None:
-        return samples.resolve()
+        return samples.resolve(), True
     config = yaml.safe_load(config_path.read_text()) if config_path and config_path.is_file() else {}
     name = (config or {}).get("samples")
     if not name:
         raise TcrtrackError(f"no sample sheet: {config_path} names none. Fix: pass --samples SHEET")
     path = Path(name)
-    return path if path.is_absolute() else outdir / path
+    if path.is_absolute():
+        return path, False
+    defaults = workflow_root() / "config"
+    if not (outdir / path).is_file() and config_path is not None and config_path.parent == defaults:
+        demo = defaults / path.relative_to("config") if path.parts[0] == "config" else defaults / path
+        if demo.is_file():
+            click.echo(f"tcrtrack: no sample sheet in {outdir} ({path}): running the bundled demo cohort "
+                       f"({demo}); pass --samples SHEET for yours", err=True)
+            return demo, True
+    return outdir / path, False
+
+
+class ProgressLines:
+    """Reads Snakemake's log line by line and, for every finished job, says which patient (or the cohort) and
+    which stage is done: ``P01: ingest done (3 of 33 steps)``."""
+
+    def __init__(self) -> None:
+        import re
+
+        self._job = re.compile(r"^\s*jobid: (\d+)")
+        self._patient = re.compile(r"^\s*wildcards: .*\bpatient=([^,\s]+)")
+        self._rule = re.compile(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):")
+        self._finished = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)")
+        self._steps = re.compile(r"^(\d+ of \d+ steps)")
+        self.jobs: dict[str, tuple[str, str]] = {}  # jobid -> (rule, patient or "cohort")
+        self._current: str | None = None
+        self._rule_name: str | None = None
+        self._pending: tuple[str, str] | None = None
+
+    def feed(self, line: str) -> str | None:
+        """The progress message for this log line, if it completes one."""
+        if match := self._rule.match(line):
+            self._rule_name, self._current = match.group(1), None
+        elif (match := self._job.match(line)) and self._rule_name:
+            self._current = match.group(1)
+            self.jobs[self._current] = (self._rule_name, "cohort")
+        elif (match := self._patient.match(line)) and self._current in self.jobs:
+            self.jobs[self._current] = (self.jobs[self._current][0], match.group(1))
+        elif match := self._finished.match(line):
+            rule, who = self.jobs.get(match.group(1), (match.group(2), "cohort"))
+            self._pending = (rule, who)
+        elif (match := self._steps.match(line)) and self._pending:
+            (rule, who), self._pending = self._pending, None
+            return f"{who}: {rule} done ({match.group(1)})"
+        return None
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -211,7 +286,7 @@ def run(samples: Path | None, patients: tuple[str, ...], cores: str | None, prof
     outdir = outdir.resolve()
     outdir.mkdir(parents=True, exist_ok=True)
     config_path, pass_config = _config_file(outdir, configfile)
-    sheet = _sheet_path(outdir, samples, config_path)
+    sheet, pass_sheet = _sheet_path(outdir, samples, config_path)
     sheet_patients = read_sample_sheet(sheet, check_files=False)["patient"].unique(maintain_order=True).to_list()
     unknown = [p for p in patients if p not in sheet_patients]
     if unknown:
@@ -220,7 +295,7 @@ def run(samples: Path | None, patients: tuple[str, ...], cores: str | None, prof
     command = [sys.executable, "-m", "snakemake", "-s", str(workflow_snakefile()), "--directory", str(outdir)]
     if pass_config:
         command += ["--configfile", str(config_path)]
-    if samples is not None:
+    if pass_sheet:
         command += ["--config", f"samples={sheet}"]
     if profile is not None:
         command += ["--profile", str(profile.resolve())]
@@ -240,9 +315,20 @@ def run(samples: Path | None, patients: tuple[str, ...], cores: str | None, prof
             targets.append("all")
         command += targets
     click.echo(f"tcrtrack: {' '.join(command)}", err=True)
-    done = subprocess.run(command, cwd=outdir, check=False)
-    if done.returncode != 0:
-        raise click.ClickException(f"the workflow failed (snakemake exit status {done.returncode}); the lines "
+    if dry_run:
+        returncode = subprocess.run(command, cwd=outdir, check=False).returncode
+    else:  # Snakemake's log passes through; a line per finished job says which patient and stage is done
+        with subprocess.Popen(command, cwd=outdir, stderr=subprocess.PIPE, text=True, bufsize=1) as process:
+            assert process.stderr is not None
+            progress = ProgressLines()
+            for line in process.stderr:
+                sys.stderr.write(line)
+                message = progress.feed(line)
+                if message:
+                    click.echo(f"tcrtrack: {message}", err=True)
+        returncode = process.returncode
+    if returncode != 0:
+        raise click.ClickException(f"the workflow failed (snakemake exit status {returncode}); the lines "
                                    "above name the failing job and its log")
 
 
@@ -262,7 +348,6 @@ def patient_summary(results: Path, patient: str, *, n_top: int = 5) -> list[str]
     import polars as pl
 
     from tcrtrack.io import read_tsv
-    from tcrtrack.plots import PATIENT_FIGURES
 
     folder = results / "patients" / patient
     if not folder.is_dir():
@@ -306,19 +391,14 @@ def patient_summary(results: Path, patient: str, *, n_top: int = 5) -> list[str]
             lines.append(f"    {r['junction_aa']:<22} {r['v_gene'] + '/' + r['j_gene']:<19} log2FC {_fmt(r['blood_log2fc'], '.2f')}"
                          f"  q {_fmt(r['blood_qvalue'], '.2g')}  peak day {_fmt(r['peak_day'])}"
                          f"{'  flagged' if r['flagged'] else ''}")
-    width = len(str(folder / "figures" / "expansion_scatter.png"))
-    lines.append("  tables:")
-    descriptions = {"clones.parquet": "every clone: counts, frequencies and statistics in every sample",
-                    "flagged_clones.tsv": "flagged clones with their evidence",
-                    "noise_model.tsv": "fitted noise model of every comparison",
-                    "overlap.tsv": "clone overlap between every two samples"}
-    for name in PATIENT_TABLES:
-        path = folder / name
-        lines.append(f"    {str(path):<{width}}  {descriptions[name] if path.is_file() else '(not built yet)'}")
-    lines.append("  figures (PNG; PDF next to each):")
-    for stem, what in PATIENT_FIGURES.items():
-        path = folder / "figures" / f"{stem}.png"
-        lines.append(f"    {str(path):<{width}}  {what if path.is_file() else '(not built yet)'}")
+    from tcrtrack.registry import select
+
+    for kind, heading in (("table", "tables"), ("figure", "figures (PNG; PDF next to each)")):
+        entries = [(results.parent / o.format(patient)[0], o.meaning) for o in select(scope="patient", kind=kind)]
+        width = max(len(str(path)) for path, _ in entries)
+        lines.append(f"  {heading}:")
+        for path, meaning in entries:
+            lines.append(f"    {str(path):<{width}}  {meaning if path.is_file() else '(not built yet)'}")
     return lines
 
 

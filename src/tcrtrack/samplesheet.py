@@ -21,8 +21,9 @@ import polars as pl
 import yaml
 
 from tcrtrack.errors import SampleSheetError
+from tcrtrack.paths import workflow_root
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "samples.schema.yaml"
+SCHEMA_PATH = workflow_root() / "workflow" / "schemas" / "samples.schema.yaml"
 """The schema in a source checkout; installed copies pass ``schema=`` explicitly."""
 
 _INTEGER_COLUMNS = ("day", "replicate")

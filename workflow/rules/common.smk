@@ -5,6 +5,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from tcrtrack import registry
 from tcrtrack.errors import SampleSheetError
 from tcrtrack.samplesheet import config_problem, load_schema, read_sample_sheet
 
@@ -97,20 +98,21 @@ def call_settings():
     }
 
 
-def kinetics_targets():
-    return [
-        *expand("results/patients/{patient}/kinetics.tsv", patient=PATIENTS),
-        "results/cohort/kinetics_summary.tsv",
-    ]
+def out(path):
+    """An output of a rule, looked up in tcrtrack.registry (the one list of outputs; an unknown path stops the
+    parse): a folder is a directory(), an entry with a report label is a report() with its caption, category
+    and labels."""
+    entry = registry.lookup(path)
+    if entry.kind == "folder":
+        return directory(path)
+    options = entry.report_options()
+    if options is None or path != entry.path:  # a figure's PDF is not in the report
+        return path
+    if "caption" in options:
+        options["caption"] = f"../report/{options['caption']}"
+    return report(path, **options)
 
 
 def all_targets():
-    return [
-        *per_patient("results/clonotypes/{patient}"),
-        "results/cohort/qc.tsv",
-        "results/cohort/diversity.tsv",
-        "results/provenance.json",
-        *expand("results/patients/{patient}/clones.parquet", patient=PATIENTS),
-        "results/cohort/flagged_clones.tsv",
-        "results/cohort/expansion_summary.tsv",
-    ]
+    """Every output of tcrtrack.registry for every patient of the sheet (the input of rule all)."""
+    return registry.all_files(PATIENTS)

@@ -6,7 +6,7 @@ rule common_depth:
     input:
         qc=common_depth_inputs,
     output:
-        depth="results/diversity/common_depth.txt",
+        depth=out("results/diversity/common_depth.txt"),
     log:
         "logs/diversity/common_depth.log",
     benchmark:
@@ -28,7 +28,7 @@ rule diversity:
         clonotypes="results/clonotypes/{patient}",
         depth="results/diversity/common_depth.txt",
     output:
-        diversity=directory("results/diversity/{patient}"),  # {sample}.parquet for each sample
+        diversity=out("results/diversity/{patient}"),  # {sample}.parquet for each sample
     log:
         "logs/diversity/{patient}.log",
     benchmark:
@@ -54,7 +54,7 @@ rule diversity_cohort:
         diversity=per_patient("results/diversity/{patient}"),
         sheet=config["samples"],
     output:
-        diversity=report("results/cohort/diversity.tsv", category="Cohort", labels={"table": "diversity"}),
+        diversity=out("results/cohort/diversity.tsv"),
     log:
         "logs/cohort/diversity.log",
     benchmark:

@@ -6,14 +6,9 @@ rule patient_calls:
         clonotypes="results/clonotypes/{patient}",
         sheet=config["samples"],
     output:
-        clones="results/patients/{patient}/clones.parquet",
-        flagged=report(
-            "results/patients/{patient}/flagged_clones.tsv",
-            category="Patients",
-            subcategory="{patient}",
-            labels={"patient": "{patient}", "table": "flagged clones"},
-        ),
-        noise="results/patients/{patient}/noise_model.tsv",
+        clones=out("results/patients/{patient}/clones.parquet"),
+        flagged=out("results/patients/{patient}/flagged_clones.tsv"),
+        noise=out("results/patients/{patient}/noise_model.tsv"),
     log:
         "logs/patients/{patient}.log",
     benchmark:
@@ -37,10 +32,8 @@ rule expansion_cohort:
         clones=expand("results/patients/{patient}/clones.parquet", patient=PATIENTS),
         sheet=config["samples"],
     output:
-        flagged=report("results/cohort/flagged_clones.tsv", category="Cohort", labels={"table": "flagged clones"}),
-        summary=report(
-            "results/cohort/expansion_summary.tsv", category="Cohort", labels={"table": "expansion summary"}
-        ),
+        flagged=out("results/cohort/flagged_clones.tsv"),
+        summary=out("results/cohort/expansion_summary.tsv"),
     log:
         "logs/cohort/expansion.log",
     benchmark:

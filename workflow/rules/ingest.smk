@@ -6,8 +6,8 @@ rule ingest:
     input:
         repertoires=patient_repertoires,
     output:
-        clonotypes=directory("results/clonotypes/{patient}"),  # {sample}.parquet for each sample
-        qc="results/qc/{patient}.tsv",
+        clonotypes=out("results/clonotypes/{patient}"),  # {sample}.parquet for each sample
+        qc=out("results/qc/{patient}.tsv"),
     log:
         "logs/ingest/{patient}.log",
     benchmark:
@@ -37,7 +37,7 @@ rule qc_cohort:
         qc=per_patient("results/qc/{patient}.tsv"),
         sheet=config["samples"],
     output:
-        qc=report("results/cohort/qc.tsv", category="Cohort", labels={"table": "QC"}),
+        qc=out("results/cohort/qc.tsv"),
     log:
         "logs/cohort/qc.log",
     benchmark:
@@ -57,7 +57,7 @@ rule provenance:
         sheet=config["samples"],
         repertoires=samples["path"].to_list(),
     output:
-        provenance="results/provenance.json",
+        provenance=out("results/provenance.json"),
     log:
         "logs/cohort/provenance.log",
     benchmark:

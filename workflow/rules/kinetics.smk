@@ -6,24 +6,12 @@ rule kinetics:
         clones="results/patients/{patient}/clones.parquet",
         sheet=config["samples"],
     output:
-        kinetics="results/patients/{patient}/kinetics.tsv",
-        persistence="results/patients/{patient}/product_persistence.tsv",
-        kinetics_figure=report(
-            "results/patients/{patient}/figures/kinetics.png",
-            caption="../report/kinetics.rst",
-            category="Patients",
-            subcategory="{patient}",
-            labels={"patient": "{patient}", "stage": "kinetics", "figure": "clone kinetics"},
-        ),
-        kinetics_pdf="results/patients/{patient}/figures/kinetics.pdf",
-        persistence_figure=report(
-            "results/patients/{patient}/figures/persistence.png",
-            caption="../report/persistence.rst",
-            category="Patients",
-            subcategory="{patient}",
-            labels={"patient": "{patient}", "stage": "kinetics", "figure": "product persistence"},
-        ),
-        persistence_pdf="results/patients/{patient}/figures/persistence.pdf",
+        kinetics=out("results/patients/{patient}/kinetics.tsv"),
+        persistence=out("results/patients/{patient}/product_persistence.tsv"),
+        kinetics_figure=out("results/patients/{patient}/figures/kinetics.png"),
+        kinetics_pdf=out("results/patients/{patient}/figures/kinetics.pdf"),
+        persistence_figure=out("results/patients/{patient}/figures/persistence.png"),
+        persistence_pdf=out("results/patients/{patient}/figures/persistence.pdf"),
     log:
         "logs/kinetics/{patient}.log",
     benchmark:
@@ -49,25 +37,13 @@ rule kinetics_cohort:
         persistence=expand("results/patients/{patient}/product_persistence.tsv", patient=PATIENTS),
         sheet=config["samples"],
     output:
-        kinetics=report("results/cohort/kinetics.tsv", category="Cohort", labels={"table": "clone kinetics"}),
-        summary=report(
-            "results/cohort/kinetics_summary.tsv", category="Cohort", labels={"table": "kinetics summary"}
-        ),
-        persistence="results/cohort/product_persistence.tsv",
-        kinetics_figure=report(
-            "results/cohort/figures/kinetics.png",
-            caption="../report/kinetics.rst",
-            category="Cohort",
-            labels={"stage": "kinetics", "figure": "clone half-lives"},
-        ),
-        kinetics_pdf="results/cohort/figures/kinetics.pdf",
-        persistence_figure=report(
-            "results/cohort/figures/persistence.png",
-            caption="../report/persistence.rst",
-            category="Cohort",
-            labels={"stage": "kinetics", "figure": "product persistence"},
-        ),
-        persistence_pdf="results/cohort/figures/persistence.pdf",
+        kinetics=out("results/cohort/kinetics.tsv"),
+        summary=out("results/cohort/kinetics_summary.tsv"),
+        persistence=out("results/cohort/product_persistence.tsv"),
+        kinetics_figure=out("results/cohort/figures/kinetics.png"),
+        kinetics_pdf=out("results/cohort/figures/kinetics.pdf"),
+        persistence_figure=out("results/cohort/figures/persistence.png"),
+        persistence_pdf=out("results/cohort/figures/persistence.pdf"),
     log:
         "logs/cohort/kinetics.log",
     benchmark:

@@ -1,5 +1,5 @@
 # Clone overlap between each patient's samples, and public clones shared across patients.
-# Input functions and targets: report.smk.
+# Input functions: report.smk; outputs and targets: tcrtrack.registry.
 
 
 rule overlap:
@@ -7,13 +7,7 @@ rule overlap:
         clonotypes="results/clonotypes/{patient}",
         sheet=config["samples"],
     output:
-        overlap=report(
-            "results/patients/{patient}/overlap.tsv",
-            caption="../report/overlap_table.rst",
-            category="Patients",
-            subcategory="{patient}",
-            labels={"patient": "{patient}", "stage": "overlap", "table": "sample overlap"},
-        ),
+        overlap=out("results/patients/{patient}/overlap.tsv"),
     log:
         "logs/overlap/{patient}.log",
     benchmark:
@@ -37,18 +31,8 @@ rule overlap_cohort:
         overlaps=patient_overlap_tables,
         clones=expand("results/patients/{patient}/clones.parquet", patient=PATIENTS),
     output:
-        overlap=report(
-            "results/cohort/overlap.tsv",
-            caption="../report/overlap_table.rst",
-            category="Cohort",
-            labels={"stage": "overlap", "table": "sample overlap"},
-        ),
-        public=report(
-            "results/cohort/public_clones.tsv",
-            caption="../report/public_clones.rst",
-            category="Cohort",
-            labels={"stage": "overlap", "table": "public clones"},
-        ),
+        overlap=out("results/cohort/overlap.tsv"),
+        public=out("results/cohort/public_clones.tsv"),
     log:
         "logs/cohort/overlap.log",
     benchmark:

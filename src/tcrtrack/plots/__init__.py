@@ -8,17 +8,10 @@ Colours are colour-blind safe (Okabe–Ito, Tol, viridis). Modules import matplo
 
 from __future__ import annotations
 
-# File stems (results/patients/{patient}/figures/<stem>.png|.pdf) and what each shows.
-PATIENT_FIGURES: dict[str, str] = {
-    "overlap_heatmap": "clone overlap (Morisita–Horn) between every two samples",
-    "expansion_scatter": "baseline vs post-infusion blood frequency, expanded/new/flagged clones highlighted",
-    "clone_tracking": "flagged and top expanded clones across blood days and tumour biopsies",
-    "diversity": "clonality and Shannon entropy over time, full depth and rarefied",
-    "noise_model": "fitted overdispersion and observed vs expected variance per comparison",
-}
-# results/cohort/figures/<stem>.png|.pdf
-COHORT_FIGURES: dict[str, str] = {
-    "diversity_trajectories": "clonality and Shannon entropy over time, every patient, by group",
-    "flagged_by_group": "expanded and flagged clones and the flagged clones' tumour share per patient, by group",
-    "overlap_summary": "blood and tumour overlap over time and blood–tumour overlap, every patient",
-}
+from tcrtrack.registry import select as _select
+
+# File stems (results/patients/{patient}/figures/<stem>.png|.pdf) drawn by the patient_figures rule, and what
+# each shows: from tcrtrack.registry, the one list of outputs (the kinetics figures are the kinetics rule's).
+PATIENT_FIGURES: dict[str, str] = {o.stem: o.meaning for o in _select(kind="figure", rule="patient_figures")}
+# results/cohort/figures/<stem>.png|.pdf, drawn by the cohort_figures rule
+COHORT_FIGURES: dict[str, str] = {o.stem: o.meaning for o in _select(kind="figure", rule="cohort_figures")}

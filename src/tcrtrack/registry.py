@@ -1,0 +1,189 @@
+"""The one list of the workflow's outputs: every file a rule writes, what it holds and where it shows.
+
+Who reads it: the rules (``out()`` in ``workflow/rules/common.smk`` looks every output path up here and
+adds its report entry: category, labels and caption), ``rule all`` (every entry, expanded over the
+sheet's patients), ``tcrtrack run --patient`` (the patient's entries), ``tcrtrack show`` (paths and
+meanings), :data:`tcrtrack.plots.PATIENT_FIGURES` / ``COHORT_FIGURES`` (the figures the figure rules
+draw) and the report's overview text (its figure lists come from the report labels set here).
+``tests/test_registry.py`` checks that the rules of the workflow produce exactly these files.
+
+Paths are relative to the run folder; ``{patient}`` is the patient wildcard. A figure's ``path`` is its
+PNG; the rule writes a PDF next to it (:attr:`Output.files`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Literal
+
+Scope = Literal["patient", "cohort"]
+Kind = Literal["table", "figure", "folder", "file"]
+
+
+@dataclass(frozen=True)
+class Output:
+    path: str
+    """Path template (relative to the run folder; ``{patient}`` for per-patient outputs)."""
+    scope: Scope
+    kind: Kind
+    """``table`` (TSV/Parquet), ``figure`` (PNG + PDF), ``folder`` (one file per sample) or ``file``."""
+    stage: str
+    """Analysis stage: ingest, diversity, expansion, flagged clones, overlap, kinetics, provenance."""
+    rule: str
+    """The Snakemake rule that writes it."""
+    meaning: str
+    """One line: what it holds."""
+    label: str | None = None
+    """Name in the HTML report; ``None``: not in the report."""
+    caption: str | None = None
+    """Caption file in ``workflow/report/`` (figures always have one)."""
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.path).stem if self.kind != "folder" else PurePosixPath(self.path).name
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The path templates the rule writes for this entry (a figure: PNG and PDF)."""
+        if self.kind == "figure":
+            return self.path, str(PurePosixPath(self.path).with_suffix(".pdf"))
+        return (self.path,)
+
+    def format(self, patient: str | None = None) -> tuple[str, ...]:
+        """:attr:`files` with the patient filled in (cohort outputs ignore ``patient``)."""
+        if self.scope == "patient":
+            if patient is None:
+                raise ValueError(f"{self.path} is per patient: give the patient")
+            return tuple(f.format(patient=patient) for f in self.files)
+        return self.files
+
+    def report_options(self) -> dict[str, object] | None:
+        """Keyword arguments of Snakemake's ``report()`` (caption relative to workflow/report/), or None."""
+        if self.label is None:
+            return None
+        labels: dict[str, str] = {"patient": "{patient}"} if self.scope == "patient" else {}
+        labels |= {"stage": self.stage, ("figure" if self.kind == "figure" else "table"): self.label}
+        options: dict[str, object] = {"category": "Patients" if self.scope == "patient" else "Cohort",
+                                      "labels": labels}
+        if self.scope == "patient":
+            options["subcategory"] = "{patient}"
+        if self.caption is not None:
+            options["caption"] = self.caption
+        return options
+
+
+P = "results/patients/{patient}"
+C = "results/cohort"
+
+OUTPUTS: tuple[Output, ...] = (
+    # ingest
+    Output("results/clonotypes/{patient}", "patient", "folder", "ingest", "ingest",
+           "one Parquet per sample: clonotypes with count, frequency and gene calls"),
+    Output("results/qc/{patient}.tsv", "patient", "table", "ingest", "ingest",
+           "QC per sample: input rows/counts, kept and every drop reason"),
+    Output(f"{C}/qc.tsv", "cohort", "table", "ingest", "qc_cohort",
+           "every sample's QC row with the sheet's metadata", label="QC"),
+    Output("results/provenance.json", "cohort", "file", "provenance", "provenance",
+           "versions, configuration and SHA-256 of the sheet and every input"),
+    # diversity
+    Output("results/diversity/common_depth.txt", "cohort", "file", "diversity", "common_depth",
+           "the common rarefaction depth"),
+    Output("results/diversity/{patient}", "patient", "folder", "diversity", "diversity",
+           "one Parquet per sample: diversity at full depth and rarefied"),
+    Output(f"{C}/diversity.tsv", "cohort", "table", "diversity", "diversity_cohort",
+           "diversity of every sample, full depth and rarefied", label="diversity"),
+    # expansion and tumour accumulation
+    Output(f"{P}/clones.parquet", "patient", "table", "expansion", "patient_calls",
+           "every clone: counts, frequencies and statistics in every sample"),
+    Output(f"{P}/flagged_clones.tsv", "patient", "table", "flagged clones", "patient_calls",
+           "flagged clones with their evidence, strongest first", label="flagged clones"),
+    Output(f"{P}/noise_model.tsv", "patient", "table", "expansion", "patient_calls",
+           "fitted noise model of every comparison"),
+    Output(f"{C}/flagged_clones.tsv", "cohort", "table", "flagged clones", "expansion_cohort",
+           "all patients' flagged clones", label="flagged clones"),
+    Output(f"{C}/expansion_summary.tsv", "cohort", "table", "expansion", "expansion_cohort",
+           "per patient: expanded, new, accumulating and flagged clones", label="expansion summary"),
+    # overlap
+    Output(f"{P}/overlap.tsv", "patient", "table", "overlap", "overlap",
+           "clone overlap between every two samples", label="sample overlap", caption="overlap_table.rst"),
+    Output(f"{C}/overlap.tsv", "cohort", "table", "overlap", "overlap_cohort",
+           "every patient's sample overlaps", label="sample overlap", caption="overlap_table.rst"),
+    Output(f"{C}/public_clones.tsv", "cohort", "table", "overlap", "overlap_cohort",
+           "clones shared by two or more patients", label="public clones", caption="public_clones.rst"),
+    # figures
+    Output(f"{P}/figures/overlap_heatmap.png", "patient", "figure", "overlap", "patient_figures",
+           "clone overlap (Morisita–Horn) between every two samples", label="clone overlap heatmap",
+           caption="overlap_heatmap.rst"),
+    Output(f"{P}/figures/expansion_scatter.png", "patient", "figure", "expansion", "patient_figures",
+           "baseline vs post-infusion blood frequency, expanded/new/flagged clones highlighted",
+           label="expansion scatter", caption="expansion_scatter.rst"),
+    Output(f"{P}/figures/clone_tracking.png", "patient", "figure", "flagged clones", "patient_figures",
+           "flagged and top expanded clones across blood days and tumour biopsies", label="clone tracking",
+           caption="clone_tracking.rst"),
+    Output(f"{P}/figures/diversity.png", "patient", "figure", "diversity", "patient_figures",
+           "clonality and Shannon entropy over time, full depth and rarefied", label="diversity over time",
+           caption="diversity.rst"),
+    Output(f"{P}/figures/noise_model.png", "patient", "figure", "expansion", "patient_figures",
+           "fitted overdispersion and observed vs expected variance per comparison", label="noise model",
+           caption="noise_model.rst"),
+    Output(f"{C}/figures/diversity_trajectories.png", "cohort", "figure", "diversity", "cohort_figures",
+           "clonality and Shannon entropy over time, every patient, by group", label="diversity trajectories",
+           caption="diversity_trajectories.rst"),
+    Output(f"{C}/figures/flagged_by_group.png", "cohort", "figure", "flagged clones", "cohort_figures",
+           "expanded and flagged clones and the flagged clones' tumour share per patient, by group",
+           label="flagged clones by group", caption="flagged_by_group.rst"),
+    Output(f"{C}/figures/overlap_summary.png", "cohort", "figure", "overlap", "cohort_figures",
+           "blood and tumour overlap over time and blood–tumour overlap, every patient", label="overlap summary",
+           caption="overlap_summary.rst"),
+    # kinetics
+    Output(f"{P}/kinetics.tsv", "patient", "table", "kinetics", "kinetics",
+           "peak, last detection and half-life of flagged, expanded and top product clones"),
+    Output(f"{P}/product_persistence.tsv", "patient", "table", "kinetics", "kinetics",
+           "product clones detected in blood per day, observed vs expected from depth"),
+    Output(f"{P}/figures/kinetics.png", "patient", "figure", "kinetics", "kinetics",
+           "frequency over time of the followed clones, with half-lives", label="clone kinetics",
+           caption="kinetics.rst"),
+    Output(f"{P}/figures/persistence.png", "patient", "figure", "kinetics", "kinetics",
+           "the product's share of blood and its clones detected vs expected", label="product persistence",
+           caption="persistence.rst"),
+    Output(f"{C}/kinetics.tsv", "cohort", "table", "kinetics", "kinetics_cohort",
+           "every patient's clone kinetics", label="clone kinetics"),
+    Output(f"{C}/kinetics_summary.tsv", "cohort", "table", "kinetics", "kinetics_cohort",
+           "per patient: median half-life and share still detected", label="kinetics summary"),
+    Output(f"{C}/product_persistence.tsv", "cohort", "table", "kinetics", "kinetics_cohort",
+           "every patient's product persistence"),
+    Output(f"{C}/figures/kinetics.png", "cohort", "figure", "kinetics", "kinetics_cohort",
+           "half-lives of flagged, expanded and product clones, every patient", label="clone half-lives",
+           caption="kinetics.rst"),
+    Output(f"{C}/figures/persistence.png", "cohort", "figure", "kinetics", "kinetics_cohort",
+           "the product's share of blood over time, every patient", label="product persistence",
+           caption="persistence.rst"),
+)
+
+_BY_FILE: dict[str, Output] = {f: o for o in OUTPUTS for f in o.files}
+if len(_BY_FILE) != sum(len(o.files) for o in OUTPUTS):
+    raise AssertionError("two registry entries share a path")
+
+
+def lookup(path: str) -> Output:
+    """The entry of a path template (a figure's PDF gives the figure)."""
+    try:
+        return _BY_FILE[path]
+    except KeyError:
+        raise KeyError(f"{path} is not in tcrtrack.registry.OUTPUTS: add it there (one entry per output)") from None
+
+
+def select(*, scope: Scope | None = None, kind: Kind | None = None, rule: str | None = None) -> list[Output]:
+    return [o for o in OUTPUTS if (scope is None or o.scope == scope) and (kind is None or o.kind == kind)
+            and (rule is None or o.rule == rule)]
+
+
+def patient_files(patient: str) -> list[str]:
+    """Every file of one patient (``tcrtrack run --patient``'s targets)."""
+    return [f for o in select(scope="patient") for f in o.format(patient)]
+
+
+def all_files(patients: list[str]) -> list[str]:
+    """Every output of a run over ``patients`` (``rule all``)."""
+    return [*(f for p in patients for f in patient_files(p)), *(f for o in select(scope="cohort") for f in o.files)]
