@@ -20,14 +20,14 @@ pre-treatment one) it re-runs the scenario's sampling with the patient's true re
 frequencies and nothing planted changed (:meth:`scenarios.PatientState.null_truth`: the
 non-planted changes of the scenario, broad shifts and the product's share, are re-drawn from their
 law) ``replicates`` times, and pools the null pairs ``(a', b')`` in bins of ``n' = a' + b'``
-(one bin per n up to 40; above, one pool on a standardised log-ratio, see :class:`NullLaw`). The
+(one bin per n up to 10; above, one pool on a standardised deviance, see :class:`NullLaw`). The
 p-value of an observed clone is the add-one Monte Carlo tail ``(1 + #{null stat >= stat}) / (1 +
 #bin)``: the empirical conditional null law of ``b`` given ``n``. Large clones are rare, so clones
 whose expected ``n`` is large get extra null replicates (up to ``boost_max`` each, until a bin of
 expected n holds ~``boost_target`` pairs), drawn clone by clone (binomial marginals of the
 multinomial, normalised by the sums of the full replicates). Narrow bins of n for large clones
 were tried first: their floor (1/(20 x a few hundred)) made the oracle unable to call anything
-after BH over ~40,000 clones.
+after BH over ~40,000 clones; a pooled log-ratio z saturated for clones absent at baseline.
 
 Multiplicity, implemented here with numpy: blood, one-sided p per day, a day *testable* when
 ``n >= 3`` (depends on ``n`` only, so the restriction keeps the conditional null valid; Tarone
@@ -37,7 +37,7 @@ post count >= 3. Flags: ``p = max(Simes blood p, Simes tumour p over the post bi
 clones testable in both, BH over those, flagged when ``q < fdr`` and both effect filters hold.
 
 Limits: the Monte Carlo floor is ``1 / (1 + pairs in the bin)`` (1/(20 x clones with that n) for
-n <= 40; 1/(large null pairs), ~1e-5..1e-6, above); pooling the large clones assumes ``z`` free of n
+n <= 10; 1/(null pairs with n > 10), ~1e-6, above); pooling the large clones assumes ``z`` free of n
 and frequency, which holds for lognormal-type noise and only roughly for jackpots and for the
 negative binomial (whose extra variance grows like m^(gamma-2), not constant on the log scale); the boosted replicates
 are drawn per clone with the normalising sums of the full replicates (exact for the negative
@@ -172,14 +172,15 @@ def _bin_of(n: np.ndarray, exact_up_to: int = 40, width: float = 0.1) -> np.ndar
 class NullLaw:
     """The empirical conditional null law of one comparison, from null pairs ``(a', b')``.
 
-    Totals ``n <= exact_up_to``: the law of ``b / n`` in each exact n. Larger totals: one pool of the
-    standardised log-ratio ``z = log((b+.5)/(a+.5) * N_a/N_b) / sqrt(1/(a+.5) + 1/(b+.5) + s2)`` with
-    ``s2`` the extra-binomial variance of the log-ratio measured on the null pairs themselves (n > 200):
-    ``z`` is then nearly free of n, so every large clone draws on all large null pairs (a floor of
+    Totals ``n <= exact_up_to``: the law of ``b / n`` in each exact n. Larger totals: one pool of a
+    standardised statistic, the signed root of the binomial deviance of ``b | n`` against
+    ``p0 = N_b/(N_a+N_b)`` divided by ``sqrt(1 + s2 n p0 (1-p0))``, with ``s2`` the extra-binomial
+    variance of the log-ratio measured on the null pairs themselves (n > 200): ``z`` is then nearly
+    free of n, so every large clone draws on all large null pairs (a floor of
     ~1/(10^5..10^6) instead of 1/(pairs in a narrow bin)).
     """
 
-    def __init__(self, a: np.ndarray, b: np.ndarray, n_a: int, n_b: int, exact_up_to: int = 40):
+    def __init__(self, a: np.ndarray, b: np.ndarray, n_a: int, n_b: int, exact_up_to: int = 10):
         self.n_a, self.n_b, self.exact = n_a, n_b, exact_up_to
         n = a + b
         keep = n > 0
@@ -193,12 +194,24 @@ class NullLaw:
         lr, binom = self._lr(a[~small], b[~small])
         big = n[~small] > 200
         self.s2 = max(float(np.var(lr[big]) - np.mean(binom[big])), 0.0) if big.sum() > 50 else 0.0
-        self.z = np.sort(lr / np.sqrt(binom + self.s2))
+        self.z = np.sort(self._z(a[~small], b[~small]))
         self.n_pairs = int(n.size)
 
     def _lr(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lr = np.log((b + 0.5) / (a + 0.5)) - np.log(self.n_b / self.n_a)
         return lr, 1.0 / (a + 0.5) + 1.0 / (b + 0.5)
+
+    def _z(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Signed root of the binomial deviance of b | n against p0 = N_b/(N_a+N_b), divided by the
+        square root of the variance inflation 1 + s2 n p0 (1 - p0) of the log-odds."""
+        a, b = a.astype(float), b.astype(float)
+        n = a + b
+        p0 = self.n_b / (self.n_a + self.n_b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tb = np.where(b > 0, b * np.log(b / (n * p0)), 0.0)
+            ta = np.where(a > 0, a * np.log(a / (n * (1 - p0))), 0.0)
+        dev = np.sqrt(np.maximum(2 * (tb + ta), 0.0)) * np.sign(b - n * p0)
+        return dev / np.sqrt(1.0 + self.s2 * n * p0 * (1 - p0))
 
     def pvalues(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Add-one Monte Carlo upper-tail p-values (NaN where n = 0)."""
@@ -217,8 +230,7 @@ class NullLaw:
             out[small] = (1.0 + exceed) / (1.0 + self.stop[k] - self.start[k])
         large = np.flatnonzero(n > self.exact)
         if large.size:
-            lr, binom = self._lr(a[large], b[large])
-            z = lr / np.sqrt(binom + self.s2) - 1e-12
+            z = self._z(a[large], b[large]) - 1e-12
             out[large] = (1.0 + self.z.size - np.searchsorted(self.z, z, side="left")) / (1.0 + self.z.size)
         return out
 
