@@ -114,7 +114,12 @@ def figure(samples: pl.DataFrame, clonotypes: dict[str, pl.DataFrame], results: 
     wide = wide_counts(clonotypes)
     base = samples.filter(pl.col("day") <= 0).sort("day")["sample"][-1]
     post = samples.filter(pl.col("day") > 0).sort("day")
-    fig, axes = plt.subplots(1, post.height, figsize=(3.2 * post.height, 3.2), sharey=True, squeeze=False)
+    ncol = min(3, post.height)
+    nrow = -(-post.height // ncol)
+    fig, grid = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 3.0 * nrow), sharey=True, squeeze=False)
+    axes = [list(grid.ravel()[:post.height])]
+    for extra in grid.ravel()[post.height:]:
+        extra.set_visible(False)
     a_all = wide[f"count_{base}"].to_numpy()
     for ax, (sample, day) in zip(axes[0], post.select("sample", "day").iter_rows()):
         b_all = wide[f"count_{sample}"].to_numpy()
@@ -125,7 +130,7 @@ def figure(samples: pl.DataFrame, clonotypes: dict[str, pl.DataFrame], results: 
         p0 = n_b / (n_a + n_b)
         y = np.log(b / a) - np.log(p0 / (1 - p0))  # logit(b/n) = log(b/a)
         x = np.log10(n / (n_a + n_b))
-        ax.scatter(x, y, s=6, alpha=0.3, color="k", lw=0)
+        ax.scatter(x, y, s=14, alpha=0.5, color="k", lw=0)
         for model, calls in results.items():
             noise = calls.noise
             if not {"log10_freq", "q975"} <= set(noise.columns):
@@ -141,7 +146,8 @@ def figure(samples: pl.DataFrame, clonotypes: dict[str, pl.DataFrame], results: 
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_title(f"day {day} vs day 0 ({both.sum()} shared)", fontsize=9)
         ax.set_xlabel("log10((a+b)/(N_a+N_b))", fontsize=8)
-    axes[0][0].set_ylabel("logit(b/n) - logit(N_b/(N_a+N_b))", fontsize=8)
+    for row in grid:
+        row[0].set_ylabel("logit(b/n) - logit(N_b/(N_a+N_b))", fontsize=8)
     if any(ax.get_legend_handles_labels()[0] for ax in axes[0]):
         axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
