@@ -211,6 +211,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.quick:
         args.seeds, args.patients = args.seeds[:1], 1
+        args.oracle_replicates = min(args.oracle_replicates, 10)
     return args
 
 

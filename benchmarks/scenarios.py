@@ -357,8 +357,8 @@ def power_law(rng: np.random.Generator, n: int, *, exponent: float = 2.2, cap: f
 
 
 def junctions(ids: np.ndarray) -> list[str]:
-    """Fake but valid-looking CDR3s: ``CASS`` + one letter per decimal digit of the id (2 letters per digit
-    pair, so distinct ids give distinct junctions) + ``F``."""
+    """Fake but valid-looking CDR3s: ``CASS`` + two letters per pair of decimal digits of the (8-digit) id
+    (so distinct ids give distinct junctions) + ``F``."""
     digits = np.array([list(f"{i:08d}") for i in ids], dtype=np.int64) if ids.size else np.zeros((0, 8), np.int64)
     pairs = digits[:, 0::2] * 10 + digits[:, 1::2]  # 4 pairs of digits, 0..99
     letters = AMINO[pairs // 15 % 15], AMINO[pairs % 15]
