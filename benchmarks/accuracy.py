@@ -174,8 +174,8 @@ product clones are not scored. FDP = false calls / calls (0 without calls). *Rea
 Oracle (`benchmarks/scoring.py`, {args.oracle_replicates} null replicates per comparison): Monte Carlo
 p-values from the scenario's own sampling re-run with nothing planted changed (the empirical law of b given
 n = a + b), Simes over a clone's days, Benjamini-Hochberg over testable clones (Tarone), flags by BH on
-max(p_blood, p_tumour), the same effect filters. Exact bins of n up to 10, one pool of a standardised
-deviance above (its calibration across n is approximate). Its Monte Carlo floor (~1e-6 above n = 10,
+max(p_blood, p_tumour), the same effect filters. Exact bins of n up to 25, one pool of a standardised
+deviance above (its calibration across n is approximate). Its Monte Carlo floor (~1e-6 above n = 25,
 1/(20 x clones with that n) below) and that pooling limit it: it is a reference for what a test of the same
 multiplicity structure that knows the noise law reaches, not a strict upper bound. Blood-only clones
 (constant in the tumour) and tumour-only clones are nulls of its flag test.

@@ -20,7 +20,7 @@ pre-treatment one) it re-runs the scenario's sampling with the patient's true re
 frequencies and nothing planted changed (:meth:`scenarios.PatientState.null_truth`: the
 non-planted changes of the scenario, broad shifts and the product's share, are re-drawn from their
 law) ``replicates`` times, and pools the null pairs ``(a', b')`` in bins of ``n' = a' + b'``
-(one bin per n up to 10; above, one pool on a standardised deviance, see :class:`NullLaw`). The
+(one bin per n up to 25; above, one pool on a standardised deviance, see :class:`NullLaw`). The
 p-value of an observed clone is the add-one Monte Carlo tail ``(1 + #{null stat >= stat}) / (1 +
 #bin)``: the empirical conditional null law of ``b`` given ``n``. Large clones are rare, so clones
 whose expected ``n`` is large get extra null replicates (up to ``boost_max`` each, until a bin of
@@ -37,9 +37,11 @@ post count >= 3. Flags: ``p = max(Simes blood p, Simes tumour p over the post bi
 clones testable in both, BH over those, flagged when ``q < fdr`` and both effect filters hold.
 
 Limits: the Monte Carlo floor is ``1 / (1 + pairs in the bin)`` (1/(20 x clones with that n) for
-n <= 10; 1/(null pairs with n > 10), ~1e-6, above); pooling the large clones assumes ``z`` free of n
+n <= 25; 1/(null pairs with n > 25), ~1e-6, above); pooling the large clones assumes ``z`` free of n
 and frequency, which holds for lognormal-type noise and only roughly for jackpots and for the
-negative binomial (whose extra variance grows like m^(gamma-2), not constant on the log scale); the boosted replicates
+negative binomial (whose extra variance grows like m^(gamma-2), not constant on the log scale): in
+``jackpots`` the oracle's blood FDP is ~0.15 (the pool is not calibrated for infinite-variance
+jackpots), and with exact bins only up to n = 10 it reached ~0.2 in ``product_50`` (hence 25); the boosted replicates
 are drawn per clone with the normalising sums of the full replicates (exact for the negative
 binomial, which has no normalisation; for heavy jackpots the sum fluctuates more than that).
 """
@@ -173,18 +175,20 @@ class NullLaw:
     """The empirical conditional null law of one comparison, from null pairs ``(a', b')``.
 
     Totals ``n <= exact_up_to``: the law of ``b / n`` in each exact n. Larger totals: one pool of a
-    standardised statistic, the signed root of the binomial deviance of ``b | n`` against
-    ``p0 = N_b/(N_a+N_b)`` divided by ``sqrt(1 + s2 n p0 (1-p0))``, with ``s2`` the extra-binomial
+    standardised statistic, the signed root of the binomial deviance of ``b | n`` against the null
+    pairs' share ``p0 = sum b' / sum n'`` divided by ``sqrt(1 + s2 n p0 (1-p0))``, with ``s2`` the extra-binomial
     variance of the log-ratio measured on the null pairs themselves (n > 200): ``z`` is then nearly
     free of n, so every large clone draws on all large null pairs (a floor of
     ~1/(10^5..10^6) instead of 1/(pairs in a narrow bin)).
     """
 
-    def __init__(self, a: np.ndarray, b: np.ndarray, n_a: int, n_b: int, exact_up_to: int = 10):
+    def __init__(self, a: np.ndarray, b: np.ndarray, n_a: int, n_b: int, exact_up_to: int = 25):
         self.n_a, self.n_b, self.exact = n_a, n_b, exact_up_to
         n = a + b
         keep = n > 0
         a, b, n = a[keep], b[keep], n[keep]
+        # the null's own share of the later sample (differs from N_b/(N_a+N_b) when, e.g., a product dilutes it)
+        self.p0 = float(b.sum() / n.sum()) if n.size else n_b / (n_a + n_b)
         small = n <= exact_up_to
         bins, r = n[small], b[small] / n[small]
         order = np.argsort(bins * 2.0 + r, kind="stable")  # by n, then r (r in [0, 1])
@@ -198,15 +202,16 @@ class NullLaw:
         self.n_pairs = int(n.size)
 
     def _lr(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        lr = np.log((b + 0.5) / (a + 0.5)) - np.log(self.n_b / self.n_a)
+        lr = np.log((b + 0.5) / (a + 0.5)) - np.log(self.p0 / (1 - self.p0))
         return lr, 1.0 / (a + 0.5) + 1.0 / (b + 0.5)
 
     def _z(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Signed root of the binomial deviance of b | n against p0 = N_b/(N_a+N_b), divided by the
+        """Signed root of the binomial deviance of b | n against the null share p0 (sum b' / sum n' of the
+        null pairs, N_b/(N_a+N_b) without a product), divided by the
         square root of the variance inflation 1 + s2 n p0 (1 - p0) of the log-odds."""
         a, b = a.astype(float), b.astype(float)
         n = a + b
-        p0 = self.n_b / (self.n_a + self.n_b)
+        p0 = self.p0
         with np.errstate(divide="ignore", invalid="ignore"):
             tb = np.where(b > 0, b * np.log(b / (n * p0)), 0.0)
             ta = np.where(a > 0, a * np.log(a / (n * (1 - p0))), 0.0)
@@ -259,15 +264,16 @@ def null_pairs(state, compartment: str, ref_day: int, day: int, rng: np.random.G
             total += law.counts(wl / z, lib.depth, rng)
         return total
 
+    scored = state.category != "product"  # product clones are known (their own sample) and not null clones
     for _ in range(replicates):
         f_later = state.null_truth(compartment, day, ref_day, rng)
         later_truths.append(f_later)
-        a_out.append(side(f_ref, ref_libs, sums_ref))
-        b_out.append(side(f_later, later_libs, sums_later))
+        a_out.append(side(f_ref, ref_libs, sums_ref)[scored])
+        b_out.append(side(f_later, later_libs, sums_later)[scored])
     # boosted replicates of clones with large expected totals
     depth = sum(lib.depth for lib in ref_libs) + sum(lib.depth for lib in later_libs)
     expected = f_ref * depth
-    big = np.flatnonzero(expected >= 20)
+    big = np.flatnonzero((expected >= 20) & scored)
     if big.size:
         ebins = _bin_of(expected[big])
         _, inverse, sizes = np.unique(ebins, return_inverse=True, return_counts=True)
