@@ -123,3 +123,21 @@ def test_easy_scenario_fisher_recovers_planted_truth():
 def test_unknown_models_are_skipped():
     known, unknown = scoring.methods_available(["fisher", "no_such_model"])
     assert known == ["fisher"] and unknown == ["no_such_model"]
+
+
+def test_oracle_on_easy_scenario_calls_planted_clones():
+    _, _, truth, state = scenarios.generate_patient("easy", seed=0, design=scenarios.Design().quick())
+    calls = scoring.oracle_calls(state, replicates=5)
+    s = scoring.score_calls(calls, truth)
+    assert s["blood_calls"] > 0 and s["blood_fdp"] <= 0.2, s
+    assert s["blood_recall_reachable"] >= 0.5, s
+
+
+def test_null_law_pvalues_are_add_one_tails():
+    a = np.array([0, 1, 2, 3, 1])
+    b = np.array([1, 0, 1, 0, 1])  # n = 1, 1, 3, 3, 2
+    law = scoring.NullLaw(a, b, 100, 100)
+    p = law.pvalues(np.array([0, 0, 0]), np.array([1, 3, 0]))
+    # n = 1: null b/n in {1, 0}; b/n = 1 exceeded by 1 of 2 -> (1 + 1) / 3; n = 3, b = 3: none of 2 -> 1/3
+    np.testing.assert_allclose(p[:2], [2 / 3, 1 / 3])
+    assert np.isnan(p[2])
