@@ -160,7 +160,7 @@ def test_bad_config_value_is_refused(tmp_path):
     done = snakemake(tmp_path, "--configfile", "my.yaml", "--dry-run")
     assert done.returncode != 0
     assert "config key 'expansion.model' is 'poisson'" in done.stderr
-    assert "Fix: use one of overdispersed, fisher" in done.stderr
+    assert "Fix: use one of overdispersed, betabinomial, fisher" in done.stderr
 
 
 def test_lint_is_clean():
