@@ -171,7 +171,9 @@ def test_product_clones_leave_the_fit_and_the_depths(cohort):
     with_product = analyse_patient(samples, tables, settings=FISHER)
     plain = analyse_patient(samples.filter(pl.col("sample") != "prod"), {k: v for k, v in tables.items()
                                                                           if k != "prod"}, settings=FISHER)
-    assert clone(with_product, "CASSPROD000F")["in_product"]
+    product_clone = clone(with_product, "CASSPROD000F")
+    assert product_clone["in_product"] and product_clone["blood_d14_pvalue"] is None  # not in the family
+    assert not product_clone["expanded_in_blood"] and not product_clone["flagged"]
     # the product's 10,000 templates leave the day-14 depth: other clones keep their fold change
     old_with, old_plain = clone(with_product, "CASSOLDF"), clone(plain, "CASSOLDF")
     assert old_with["blood_d14_log2fc"] > old_plain["blood_d14_log2fc"] + 0.5

@@ -77,7 +77,8 @@ def _em_weights(loglik: NDArray, mult: NDArray, start: NDArray, *, iterations: i
 
 def fit_empirical_null(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int, source: str = "bulk",
                        expansion: bool = True, floor: tuple[ArrayLike, ArrayLike] | None = None,
-                       min_clones: int = 50, fallback: EmpiricalNull | None = None, seed: int = 0) -> EmpiricalNull:
+                       min_clones: int = 50, fallback: EmpiricalNull | None = None, seed: int = 0,
+                       prune: bool = True) -> EmpiricalNull:
     """Fit the null law of ``b | n`` on the clones of one comparison (see the module notes).
 
     ``delta`` from the singletons (:func:`_robust_center`); maximum likelihood over ``beta`` (a grid on
@@ -103,6 +104,9 @@ def fit_empirical_null(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int, source
         or, without one, the binomial (Poisson) null, either with a note.
     seed
         Seed of the subsampling of very many distinct pairs.
+    prune
+        Drop the widest components the data do not need (:func:`_prune_tail`); off for the replicate and
+        draw-pair fits whose tails guard the comparison's (``tcrtrack.comparisons.NoiseFloors.tail_nulls``).
     """
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     n = a + b
@@ -158,7 +162,8 @@ def fit_empirical_null(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int, source
         if curvature > 0:
             beta = float(np.clip(betas[i] + 0.5 * (betas[1] - betas[0]) * (y0 - y2) / curvature, 0.0, MAX_BETA))
     value, w = evaluate(delta, beta)
-    w = _prune_tail(state["loglik"], mult, w, -value, k=k, penalty=0.5 * np.log(max(informative, 2)))
+    if prune:
+        w = _prune_tail(state["loglik"], mult, w, -value, k=k, penalty=0.5 * np.log(max(informative, 2)))
     null_w = w[:k]
     null_share = float(null_w.sum())
     model = replace(template, center=delta, beta=beta, weights=tuple(map(float, null_w / null_share)),

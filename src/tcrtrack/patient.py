@@ -297,7 +297,7 @@ def analyse_patient(samples: pl.DataFrame, clonotypes: Mapping[str, pl.DataFrame
     tumor_points = timepoints(samples, "tumor")
     pre = baseline_timepoint(tumor_points)
     post_biopsies = [p for p in tumor_points if p.day > 0]
-    tumor = run(pre, post_biopsies, settings.tumor_min_count, np.zeros(wide.height, dtype=bool))
+    tumor = run(pre, post_biopsies, settings.tumor_min_count, product)
     if pre is None and post_biopsies:
         notes.append("no pre-treatment biopsy: tumour accumulation by presence in post-treatment biopsies only")
     elif not post_biopsies:
