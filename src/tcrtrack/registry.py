@@ -125,7 +125,7 @@ OUTPUTS: tuple[Output, ...] = (
            "clonality and Shannon entropy over time, full depth and rarefied", label="diversity over time",
            caption="diversity.rst"),
     Output(f"{P}/figures/noise_model.png", "patient", "figure", "expansion", "patient_figures",
-           "fitted overdispersion and observed vs expected variance per comparison", label="noise model",
+           "fitted null noise by abundance and observed vs expected spread per comparison", label="noise model",
            caption="noise_model.rst"),
     Output(f"{C}/figures/diversity_trajectories.png", "cohort", "figure", "diversity", "cohort_figures",
            "clonality and Shannon entropy over time, every patient, by group", label="diversity trajectories",
