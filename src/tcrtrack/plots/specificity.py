@@ -38,9 +38,9 @@ def specificity_network(grouped: pl.DataFrame, edges: pl.DataFrame, groups: pl.D
     """
     if groups.height == 0:
         fig, axes = new_figure(7, 3.5)
-        message_axes(axes[0, 0], f"No specificity group: among the {n_clones} flagged, blood-expanded and top tumour "
-                                 f"clones of {n_patients} patient(s), no two share a V gene and lie within TCRdist "
-                                 f"{max_distance} of each other.")
+        message_axes(axes[0, 0], f"No specificity group: among the {n_clones} flagged, blood-expanded and\n"
+                                 f"top tumour clones of {n_patients} patient(s), no two share a V gene and lie\n"
+                                 f"within TCRdist {max_distance} of each other.")
         axes[0, 0].set_title("Specificity groups (TCRdist CDR3, same V gene)")
         return fig
     shown = groups.head(MAX_GROUPS)["specificity_group"].to_list()
@@ -93,6 +93,6 @@ def specificity_network(grouped: pl.DataFrame, edges: pl.DataFrame, groups: pl.D
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=7,
               title="patient / tumour frequency", title_fontsize=7)
     more = f"; the {len(shown)} largest of {groups.height} shown" if groups.height > len(shown) else ""
-    ax.set_title(f"Specificity groups: {groups.height} among {n_clones} flagged, blood-expanded and top tumour "
-                 f"clones (TCRdist CDR3 ≤ {max_distance}, same V gene){more}", fontsize=9)
+    ax.set_title(f"Specificity groups: {groups.height} among {n_clones} clones of {n_patients} patient(s){more}\n"
+                 f"(flagged, blood-expanded, top tumour; TCRdist CDR3 ≤ {max_distance}, same V gene)", fontsize=9)
     return fig
