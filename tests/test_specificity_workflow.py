@@ -218,3 +218,12 @@ def test_a_missing_database_is_one_config_line(tmp_path):
     done = subprocess.run([*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--configfile", "bad.yaml", "--dry-run"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "config key 'annotation.databases.0.format' is 'iedb'" in done.stderr
+
+
+def test_show_lists_the_annotated_clones(annotated_run):
+    work, _, _ = annotated_run
+    done = subprocess.run([sys.executable, "-m", "tcrtrack.cli", "show", "P01", "--outdir", str(work)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    section = done.stdout.split("annotated clones", 1)[1].split("  tables:", 1)[0]
+    assert "CMV:pp65:NLVPMVATV" in section and "flagged" in section
