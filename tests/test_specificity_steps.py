@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from tcrtrack.io import read_tsv
 from tcrtrack.plots.specificity import specificity_network
 from tcrtrack.specificity.steps import (
     SPECIFICITY_SCHEMA,
@@ -106,3 +107,51 @@ def test_annotation_summary_shares():
     assert p1["share_tumor_templates_viral"] == 50 / 51
     none = annotation_summary(spec, flagged, ["P1"], n_databases=0).row(0, named=True)
     assert none["share_flagged_viral"] is None
+
+
+def test_cohort_step_on_files_and_exclude_viral(tmp_path):
+    """specificity_cohort_step on hand-written files: the flagged table keeps its columns and rows and gains the
+    annotation columns; exclude_viral leaves the viral bystander out; a carried-over junction is named."""
+    from tcrtrack.io import write_parquet, write_tsv
+    from tcrtrack.pipeline import FLAGGED_COLUMNS
+    from tcrtrack.specificity.steps import FLAGGED_EXTRA, specificity_cohort_step
+
+    spec = _spec_rows()
+    sheet = tmp_path / "samples.tsv"
+    pl.DataFrame({"patient": ["P1", "P2"], "sample": ["P1_t", "P2_b"], "compartment": ["tumor", "blood"],
+                  "day": [28, 7], "replicate": [1, 1], "path": ["a.tsv", "b.tsv"], "format": ["airr", "airr"],
+                  "response": ["yes", "no"]}).write_csv(sheet, separator="\t")
+    files = []
+    for patient in ("P1", "P2"):
+        write_tsv(spec.filter(pl.col("patient") == patient), tmp_path / f"{patient}_specificity.tsv")
+        files.append(str(tmp_path / f"{patient}_specificity.tsv"))
+    clonotypes = []
+    for patient, sample, ids, nts, freqs in (("P1", "P1_t", ["c0", "c1"], ["TGTGCC", "TGTAAA"], [0.3, 0.1]),
+                                             ("P2", "P2_b", ["c2", "c3"], ["TGTCCC", "TGTGCC"], [0.2, 0.001])):
+        (tmp_path / patient).mkdir()
+        write_parquet(pl.DataFrame({"clone_id": ids, "junction": nts, "frequency": freqs}),
+                      tmp_path / patient / f"{sample}.parquet")
+        clonotypes.append(str(tmp_path / patient / f"{sample}.parquet"))
+    flagged = spec.filter(pl.col("flagged")).select(
+        [pl.col(c) if c in spec.columns else pl.lit(None).alias(c) for c in FLAGGED_COLUMNS])
+    flagged = flagged.with_columns(pl.col("clone_id").replace({"c2": "c3"}))  # c3 (P2) carries P1's c0 junction
+    write_tsv(flagged, tmp_path / "flagged.tsv")
+    out = {name: str(tmp_path / f"{name}.tsv") for name in ("groups", "flagged_out", "summary", "contamination")}
+    for exclude in (False, True):
+        specificity_cohort_step(
+            specificity=files, flagged=str(tmp_path / "flagged.tsv"), clonotypes=clonotypes, sheet=str(sheet),
+            settings={"group_distance": 12, "exclude_viral": exclude}, n_databases=1, groups_out=out["groups"],
+            flagged_out=out["flagged_out"], summary_out=out["summary"], contamination_out=out["contamination"],
+            figure_png=str(tmp_path / "network.png"))
+        annotated = read_tsv(out["flagged_out"])
+        assert annotated.columns == [*FLAGGED_COLUMNS, *FLAGGED_EXTRA]
+        if not exclude:
+            assert annotated["clone_id"].to_list() == ["c0", "c1", "c3"]
+            c3 = annotated.filter(pl.col("clone_id") == "c3").row(0, named=True)
+            assert c3["possible_contamination"] and c3["contamination_source"] == "P1_t (in P2_b)"
+            assert annotated.filter(pl.col("clone_id") == "c0")["viral_bystander"].item()
+        else:
+            assert annotated["clone_id"].to_list() == ["c1", "c3"]  # c0 is the viral bystander
+    assert read_tsv(out["summary"])["response"].to_list() == ["yes", "no"]
+    assert read_tsv(out["contamination"]).filter(pl.col("sample") == "P2_b")["contamination_clones"].item() == 1
+    assert (tmp_path / "network.pdf").is_file()
