@@ -20,6 +20,7 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/overlap.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/kinetics.smk"
+include: "workflow/rules/specificity.smk"
 
 
 rule all:

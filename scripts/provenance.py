@@ -4,4 +4,5 @@ from tcrtrack.provenance import write_provenance
 from tcrtrack.scripting import run_step
 
 run_step(snakemake, lambda sm: write_provenance(  # noqa: F821
-    config=sm.config, sheet=sm.input.sheet, inputs=sm.input.repertoires, out=sm.output.provenance))
+    config=sm.config, sheet=sm.input.sheet, inputs=sm.input.repertoires, out=sm.output.provenance,
+    databases=sm.params.databases))

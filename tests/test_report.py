@@ -109,8 +109,9 @@ def test_report_is_self_contained_with_every_figure_and_caption(run):
     assert "Configuration of this run" in html
     # every figure embedded in the page itself (a data URI), none linked
     kinetics_figures = 2 * len(PATIENTS) + 2  # kinetics and persistence, per patient and for the cohort
+    specificity_figures = 1  # the cohort's specificity groups network
     assert html.count('"data_uri": "data:image/png;') == (len(PATIENTS) * len(PATIENT_FIGURES) + len(COHORT_FIGURES)
-                                                           + kinetics_figures)
+                                                           + kinetics_figures + specificity_figures)
 
 
 def test_report_with_a_custom_stylesheet_is_still_self_contained(run, tmp_path):

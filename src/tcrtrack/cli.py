@@ -343,6 +343,26 @@ def _fmt(value: object, spec: str = ".3g") -> str:
     return str(value)
 
 
+def _annotated_clone_lines(path: Path, *, n_top: int = 10) -> list[str]:
+    """The patient's clones with a database hit (specificity.tsv of the specificity stage), a short section."""
+    if not path.is_file():
+        return []
+    import polars as pl
+
+    from tcrtrack.specificity.steps import read_specificity
+
+    hits = read_specificity(path).filter(pl.col("known_specificity").is_not_null())
+    if hits.height == 0:
+        return ["  no annotated clone (no database hit, or no database configured: annotation.databases)"]
+    lines = [f"  annotated clones ({hits.height} with a database hit; {int(hits['viral_bystander'].sum())} viral):"]
+    for r in hits.head(n_top).iter_rows(named=True):
+        lines.append(f"    {r['junction_aa']:<22} {r['v_gene'] or 'NA':<10} {r['known_specificity'][:40]:<40} "
+                     f"{r['best_match']:<12} {r['clone_set']}")
+    if hits.height > n_top:
+        lines.append(f"    ... {hits.height - n_top} more in specificity.tsv")
+    return lines
+
+
 def patient_summary(results: Path, patient: str, *, n_top: int = 5) -> list[str]:
     """Lines describing one patient's results: counts, flagged clones, top expansions, tables and figures."""
     import polars as pl
@@ -391,6 +411,7 @@ def patient_summary(results: Path, patient: str, *, n_top: int = 5) -> list[str]
             lines.append(f"    {r['junction_aa']:<22} {r['v_gene'] + '/' + r['j_gene']:<19} log2FC {_fmt(r['blood_log2fc'], '.2f')}"
                          f"  q {_fmt(r['blood_qvalue'], '.2g')}  peak day {_fmt(r['peak_day'])}"
                          f"{'  flagged' if r['flagged'] else ''}")
+    lines.extend(_annotated_clone_lines(folder / "specificity.tsv"))
     from tcrtrack.registry import select
 
     for kind, heading in (("table", "tables"), ("figure", "figures (PNG; PDF next to each)")):

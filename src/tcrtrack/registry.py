@@ -29,7 +29,7 @@ class Output:
     kind: Kind
     """``table`` (TSV/Parquet), ``figure`` (PNG + PDF), ``folder`` (one file per sample) or ``file``."""
     stage: str
-    """Analysis stage: ingest, diversity, expansion, flagged clones, overlap, kinetics, provenance."""
+    """Analysis stage: ingest, diversity, expansion, flagged clones, overlap, kinetics, provenance, specificity."""
     rule: str
     """The Snakemake rule that writes it."""
     meaning: str
@@ -159,6 +159,31 @@ OUTPUTS: tuple[Output, ...] = (
     Output(f"{C}/figures/persistence.png", "cohort", "figure", "kinetics", "kinetics_cohort",
            "the product's share of blood over time, every patient", label="product persistence",
            caption="persistence.rst"),
+    # specificity (antigen annotation, specificity groups, Pgen, convergence, contamination: specificity.smk)
+    Output(f"{P}/annotation.tsv", "patient", "table", "specificity", "specificity",
+           "every database hit of the flagged, blood-expanded, tumour-accumulating and top product/tumour clones",
+           label="antigen annotation", caption="specificity_annotation.rst"),
+    Output(f"{P}/specificity.tsv", "patient", "table", "specificity", "specificity",
+           "per clone that matters: known specificity, viral bystander, Pgen (flagged clones) and convergence",
+           label="clone specificity", caption="specificity_clones.rst"),
+    Output(f"{P}/annotation_calibration.tsv", "patient", "table", "specificity", "specificity",
+           "per sample and match mode: database hit rate beside the OLGA false-annotation rate",
+           label="annotation calibration", caption="specificity_calibration.rst"),
+    Output(f"{C}/specificity_groups.tsv", "cohort", "table", "specificity", "specificity_cohort",
+           "specificity groups across patients: members, V genes, motif, tumour frequency, annotation",
+           label="specificity groups", caption="specificity_groups.rst"),
+    Output(f"{C}/flagged_clones_annotated.tsv", "cohort", "table", "specificity", "specificity_cohort",
+           "all patients' flagged clones with specificity, group, Pgen, convergence and contamination",
+           label="flagged clones annotated", caption="specificity_flagged.rst"),
+    Output(f"{C}/annotation_summary.tsv", "cohort", "table", "specificity", "specificity_cohort",
+           "per patient: share of flagged clones and of their tumour templates with a viral match",
+           label="annotation summary", caption="specificity_summary.rst"),
+    Output(f"{C}/contamination_qc.tsv", "cohort", "table", "specificity", "specificity_cohort",
+           "per sample: clones whose nucleotide junction is far more frequent in another patient's sample",
+           label="contamination QC", caption="specificity_contamination.rst"),
+    Output(f"{C}/figures/specificity_groups.png", "cohort", "figure", "specificity", "specificity_cohort",
+           "network of specificity groups: clones coloured by patient, sized by tumour frequency",
+           label="specificity groups network", caption="specificity_network.rst"),
 )
 
 _BY_FILE: dict[str, Output] = {f: o for o in OUTPUTS for f in o.files}

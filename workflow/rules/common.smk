@@ -116,3 +116,33 @@ def out(path):
 def all_targets():
     """Every output of tcrtrack.registry for every patient of the sheet (the input of rule all)."""
     return registry.all_files(PATIENTS)
+
+
+# --- annotation databases (antigen specificity stage: specificity.smk, provenance) ---------------------------
+
+
+def _annotation_databases():
+    """config annotation.databases with each path resolved against the sample sheet's folder (as the sheet's
+    repertoire paths are); a missing file stops the parse with one line."""
+    resolved = []
+    for index, entry in enumerate(config["annotation"]["databases"]):
+        path = (Path(config["samples"]).parent / entry["path"]).resolve()
+        if not path.is_file():
+            sys.exit(f"Error in the configuration: config key 'annotation.databases.{index}.path' is "
+                     f"{entry['path']!r}: {path} is not a file. Fix: give an existing {entry['format']} file, "
+                     "absolute or relative to the sample sheet's folder")
+        resolved.append({"name": entry["path"], "path": str(path), "format": entry["format"]})
+    return resolved
+
+
+ANNOTATION_DATABASES = _annotation_databases()
+
+
+def annotation_database_files():
+    """The database files (inputs of the specificity and provenance rules: a changed file reruns them)."""
+    return [entry["path"] for entry in ANNOTATION_DATABASES]
+
+
+def annotation_settings():
+    """The annotation block of the config (everything but the databases), for the specificity steps."""
+    return {key: value for key, value in config["annotation"].items() if key != "databases"}

@@ -56,12 +56,15 @@ rule provenance:
     input:
         sheet=config["samples"],
         repertoires=samples["path"].to_list(),
+        databases=annotation_database_files(),  # config annotation.databases (specificity.smk)
     output:
         provenance=out("results/provenance.json"),
     log:
         "logs/cohort/provenance.log",
     benchmark:
         "logs/benchmarks/cohort/provenance.tsv"
+    params:
+        databases=ANNOTATION_DATABASES,
     threads: 1
     resources:
         mem_mb=500,

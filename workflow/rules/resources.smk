@@ -85,6 +85,13 @@ figures_mem_mb = _scaled(1000, 25.0)
 public_mem_mb = _scaled(1000, 2.5)
 
 
+# specificity (specificity.smk; block appended for the specificity stage): per patient the clones table, the
+# patient's clonotype tables (calibration matches every sample against the databases) and the databases
+# (tidytcells normalisation); the cohort rule holds every sample's nucleotide junctions at once (contamination).
+specificity_mem_mb = _scaled(1000, 8.0)
+specificity_cohort_mem_mb = _scaled(1000, 4.0)
+specificity_runtime = _minutes(10, 60)
+
 # Steps that take seconds and read only small tables run in the Snakemake process itself on a cluster
 # (a profile cannot declare local rules; locally this changes nothing).
 localrules:

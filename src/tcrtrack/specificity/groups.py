@@ -214,7 +214,7 @@ def group_summary(grouped: pl.DataFrame, *, patient: str = "patient", flagged: s
         annotated = annotation.filter(pl.col("specificity_group").is_not_null()
                                       & pl.col("known_specificity").is_not_null())
         labels = annotated.group_by("specificity_group").agg(
-            known_specificity=pl.col("known_specificity").str.split(";").flatten().unique().sort().str.join(";"))
+            known_specificity=pl.col("known_specificity").str.split(";").explode().unique().sort().str.join(";"))
         out = out.join(labels, on="specificity_group", how="left", maintain_order="left")
     order = out.with_columns(_n=pl.col("specificity_group").str.slice(2).cast(pl.Int64)).sort("_n").drop("_n")
     return order
