@@ -20,6 +20,9 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/overlap.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/kinetics.smk"
+# cohort analyses (issue 16)
+include: "workflow/rules/clone_origin.smk"
+include: "workflow/rules/association.smk"
 
 
 rule all:

@@ -29,7 +29,8 @@ class Output:
     kind: Kind
     """``table`` (TSV/Parquet), ``figure`` (PNG + PDF), ``folder`` (one file per sample) or ``file``."""
     stage: str
-    """Analysis stage: ingest, diversity, expansion, flagged clones, overlap, kinetics, provenance."""
+    """Analysis stage: ingest, diversity, expansion, flagged clones, overlap, kinetics, provenance, clone origin,
+    gene usage, association."""
     rule: str
     """The Snakemake rule that writes it."""
     meaning: str
@@ -159,6 +160,31 @@ OUTPUTS: tuple[Output, ...] = (
     Output(f"{C}/figures/persistence.png", "cohort", "figure", "kinetics", "kinetics_cohort",
            "the product's share of blood over time, every patient", label="product persistence",
            caption="persistence.rst"),
+    # --- cohort analyses (issue 16): clone origin, gene usage, diversity curves, association ---
+    # clone origin
+    Output(f"{P}/clone_origin.tsv", "patient", "table", "clone origin", "clone_origin",
+           "per post-treatment biopsy: clones and templates by origin class, expected shares without replacement"),
+    Output(f"{C}/clone_origin.tsv", "cohort", "table", "clone origin", "clone_origin_cohort",
+           "every patient's clone-origin classes with the sheet's metadata", label="clone origin",
+           caption="clone_origin_table.rst"),
+    Output(f"{C}/clone_origin_summary.tsv", "cohort", "table", "clone origin", "clone_origin_cohort",
+           "per biopsy: class shares, expected shares and the depth-adjusted share new to the tumour"),
+    Output(f"{C}/figures/clone_origin.png", "cohort", "figure", "clone origin", "clone_origin_cohort",
+           "origin of each post-treatment biopsy's clones and templates, expected share without replacement",
+           label="clone origin", caption="clone_origin.rst"),
+    # association with response and other sheet columns
+    Output(f"{C}/association_metrics.tsv", "cohort", "table", "association", "association",
+           "per patient: every metric the association tests, with the sheet's metadata",
+           label="association metrics", caption="association_metrics.rst"),
+    Output(f"{C}/association.tsv", "cohort", "table", "association", "association",
+           "per grouping column and metric: groups, n, medians, effect with 95% CI, p, q, test",
+           label="association", caption="association_table.rst"),
+    Output(f"{C}/survival.tsv", "cohort", "table", "association", "association",
+           "log-rank tests of pfs_days/os_days by group and by flagged count (no rows without survival columns)"),
+    Output(f"{C}/figures/association.png", "cohort", "figure", "association", "association",
+           "effect of the group on every per-patient metric, with 95% intervals, p and q",
+           label="association with groups", caption="association.rst"),
+    # --- end of the cohort analyses (issue 16) ---
 )
 
 _BY_FILE: dict[str, Output] = {f: o for o in OUTPUTS for f in o.files}
