@@ -22,6 +22,7 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/kinetics.smk"
 # cohort analyses (issue 16)
 include: "workflow/rules/clone_origin.smk"
+include: "workflow/rules/gene_usage.smk"
 include: "workflow/rules/association.smk"
 
 
