@@ -23,6 +23,7 @@ include: "workflow/rules/kinetics.smk"
 # cohort analyses (issue 16)
 include: "workflow/rules/clone_origin.smk"
 include: "workflow/rules/gene_usage.smk"
+include: "workflow/rules/diversity_curves.smk"
 include: "workflow/rules/association.smk"
 
 

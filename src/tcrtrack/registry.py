@@ -197,6 +197,15 @@ OUTPUTS: tuple[Output, ...] = (
     Output(f"{C}/figures/v_usage.png", "cohort", "figure", "gene usage", "gene_usage_cohort",
            "V-gene usage per patient: baseline blood, product, post-infusion blood, pre and post biopsy",
            label="cohort V-gene usage", caption="v_usage.rst"),
+    # coverage-aware diversity curves
+    Output(f"{P}/diversity_curves.tsv", "patient", "table", "diversity", "diversity_curves",
+           "per sample: interpolated/extrapolated Hill numbers q = 0, 1, 2 and coverage with 95% intervals"),
+    Output(f"{P}/figures/diversity_curves.png", "patient", "figure", "diversity", "diversity_curves",
+           "rarefaction/extrapolation curves of richness, Shannon and Simpson diversity and coverage",
+           label="diversity curves", caption="diversity_curves.rst"),
+    Output(f"{C}/diversity_coverage.tsv", "cohort", "table", "diversity", "diversity_curves_cohort",
+           "every sample's Hill numbers at one sample coverage per compartment", label="diversity at equal coverage",
+           caption="diversity_coverage.rst"),
     # association with response and other sheet columns
     Output(f"{C}/association_metrics.tsv", "cohort", "table", "association", "association",
            "per patient: every metric the association tests, with the sheet's metadata",
