@@ -1,12 +1,6 @@
 # Association of per-patient metrics (expansion counts, tumour share, diversity change, overlap, half-lives,
 # clone origin) with report.group_by and the sheet columns of cohort.compare; survival when the sheet has it.
-
-
-def association_coverage_input(wildcards):
-    """The equal-coverage diversity replaces the rarefied one with diversity.mode: coverage."""
-    if config["diversity"]["mode"] == "coverage":
-        return {"coverage": "results/cohort/diversity_coverage.tsv"}
-    return {}
+# Input function: report.smk.
 
 
 rule association:
