@@ -21,6 +21,11 @@ include: "workflow/rules/overlap.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/kinetics.smk"
 include: "workflow/rules/specificity.smk"
+# cohort analyses (issue 16)
+include: "workflow/rules/clone_origin.smk"
+include: "workflow/rules/gene_usage.smk"
+include: "workflow/rules/diversity_curves.smk"
+include: "workflow/rules/association.smk"
 
 
 rule all:

@@ -5,6 +5,6 @@ from tcrtrack.plots import COHORT_FIGURES
 from tcrtrack.scripting import run_step
 
 run_step(snakemake, lambda sm: cohort_figures_step(  # noqa: F821
-    diversity=sm.input.diversity, summary=sm.input.summary, overlap=sm.input.overlap, public=sm.input.public,
+    diversity=sm.input.diversity, summary=sm.input.summary, overlap=sm.input.overlap, public=sm.input.public, association=sm.input.association,
     sheet=sm.input.sheet, group_by=sm.params.group_by, baseline_day=sm.params.baseline_day,
     figures={name: getattr(sm.output, name) for name in COHORT_FIGURES}))

@@ -152,6 +152,7 @@ def test_show_lists_figures_tables_and_flagged_clones(full_run):
             line = next(line for line in out.splitlines() if str(full_run / entry.format("P01")[0]) in line)
             assert line.rstrip().endswith(entry.meaning), line
     assert "(not built yet)" not in out
+    assert "cohort association (" in out and "by response: flagged " in out  # results/cohort/association.tsv
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tcrtrack import registry
 from tcrtrack.io import read_tsv
 from tcrtrack.plots import COHORT_FIGURES, PATIENT_FIGURES
 from tcrtrack.simulate import simulate_cohort
@@ -107,11 +108,40 @@ def test_report_is_self_contained_with_every_figure_and_caption(run):
         assert f"results/cohort/{table}" in html
     assert html.count("How to read it") >= len(PATIENTS) * len(PATIENT_FIGURES) + len(COHORT_FIGURES)
     assert "Configuration of this run" in html
-    # every figure embedded in the page itself (a data URI), none linked
-    kinetics_figures = 2 * len(PATIENTS) + 2  # kinetics and persistence, per patient and for the cohort
-    specificity_figures = 1  # the cohort's specificity groups network
-    assert html.count('"data_uri": "data:image/png;') == (len(PATIENTS) * len(PATIENT_FIGURES) + len(COHORT_FIGURES)
-                                                           + kinetics_figures + specificity_figures)
+    # every figure embedded in the page itself (a data URI), none linked: the figures of every rule
+    figures = registry.select(kind="figure")
+    assert html.count('"data_uri": "data:image/png;') == (len(PATIENTS) * sum(o.scope == "patient" for o in figures)
+                                                           + sum(o.scope == "cohort" for o in figures))
+
+
+def test_cohort_analyses_are_built_and_in_the_report(run):
+    """Issue 16's stages (clone origin, gene usage, diversity curves, association) on the two-patient run."""
+    results = run / "results"
+    html = (results / "report.html").read_text()
+    for entry in registry.OUTPUTS:
+        if entry.stage in ("clone origin", "gene usage", "association") or entry.rule.startswith("diversity_curves"):
+            for path in entry.format(PATIENTS[0]) if entry.scope == "patient" else entry.files:
+                assert (run / path).is_file(), path
+            if entry.label is not None:
+                assert entry.format(PATIENTS[0])[0] in html if entry.scope == "patient" else entry.path in html
+    association = read_tsv(results / "cohort" / "association.tsv")
+    assert set(association["grouping"]) == {"response"}
+    assert {"flagged", "blood_turnover", "origin_adjusted_new_template_share"} <= set(association["metric"])
+    for row in association.iter_rows(named=True):  # one patient per group: each counted, none dropped
+        assert sum(int(n) for n in row["n_per_group"].split("|")) + row["n_missing"] == 2, row
+    origin = read_tsv(results / "patients" / "P01" / "clone_origin.tsv")
+    assert origin.height % 4 == 0 and origin.height > 0
+    for _, biopsy in origin.group_by("biopsy_day"):
+        assert abs(biopsy["clone_share"].sum() - 1) < 1e-9 and abs(biopsy["template_share"].sum() - 1) < 1e-9
+    usage = read_tsv(results / "patients" / "P01" / "gene_usage.tsv")
+    sums = usage.group_by("sample", "segment", "weight").agg(pl.col("share").sum())["share"]
+    assert ((sums - 1).abs() < 1e-9).all()
+    curves = read_tsv(results / "patients" / "P01" / "diversity_curves.tsv")
+    observed = curves.filter((pl.col("method") == "observed") & (pl.col("q") == 0))
+    clonotypes = {s: pl.read_parquet(results / "clonotypes" / "P01" / f"{s}.parquet").height
+                  for s in observed["sample"]}
+    assert all(round(e) == clonotypes[s] for s, e in observed.select("sample", "estimate").iter_rows())
+    assert "exact" in html or "Mann" in html  # the test named with the p-values (flagged_by_group caption)
 
 
 def test_report_with_a_custom_stylesheet_is_still_self_contained(run, tmp_path):

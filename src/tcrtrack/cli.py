@@ -423,6 +423,28 @@ def patient_summary(results: Path, patient: str, *, n_top: int = 5) -> list[str]
     return lines
 
 
+def association_summary(results: Path) -> list[str]:
+    """Lines of the cohort's association table (``results/cohort/association.tsv``), none when absent."""
+    path = results / "cohort" / "association.tsv"
+    if not path.is_file():
+        return []
+    from tcrtrack.io import read_tsv
+
+    table = read_tsv(path)
+    lines = [f"cohort association ({path}; effect = Hodges-Lehmann shift of the other group over the first, "
+             "95% bootstrap CI; q = BH over each grouping's n_tests):"]
+    for row in table.sort(["grouping", "p"], nulls_last=True).iter_rows(named=True):
+        if row["metric"] is None:
+            lines.append(f"  by {row['grouping']}: not tested ({row['missing_patients']})")
+            continue
+        ci = f" [{_fmt(row['ci_low'], '.3g')}, {_fmt(row['ci_high'], '.3g')}]" if row["ci_low"] is not None else ""
+        missing = f", {row['n_missing']} missing" if row["n_missing"] else ""
+        lines.append(f"  by {row['grouping']}: {row['metric']:<38} {row['groups']} n {row['n_per_group']}{missing}  "
+                     f"medians {row['medians']}  effect {_fmt(row['effect'], '.3g')}{ci}  p {_fmt(row['p'], '.2g')}"
+                     f"  q {_fmt(row['q'], '.2g')}  {row['test']}")
+    return lines
+
+
 @main.command()
 @click.version_option(__version__, prog_name="tcrtrack")
 @click.argument("patient")
@@ -431,8 +453,8 @@ def patient_summary(results: Path, patient: str, *, n_top: int = 5) -> list[str]
 @_friendly
 def show(patient: str, outdir: Path) -> None:
     """Print a patient's figures and tables with their paths, and one-line summaries (flagged clones, top
-    expansions)."""
-    click.echo("\n".join(patient_summary(outdir / "results", patient)))
+    expansions), then the cohort's association table when it exists."""
+    click.echo("\n".join(patient_summary(outdir / "results", patient) + association_summary(outdir / "results")))
 
 if __name__ == "__main__":
     main()

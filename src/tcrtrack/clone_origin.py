@@ -199,3 +199,45 @@ def origin_summary(origin: pl.DataFrame) -> pl.DataFrame:
         adjusted_new_template_share=1 - pl.col("pre_tumor_template_share")
         / pl.col("pre_tumor_expected_template_share"),
     )
+
+
+# --- Workflow steps (workflow/rules/clone_origin.smk, scripts/clone_origin*.py): files in, files out --------
+
+
+def clone_origin_step(*, patient: str, clones: str, sheet: str, out: str,
+                      expectation: Literal["conditional", "plugin"] = "conditional", include_product: bool = True,
+                      blood_until_biopsy: bool = False) -> None:
+    """One patient's ``clones.parquet`` and sheet rows -> ``clone_origin.tsv`` (:data:`ORIGIN_SCHEMA`)."""
+    import logging
+
+    from tcrtrack.io import write_tsv
+    from tcrtrack.samplesheet import read_sample_sheet
+
+    samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
+    columns = pl.read_parquet_schema(clones)
+    wanted = [c for c in columns if c.startswith("count_") or c in ("expanded_in_blood", "flagged")]
+    table = clone_origin(pl.read_parquet(clones, columns=wanted), samples, expectation=expectation,
+                         include_product=include_product, blood_until_biopsy=blood_until_biopsy)
+    write_tsv(table.with_columns(patient=pl.lit(patient)), out)
+    logging.getLogger(__name__).info("%s: origin of %d post-treatment biopsies", patient, table.height // 4)
+
+
+def clone_origin_cohort_step(*, origins: list[str], sheet: str, group_by: str | None, out: str, summary_out: str,
+                             figure: str) -> None:
+    """Every patient's ``clone_origin.tsv`` -> the cohort table (with the sheet's metadata), the per-biopsy
+    summary (:func:`origin_summary`, feeding the association stage) and the stacked-bar figure."""
+    from tcrtrack.io import read_tsv, write_tsv
+    from tcrtrack.pipeline import patient_metadata
+    from tcrtrack.plots.clone_origin import clone_origin_figure
+    from tcrtrack.plots.style import save_figure
+    from tcrtrack.samplesheet import read_sample_sheet
+
+    samples = read_sample_sheet(sheet, check_files=False)
+    frames = [read_tsv(p).cast(ORIGIN_SCHEMA) for p in origins]
+    cohort = pl.concat(frames) if frames else pl.DataFrame(schema=ORIGIN_SCHEMA)
+    summary = origin_summary(cohort) if cohort.height else pl.DataFrame(
+        schema={"patient": pl.Utf8, "biopsy_day": pl.Int64, "biopsy_depth": pl.Int64, "pre_biopsy_depth": pl.Int64})
+    meta = patient_metadata(samples)
+    write_tsv(cohort.join(meta, on="patient", how="left", maintain_order="left"), out)
+    write_tsv(summary.join(meta, on="patient", how="left", maintain_order="left"), summary_out)
+    save_figure(clone_origin_figure(cohort, samples, group_by=group_by), figure)

@@ -276,7 +276,8 @@ def patient_figures_step(*, patient: str, clones: str, noise: str, overlap: str,
 
 
 def cohort_figures_step(*, diversity: str, summary: str, overlap: str, public: str, sheet: str,
-                        group_by: str | None, baseline_day: int | None, figures: dict[str, str]) -> None:
+                        group_by: str | None, baseline_day: int | None, figures: dict[str, str],
+                        association: str | None = None) -> None:
     """Draw the cohort figures; ``figures`` maps a name of :data:`tcrtrack.plots.COHORT_FIGURES` to its PNG path."""
     from tcrtrack.plots import COHORT_FIGURES
     from tcrtrack.plots.cohort import diversity_trajectories, flagged_by_group, overlap_summary, patient_groups
@@ -289,7 +290,8 @@ def cohort_figures_step(*, diversity: str, summary: str, overlap: str, public: s
         log.warning("cohort figures: %s (config report.group_by)", note.removeprefix("no grouping: "))
     draw = {
         "diversity_trajectories": lambda: diversity_trajectories(read_tsv(diversity), samples, group_by=group_by),
-        "flagged_by_group": lambda: flagged_by_group(read_tsv(summary), samples, group_by=group_by),
+        "flagged_by_group": lambda: flagged_by_group(read_tsv(summary), samples, group_by=group_by,
+                                                     association=read_tsv(association) if association else None),
         "overlap_summary": lambda: overlap_summary(read_tsv(overlap), samples, public=read_tsv(public),
                                                    group_by=group_by, baseline_day=baseline_day),
     }

@@ -29,7 +29,8 @@ class Output:
     kind: Kind
     """``table`` (TSV/Parquet), ``figure`` (PNG + PDF), ``folder`` (one file per sample) or ``file``."""
     stage: str
-    """Analysis stage: ingest, diversity, expansion, flagged clones, overlap, kinetics, provenance, specificity."""
+    """Analysis stage: ingest, diversity, expansion, flagged clones, overlap, kinetics, provenance, specificity,
+    clone origin, gene usage, association."""
     rule: str
     """The Snakemake rule that writes it."""
     meaning: str
@@ -184,6 +185,65 @@ OUTPUTS: tuple[Output, ...] = (
     Output(f"{C}/figures/specificity_groups.png", "cohort", "figure", "specificity", "specificity_cohort",
            "network of specificity groups: clones coloured by patient, sized by tumour frequency",
            label="specificity groups network", caption="specificity_network.rst"),
+    # --- cohort analyses (issue 16): clone origin, gene usage, diversity curves, association ---
+    # clone origin
+    Output(f"{P}/clone_origin.tsv", "patient", "table", "clone origin", "clone_origin",
+           "per post-treatment biopsy: clones and templates by origin class, expected shares without replacement"),
+    Output(f"{C}/clone_origin.tsv", "cohort", "table", "clone origin", "clone_origin_cohort",
+           "every patient's clone-origin classes with the sheet's metadata", label="clone origin",
+           caption="clone_origin_table.rst"),
+    Output(f"{C}/clone_origin_summary.tsv", "cohort", "table", "clone origin", "clone_origin_cohort",
+           "per biopsy: class shares, expected shares and the depth-adjusted share new to the tumour"),
+    Output(f"{C}/figures/clone_origin.png", "cohort", "figure", "clone origin", "clone_origin_cohort",
+           "origin of each post-treatment biopsy's clones and templates, expected share without replacement",
+           label="clone origin", caption="clone_origin.rst"),
+    # gene usage and spectratype
+    Output(f"{P}/gene_usage.tsv", "patient", "table", "gene usage", "gene_usage",
+           "V, J and V-J usage of every sample, by clonotypes and by templates"),
+    Output(f"{P}/spectratype.tsv", "patient", "table", "gene usage", "gene_usage",
+           "junction-length distribution of every sample and of the flagged clones"),
+    Output(f"{P}/usage_divergence.tsv", "patient", "table", "gene usage", "gene_usage",
+           "Jensen-Shannon divergence of V usage between every two samples, both weightings"),
+    Output(f"{P}/usage_comparisons.tsv", "patient", "table", "gene usage", "gene_usage",
+           "V usage of flagged vs background, product vs baseline blood, post vs pre biopsy (Fisher, BH, JSD)",
+           label="usage comparisons", caption="usage_comparisons.rst"),
+    Output(f"{P}/gene_usage_qc.tsv", "patient", "table", "gene usage", "gene_usage",
+           "ambiguous and missing V and J calls per sample (clonotypes and templates)"),
+    Output(f"{P}/figures/gene_usage.png", "patient", "figure", "gene usage", "gene_usage",
+           "V-gene usage of every sample, by clonotypes and by templates", label="V-gene usage",
+           caption="gene_usage.rst"),
+    Output(f"{P}/figures/spectratype.png", "patient", "figure", "gene usage", "gene_usage",
+           "CDR3 length distribution of every sample, flagged clones overlaid", label="spectratype",
+           caption="spectratype.rst"),
+    Output(f"{C}/v_usage.tsv", "cohort", "table", "gene usage", "gene_usage_cohort",
+           "V usage of every sample of every patient, both weightings, with the sample's class"),
+    Output(f"{C}/gene_usage_qc.tsv", "cohort", "table", "gene usage", "gene_usage_cohort",
+           "ambiguous and missing gene calls of every sample", label="gene call QC"),
+    Output(f"{C}/figures/v_usage.png", "cohort", "figure", "gene usage", "gene_usage_cohort",
+           "V-gene usage per patient: baseline blood, product, post-infusion blood, pre and post biopsy",
+           label="cohort V-gene usage", caption="v_usage.rst"),
+    # coverage-aware diversity curves
+    Output(f"{P}/diversity_curves.tsv", "patient", "table", "diversity", "diversity_curves",
+           "per sample: interpolated/extrapolated Hill numbers q = 0, 1, 2 and coverage with 95% intervals"),
+    Output(f"{P}/figures/diversity_curves.png", "patient", "figure", "diversity", "diversity_curves",
+           "rarefaction/extrapolation curves of richness, Shannon and Simpson diversity and coverage",
+           label="diversity curves", caption="diversity_curves.rst"),
+    Output(f"{C}/diversity_coverage.tsv", "cohort", "table", "diversity", "diversity_curves_cohort",
+           "every sample's Hill numbers at one sample coverage per compartment", label="diversity at equal coverage",
+           caption="diversity_coverage.rst"),
+    # association with response and other sheet columns
+    Output(f"{C}/association_metrics.tsv", "cohort", "table", "association", "association",
+           "per patient: every metric the association tests, with the sheet's metadata",
+           label="association metrics", caption="association_metrics.rst"),
+    Output(f"{C}/association.tsv", "cohort", "table", "association", "association",
+           "per grouping column and metric: groups, n, medians, effect with 95% CI, p, q, test",
+           label="association", caption="association_table.rst"),
+    Output(f"{C}/survival.tsv", "cohort", "table", "association", "association",
+           "log-rank tests of pfs_days/os_days by group and by flagged count (no rows without survival columns)"),
+    Output(f"{C}/figures/association.png", "cohort", "figure", "association", "association",
+           "effect of the group on every per-patient metric, with 95% intervals, p and q",
+           label="association with groups", caption="association.rst"),
+    # --- end of the cohort analyses (issue 16) ---
 )
 
 _BY_FILE: dict[str, Output] = {f: o for o in OUTPUTS for f in o.files}

@@ -150,6 +150,7 @@ def simulate_cohort(
     sheet: Path | None = None,
     progress: bool | ProgressFactory = False,
     return_truth_frequencies: bool = False,
+    responder_planted_fold: float = 1.0,
 ) -> SimulatedCohort:
     """Write a synthetic cohort: AIRR files, ``samples.tsv`` and ``truth.tsv``.
 
@@ -204,6 +205,11 @@ def simulate_cohort(
     return_truth_frequencies
         Keep every clone's true frequency per (compartment, day) in
         :attr:`SimulatedCohort.truth_frequencies` (memory: clones x libraries floats per patient).
+    responder_planted_fold
+        A planted response difference: responders (P01, P03, ...; the sheet's ``response``) get
+        ``round(n_planted[0] * fold)`` ``new_expanded_tumor`` clones (the clones the workflow should
+        flag) instead of ``n_planted[0]``; the other categories and the non-responders are unchanged.
+        ``1.0`` (default) plants no difference and leaves every file as without the option.
 
     Returns
     -------
@@ -215,8 +221,10 @@ def simulate_cohort(
     Sample ids are ``{patient}_{compartment}_d{day}_r{replicate}``. With products,
     ``product_truth.tsv`` is written next to ``truth.tsv``. The sheet's
     ``response`` alternates ``responder`` (P01, P03, ...) / ``non-responder``; it is
-    metadata only and does not change the simulation.
+    metadata only and does not change the simulation unless ``responder_planted_fold != 1``.
     """
+    if not responder_planted_fold > 0:
+        raise ValueError(f"responder_planted_fold must be > 0, got {responder_planted_fold}")
     plan = plan_cohort(
         n_patients=n_patients, n_clones=n_clones, blood_depth=blood_depth, tumor_depth=tumor_depth,
         post_days=post_days, tumor_days=tumor_days, dispersion=dispersion, tumor_dispersion=tumor_dispersion,
@@ -235,9 +243,12 @@ def simulate_cohort(
     with progress_context(progress, plan.n_steps) as bar:
         for p in range(n_patients):
             pid = f"P{p + 1:02d}"
+            planted = plan.n_planted
+            if responder_planted_fold != 1.0 and p % 2 == 0:  # responders: sheet_row's alternation
+                planted = (round(planted[0] * responder_planted_fold), *planted[1:])
             patient = _simulate_patient(
                 pid, p, seed=seed, n_clones=n_clones, post_days=plan.post_days,
-                tumor_days=plan.tumor_days, n_planted=plan.n_planted, exponent=power_law_exponent,
+                tumor_days=plan.tumor_days, n_planted=planted, exponent=power_law_exponent,
             )
             truths.append(patient.truth)
             if p in plan.with_product:

@@ -46,6 +46,7 @@ rule cohort_figures:
         summary="results/cohort/expansion_summary.tsv",
         overlap="results/cohort/overlap.tsv",
         public="results/cohort/public_clones.tsv",
+        association="results/cohort/association.tsv",  # p-values on flagged_by_group
         sheet=config["samples"],
     output:
         diversity_trajectories=out("results/cohort/figures/diversity_trajectories.png"),

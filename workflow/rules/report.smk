@@ -10,3 +10,11 @@ def patient_overlap_tables(wildcards):
 def group_by_column():
     """The sheet column that groups patients in the cohort figures (config report.group_by)."""
     return config["report"]["group_by"]
+
+
+# cohort analyses (issue 16)
+def association_coverage_input(wildcards):
+    """The equal-coverage diversity replaces the rarefied one with diversity.mode: coverage (association.smk)."""
+    if config["diversity"]["mode"] == "coverage":
+        return {"coverage": "results/cohort/diversity_coverage.tsv"}
+    return {}

@@ -129,7 +129,20 @@ def _biopsy_shares(text: str | None) -> list[tuple[str, float]]:
     return out
 
 
-def flagged_by_group(summary: pl.DataFrame, samples: pl.DataFrame, *, group_by: str | None = "response") -> Figure:
+def _association_note(association: pl.DataFrame | None, group_by: str | None, metric: str) -> str:
+    """``exact Mann–Whitney U p = 0.33`` for ``metric`` by ``group_by`` from ``association.tsv`` ('' if absent)."""
+    if association is None or not group_by or "grouping" not in association.columns:
+        return ""
+    row = association.filter((pl.col("grouping") == group_by) & (pl.col("metric") == metric))
+    if row.height == 0 or row["p"][0] is None:
+        return ""
+    from tcrtrack.plots.association import test_name
+
+    return f"\n{test_name(row['test'][0])} p = {row['p'][0]:.2g}"
+
+
+def flagged_by_group(summary: pl.DataFrame, samples: pl.DataFrame, *, group_by: str | None = "response",
+                     association: pl.DataFrame | None = None) -> Figure:
     """Per patient, grouped by a sheet column: clones expanded in blood, flagged clones, and the share of the
     post-treatment tumour repertoire that the flagged clones occupy (bar = highest biopsy, dots = each).
 
@@ -141,6 +154,8 @@ def flagged_by_group(summary: pl.DataFrame, samples: pl.DataFrame, *, group_by: 
         The sample sheet.
     group_by
         Sheet column that groups the patients.
+    association
+        ``results/cohort/association.tsv``: each panel's p-value between the groups, with its test.
     """
     groups, note = patient_groups(samples, group_by)
     colours = group_colours(groups)
@@ -169,7 +184,8 @@ def flagged_by_group(summary: pl.DataFrame, samples: pl.DataFrame, *, group_by: 
                 ax.scatter([x] * len(shares), [v * 100 for _, v in shares], s=14, color="black", zorder=3,
                            edgecolor="white", linewidths=0.5)
         ax.set_xticks(xs, patients, rotation=90 if len(patients) > 12 else 0)
-        ax.set_title(title, fontsize=9)
+        metric = {"flagged_share_max_biopsy": "flagged_tumor_share"}.get(column, column)
+        ax.set_title(title + _association_note(association, group_by, metric), fontsize=9)
         ax.margins(y=0.12)
     extra = [Line2D([], [], ls="", marker="o", color="black", ms=4, label="each post-treatment biopsy")]
     _group_legend(fig, colours, title=note, extra=extra)

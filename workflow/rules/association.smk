@@ -1,0 +1,38 @@
+# Association of per-patient metrics (expansion counts, tumour share, diversity change, overlap, half-lives,
+# clone origin) with report.group_by and the sheet columns of cohort.compare; survival when the sheet has it.
+# Input function: report.smk.
+
+
+rule association:
+    input:
+        unpack(association_coverage_input),
+        expansion="results/cohort/expansion_summary.tsv",
+        diversity="results/cohort/diversity.tsv",
+        overlap="results/cohort/overlap.tsv",
+        kinetics="results/cohort/kinetics_summary.tsv",
+        origin="results/cohort/clone_origin_summary.tsv",
+        sheet=config["samples"],
+    output:
+        metrics=out("results/cohort/association_metrics.tsv"),
+        association=out("results/cohort/association.tsv"),
+        survival=out("results/cohort/survival.tsv"),
+        figure=out("results/cohort/figures/association.png"),
+        figure_pdf=out("results/cohort/figures/association.pdf"),
+    log:
+        "logs/cohort/association.log",
+    benchmark:
+        "logs/benchmarks/cohort/association.tsv"
+    params:
+        group_by=group_by_column(),
+        compare=config["cohort"]["compare"],
+        baseline_day=config["expansion"]["baseline_day"],
+        n_boot=config["cohort"]["bootstraps"],
+        seed=config["cohort"]["seed"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/tcrtrack.yaml"
+    script:
+        "../../scripts/association.py"
