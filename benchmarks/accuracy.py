@@ -3,7 +3,8 @@
 
 Every scenario of ``scenarios.py`` (numpy only; shares nothing with ``tcrtrack.simulate``) x seeds x
 patients is analysed with ``tcrtrack.patient.analyse_patient(samples, clonotypes,
-settings=CallSettings(model=...))`` for each requested model and by the oracle of ``scoring.py`` (a
+settings=CallSettings(model=..., flag_fdr=...))`` for each requested method (``model`` or
+``model+flag_fdr``) and by the oracle of ``scoring.py`` (a
 Monte Carlo test that knows the true noise law), and scored against the planted truth. Writes
 ``ACCURACY.md`` (method, scenario laws, the table, pass/fail against the goal "realised FDP <= 10%
 in every scenario for blood calls and flags" at nominal FDR 5%) and ``accuracy_table.md`` (the
@@ -40,7 +41,7 @@ import scenarios  # noqa: E402
 import scoring  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_MODELS = ("fisher", "betabinomial", "overdispersed")
+DEFAULT_MODELS = ("fisher", "betabinomial", "overdispersed", "overdispersed+replicability")
 NOMINAL = 0.05
 CEILING = 0.10
 
@@ -57,10 +58,12 @@ def run_task(task: dict) -> list[dict]:
                                                                        patient=patient, design=design)
         base = {"scenario": task["scenario"], "seed": task["seed"], "patient": state.patient}
         gen = time.perf_counter() - t0
-        for model in task["models"]:
+        for method in task["models"]:
             t = time.perf_counter()
-            calls = analyse_patient(samples, clonotypes, settings=CallSettings(model=model))
-            records.append({**base, "method": model, "seconds": time.perf_counter() - t + gen / len(task["models"]),
+            model, _, flag_fdr = method.partition("+")
+            settings = CallSettings(model=model, flag_fdr=flag_fdr or "conjunction")
+            calls = analyse_patient(samples, clonotypes, settings=settings)
+            records.append({**base, "method": method, "seconds": time.perf_counter() - t + gen / len(task["models"]),
                             **scoring.score_calls(calls.clones, truth)})
         if task["oracle"]:
             t = time.perf_counter()

@@ -357,7 +357,8 @@ def oracle_calls(state, *, seed: int = 0, fdr: float = 0.05, min_log2fc: float =
 
 
 def methods_available(names: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Split requested tcrtrack model names into (known, unknown) by ``CallSettings.model``'s Literal."""
+    """Split requested tcrtrack methods into (known, unknown) by ``CallSettings.model``'s Literal; a method is
+    a model name, optionally ``+`` a flag FDR procedure (``overdispersed+replicability``)."""
     import typing
 
     from tcrtrack.patient import CallSettings
@@ -368,4 +369,5 @@ def methods_available(names: Sequence[str]) -> tuple[list[str], list[str]]:
         return list(names), []
     if not known:
         return list(names), []
-    return [m for m in names if m in known], [m for m in names if m not in known]
+    return ([m for m in names if m.partition("+")[0] in known],
+            [m for m in names if m.partition("+")[0] not in known])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import polars as pl
 import pytest
@@ -290,6 +292,22 @@ def test_flag_is_bh_over_the_conjunction_pvalue(cohort):
     assert (c["tumor_qvalue"].to_numpy()[ok & ~keep] == 1.0).all()
     new = clone(calls, "CASSNEWF")
     assert new["flagged"] and new["tumor_qvalue"] < 0.05
+
+
+def test_replicability_flag_option_uses_the_rvalues(cohort):
+    """flag_fdr='replicability': tumor_qvalue is the Bogomolov-Heller r-value of (Simes blood p, Simes tumour p)
+    over the blood-expanded clones whose tumour test can reach q/2; the flags are a subset of the expanded."""
+    samples, tables = cohort
+    default = analyse_patient(samples, tables, settings=FISHER)
+    strict = analyse_patient(samples, tables, settings=replace(FISHER, flag_fdr="replicability"))
+    c = strict.clones
+    assert c["expanded_in_blood"].to_list() == default.clones["expanded_in_blood"].to_list()  # blood unchanged
+    outside = c.filter(~pl.col("expanded_in_blood"))["tumor_qvalue"]
+    assert outside.null_count() == outside.len()  # the follow-up tests only blood-expanded clones
+    assert set(strict.flagged["clone_id"]) <= set(c.filter(pl.col("expanded_in_blood"))["clone_id"])
+    assert clone(strict, "CASSNEWF")["flagged"]
+    with pytest.raises(ValueError, match="flag_fdr"):
+        analyse_patient(samples, tables, settings=replace(FISHER, flag_fdr="both"))
 
 
 def test_replicate_rho_is_carried_over_to_pooled_libraries():

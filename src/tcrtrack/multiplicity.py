@@ -147,3 +147,36 @@ def conjunction_pvalues(*parts: ArrayLike) -> NDArray[np.float64]:
     """The intersection-union p-value ``max_k p_k`` of "every part holds" (Berger 1982); NaN if any part is."""
     stacked = np.vstack([np.asarray(x, dtype=np.float64) for x in parts])
     return stacked.max(axis=0)  # NaN propagates
+
+
+def replicability_rvalues(p_primary: ArrayLike, p_follow: ArrayLike, *, selected: ArrayLike, m_primary: int,
+                          emphasis: float = 0.5) -> NDArray[np.float64]:
+    """r-values of "true in the primary *and* in the follow-up study" (Bogomolov & Heller 2013, JASA 108:1480).
+
+    The follow-up is tested only for the ``selected`` features (chosen on primary data alone). With
+    ``c = emphasis``, ``m = m_primary`` features tested in the primary study and ``S = |selected|``, a
+    feature is discovered at level ``q`` when ``p1 <= R c q / m`` and ``p2 <= R (1 - c) q / S``, ``R`` the
+    number discovered (step-up). Equivalently, with ``e_i = max(m p1_i / c, S p2_i / (1 - c))``, the
+    r-value is ``r_(k) = min_{j >= k} e_(j) / j`` and features with ``r < q`` are the discoveries. The FDR of
+    the conjunction is controlled when the two studies are independent (here blood and tumour libraries)
+    and each study's p-values are PRDS; unlike BH on ``max(p1, p2)`` over all features, the follow-up pays
+    only for the ``S`` features it tests.
+
+    Returns NaN outside ``selected`` (and where ``p_follow`` is NaN).
+    """
+    p1, p2 = np.asarray(p_primary, dtype=np.float64), np.asarray(p_follow, dtype=np.float64)
+    chosen = np.asarray(selected, dtype=bool) & ~np.isnan(p1) & ~np.isnan(p2)
+    if not 0 < emphasis < 1:
+        raise ValueError("emphasis must lie in (0, 1)")
+    out = np.full(p1.shape, np.nan)
+    s = int(chosen.sum())
+    if s == 0:
+        return out
+    e = np.maximum(max(m_primary, s) * p1[chosen] / emphasis, s * p2[chosen] / (1 - emphasis))
+    order = np.argsort(e, kind="stable")
+    ranked = e[order] / np.arange(1, s + 1)
+    r = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+    values = np.empty(s)
+    values[order] = r
+    out[chosen] = values
+    return out

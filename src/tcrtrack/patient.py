@@ -12,7 +12,8 @@ false-discovery control (:mod:`tcrtrack.multiplicity`):
 * ``accumulates_in_tumor``: the same over the post-treatment biopsies (or presence without a
   pre-treatment biopsy).
 * ``flagged``: BH over clones of the conjunction p-value ``max(p_blood, p_tumour)`` (``tumor_qvalue``),
-  in a blood-expanded clone with a biopsy meeting the tumour effect filters.
+  in a blood-expanded clone with a biopsy meeting the tumour effect filters; or, with
+  ``flag_fdr="replicability"``, Bogomolov & Heller (2013) r-values (blood primary, tumour follow-up).
 * ``new_in_blood``: the 95% upper confidence bound of the baseline frequency (Garwood 1936, pooled over
   every pre-infusion draw) is at most ``new_max_frequency``.
 """
@@ -38,12 +39,21 @@ from tcrtrack.design import (
     sample_depths,
     timepoints,
 )
-from tcrtrack.multiplicity import bh_over_testable, clone_level, conjunction_pvalues, simes
+from tcrtrack.multiplicity import (
+    bh_over_testable,
+    clone_level,
+    conjunction_pvalues,
+    replicability_rvalues,
+    simes,
+    tarone_testable,
+)
 
 __all__ = ["ANNOTATION", "CallSettings", "PatientCalls", "Timepoint", "analyse_patient", "pooled",
            "reference_and_later", "timepoints", "wide_counts"]
 
 ANNOTATION = ("clone_id", "junction_aa", "v_gene", "j_gene")
+FLAG_EMPHASIS = 0.5
+"""Share ``c`` of the flag's FDR level spent on blood in the r-values (Bogomolov & Heller 2013)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,7 @@ class CallSettings:
     tumor_min_count: int = 3
     tumor_rule: Literal["significant_or_new", "significant"] = "significant"
     require_new: bool = False
+    flag_fdr: Literal["conjunction", "replicability"] = "conjunction"
 
 
 @dataclass(frozen=True)
@@ -177,6 +188,23 @@ def _blood_columns(wide: pl.DataFrame, baseline: Timepoint | None, blood: Sequen
     return columns, expanded, new, simes(p) if blood else np.full(n, np.nan)
 
 
+def _flag_qvalues(pb: NDArray, pb_min: NDArray, pt: NDArray, pt_min: NDArray, *, expanded: NDArray,
+                  settings: CallSettings) -> NDArray[np.float64]:
+    """q-values (or r-values) of "expanded in blood and enriched in the tumour" for every clone.
+
+    ``conjunction`` (default): BH over Tarone-testable clones of the intersection-union p-value
+    ``max(p_blood, p_tumour)`` (Berger 1982). ``replicability``: Bogomolov & Heller (2013) r-values with
+    blood the primary study and the tumour the follow-up of the blood-expanded clones whose tumour test can
+    reach ``(1 - c) q`` (``c`` = :data:`FLAG_EMPHASIS`); stricter (each part gets half the level), measured
+    in benchmarks/ACCURACY.md.
+    """
+    if settings.flag_fdr == "conjunction":
+        return bh_over_testable(conjunction_pvalues(pb, pt), conjunction_pvalues(pb_min, pt_min), alpha=settings.fdr)
+    m_blood = int(tarone_testable(pb_min, alpha=settings.fdr).sum())
+    follow = expanded & (np.nan_to_num(pt_min, nan=1.0) <= (1 - FLAG_EMPHASIS) * settings.fdr)
+    return replicability_rvalues(pb, pt, selected=follow, m_primary=m_blood, emphasis=FLAG_EMPHASIS)
+
+
 def _tumor_columns(wide: pl.DataFrame, pre: Timepoint | None, tumor: Sequence[Comparison],
                    post_biopsies: Sequence[Timepoint], blood: Sequence[Comparison], *, expanded: NDArray,
                    new: NDArray, settings: CallSettings) -> list[pl.Series]:
@@ -208,12 +236,10 @@ def _tumor_columns(wide: pl.DataFrame, pre: Timepoint | None, tumor: Sequence[Co
     for j, comparison in enumerate(tumor):
         pj = np.where(comparison.tested, comparison.stats["pvalue"], np.nan)
         pj_min = np.where(comparison.tested, comparison.p_min, np.nan)
-        flag_q[:, j] = bh_over_testable(conjunction_pvalues(pb, pj), conjunction_pvalues(pb_min, pj_min),
-                                   alpha=settings.fdr)
+        flag_q[:, j] = _flag_qvalues(pb, pb_min, pj, pj_min, expanded=expanded, settings=settings)
     if pre is not None and tumor:
         p, p_min = _pvalue_matrix(tumor, n)
-        conj_q = bh_over_testable(conjunction_pvalues(pb, simes(p)), conjunction_pvalues(pb_min, simes(p_min)),
-                             alpha=settings.fdr)
+        conj_q = _flag_qvalues(pb, pb_min, simes(p), simes(p_min), expanded=expanded, settings=settings)
         any_effect = np.logical_or.reduce(effects)
         in_tumor = (np.nan_to_num(conj_q, nan=1.0) < settings.fdr) & any_effect
         if settings.tumor_rule == "significant_or_new":
@@ -251,6 +277,8 @@ def analyse_patient(samples: pl.DataFrame, clonotypes: Mapping[str, pl.DataFrame
     """
     if settings.model not in ("fisher", "betabinomial", "overdispersed"):
         raise ValueError(f"model must be 'fisher', 'betabinomial' or 'overdispersed', got {settings.model!r}")
+    if settings.flag_fdr not in ("conjunction", "replicability"):
+        raise ValueError(f"flag_fdr must be 'conjunction' or 'replicability', got {settings.flag_fdr!r}")
     notes: list[str] = []
     depths = sample_depths(clonotypes)
     for name, info in depths.items():

@@ -95,6 +95,7 @@ def call_settings():
         "require_new": expansion["flag_new_only"],
         "tumor_min_count": tumor["min_count"],
         "tumor_rule": tumor["rule"],
+        "flag_fdr": tumor["flag_fdr"],
     }
 
 
