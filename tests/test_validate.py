@@ -72,15 +72,23 @@ def test_every_problem_of_every_file_in_one_pass(bad_sheet):
 
 
 def test_the_configured_locus_is_the_runs(bad_sheet, tmp_path):
-    """With the run's config (ingest.locus: IGH) the IGH file is fine and the TRB one is refused."""
-    sheet = tmp_path / "igh_only.tsv"
+    """With the run's config (ingest.locus: TRA) the TRB file is refused, naming TRA; a locus the run's config
+    schema refuses (IGH: the run would stop on the configuration) is a problem of its own."""
+    sheet = tmp_path / "good_only.tsv"
     lines = bad_sheet.read_text().splitlines()
-    sheet.write_text("\n".join([lines[0], *(line for line in lines if "P_igh" in line or "P_good" in line)]) + "\n")
+    sheet.write_text("\n".join([lines[0], *(line for line in lines if "P_good" in line)]) + "\n")
+    (tmp_path / "tra.yaml").write_text("ingest:\n  locus: TRA\n")
+    result = CliRunner().invoke(main, ["validate", str(sheet), "--configfile", str(tmp_path / "tra.yaml")])
+    assert result.exit_code == 1
+    problems = [line for line in result.output.splitlines() if line.startswith("problem")]
+    assert len(problems) == 1 and problems[0].startswith("problem: sample 'P_good'")
+    assert "productive TRA rearrangements" in problems[0]
     (tmp_path / "igh.yaml").write_text("ingest:\n  locus: IGH\n")
     result = CliRunner().invoke(main, ["validate", str(sheet), "--configfile", str(tmp_path / "igh.yaml")])
     assert result.exit_code == 1
-    assert [line.split(":")[1].strip() for line in result.output.splitlines() if line.startswith("problem")] == [
-        "sample 'P_good'"]
+    assert [line for line in result.output.splitlines() if line.startswith("problem")] == [
+        "problem: configuration: config key 'ingest.locus' is 'IGH': 'IGH' is not one of ['TRA', 'TRB', 'TRG', "
+        "'TRD']. Fix: use one of TRA, TRB, TRG, TRD"]
 
 
 def test_a_clean_sheet_passes_with_kept_and_dropped_counts_per_sample(tmp_path):
@@ -104,3 +112,35 @@ def test_the_demo_sheet_passes():
     result = CliRunner().invoke(main, ["validate", str(ROOT / "config" / "samples.tsv")])
     assert result.exit_code == 0, result.output
     assert len(result.output.strip().splitlines()) == 1 + 35 + 1
+
+
+def test_every_bad_row_every_sheet_row_and_every_config_key(tmp_path):
+    """The run would stop on the configuration, then the sheet, then each file: validate names them all at once,
+    still reads the files of the sheet's good rows, and counts the other bad rows of a file."""
+    rows = airr_rows()
+    text = with_value(with_value(with_value(rows, 3, "duplicate_count", "many"), 9, "duplicate_count", "-1"),
+                      12, "duplicate_count", "x")
+    write(tmp_path / "text.tsv", text)
+    write(tmp_path / "good.tsv", rows)
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("patient\tsample\tcompartment\tday\tpath\n"
+                     "P\tP_a\tblod\t0\tgood.tsv\n"      # row 2: bad compartment
+                     "P\tP_b\tblood\tx\tgood.tsv\n"     # row 3: bad day
+                     "P\tP_c\tblood\t7\ttext.tsv\n")
+    (tmp_path / "run.yaml").write_text("expansion:\n  model: poisson\ningest:\n  locus: TRX\n")
+    result = CliRunner().invoke(main, ["validate", str(sheet), "--configfile", str(tmp_path / "run.yaml")])
+    assert result.exit_code == 1
+    problems = [line for line in result.output.splitlines() if line.startswith("problem: ")]
+    assert problems[0].startswith("problem: configuration: config key 'expansion.model' is 'poisson'")
+    assert problems[1].startswith("problem: configuration: config key 'ingest.locus' is 'TRX'")
+    assert problems[2] == (f"problem: {sheet}: row 2 (sample 'P_a'): column 'compartment' is 'blod'. Fix: use one "
+                           "of blood, tumor, product.")
+    assert problems[3].startswith(f"problem: {sheet}: row 3 (sample 'P_b'): column 'day' is 'x'.")
+    # the broken locus is not used to read the files (else every file would be 'wrong_locus')
+    assert problems[4:] == [
+        f"problem: sample 'P_c': {tmp_path / 'text.tsv'}: row 4, column 'duplicate_count': 'many' is not a whole "
+        "number >= 0 (up to 2**63 - 1) (and 2 more rows like it: row 10, row 13). Fix: duplicate_count must hold "
+        "non-negative integer counts"]
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: 1 of 1 files has a problem, and 4 of the sheet or configuration (one line each above); the run "
+        "would stop on them")

@@ -378,8 +378,19 @@ def airr_row_locator(path: Path | str) -> RowLocator:
 
 def row_error(path: Path | str, frame: pl.DataFrame, bad: pl.Series, column: str, problem: str, fix: str, *,
               locate: RowLocator | None = None) -> InputFileError:
-    """The error for the first row flagged in ``bad``, located by ``locate`` (default: the AIRR file's line)."""
-    index = int(bad.arg_true()[0])
+    """The error for the first row flagged in ``bad``, located by ``locate`` (default: the AIRR file's line),
+    and how many more rows have the same problem (a user fixes them all at once)."""
+    flagged = bad.arg_true()
+    index = int(flagged[0])
     value = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(frame[column][index])[:60])
-    where = (locate or airr_row_locator(path))(index)
-    return InputFileError(path, f"{where}, column '{column}': '{value}' {problem}", fix)
+    locate = locate or airr_row_locator(path)
+    return InputFileError(path, f"{locate(index)}, column '{column}': '{value}' {problem}"
+                          f"{more_rows([locate(int(i)) for i in flagged[1:6]], len(flagged) - 1)}", fix)
+
+
+def more_rows(where: list[str], more: int) -> str:
+    """`` (and 3 more rows like it: row 5, row 9, row 12)``, or nothing when no other row is flagged."""
+    if more <= 0:
+        return ""
+    listed = ", ".join(where) + (", ..." if more > len(where) else "")
+    return f" (and {more} more row{'s' if more > 1 else ''} like it: {listed})"

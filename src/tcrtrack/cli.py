@@ -73,16 +73,24 @@ def simulate(out_dir: Path, demo: bool, n_patients: int, n_clones: int, blood_de
                f"sheet {cohort.sheet}, truth {cohort.truth}")
 
 
-def _ingest_settings(configfile: Path | None) -> dict[str, Any]:
-    """The ingest options of a run: the workflow's default config, updated by ``configfile``."""
+def _run_config(configfile: Path | None) -> dict[str, Any]:
+    """The config of a run: the workflow's default config, updated by ``configfile``."""
     import yaml
 
     from tcrtrack.paths import workflow_root
 
     config = yaml.safe_load((workflow_root() / "config" / "config.yaml").read_text()) or {}
     if configfile is not None:
-        for key, value in (yaml.safe_load(configfile.read_text()) or {}).items():
+        given = yaml.safe_load(configfile.read_text()) or {}
+        if not isinstance(given, dict):
+            raise TcrtrackError(f"{configfile}: not a YAML mapping of config keys. Fix: write 'key: value' lines")
+        for key, value in given.items():
             config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    return config
+
+
+def _ingest_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The ingest options of a run's config."""
     ingest, clonotype = config.get("ingest", {}), config.get("clonotype", {})
     return {"locus": ingest.get("locus", "TRB"), "productive_only": ingest.get("productive_only", True),
             "min_junction_aa_length": ingest.get("min_junction_aa_length", 5),
@@ -104,11 +112,20 @@ def validate(sheet: Path, configfile: Path | None) -> None:
     """
     from tcrtrack.formats import ingest_converted
     from tcrtrack.ingest import DROP_REASONS
-    from tcrtrack.samplesheet import read_sample_sheet
+    from tcrtrack.paths import workflow_root
+    from tcrtrack.samplesheet import config_problems, read_sample_sheet
 
-    samples = read_sample_sheet(sheet, check_files=False)  # a broken sheet: one line (SampleSheetError)
-    settings = _ingest_settings(configfile)
-    problems: list[str] = []
+    config = _run_config(configfile)
+    problems = [f"configuration: {p}" for p in
+                config_problems(config, workflow_root() / "workflow" / "schemas" / "config.schema.yaml")]
+    defaults = _run_config(None)
+    for section in ("ingest", "clonotype"):  # a broken section: read the files with its defaults
+        if any(f"config key '{section}" in problem for problem in problems):
+            config[section] = defaults[section]
+    settings = _ingest_settings(config)
+    # a sheet that cannot be read stops here (one line); problems of single rows are listed, the others read
+    samples = read_sample_sheet(sheet, check_files=False, problems=problems)
+    sheet_problems = len(problems)
     lines = ["sample\tformat\tinput_rows\tkept_rows\tdropped_rows\tkept_count\tdropped_count\tdropped (reason: rows)"]
     for sample, file, fmt in samples.select("sample", "path", "format").iter_rows():
         if not Path(file).is_file():
@@ -127,9 +144,10 @@ def validate(sheet: Path, configfile: Path | None) -> None:
     if problems:
         for problem in problems:
             click.echo(f"problem: {problem}")
-        bad = len(problems)
-        raise click.ClickException(f"{bad} of {samples.height} files {'has a problem' if bad == 1 else 'have problems'} "
-                                   "(one line each above); the run would stop on them")
+        bad = len(problems) - sheet_problems
+        raise click.ClickException(f"{bad} of {samples.height} files {'has a problem' if bad == 1 else 'have problems'}"
+                                   + (f", and {sheet_problems} of the sheet or configuration" if sheet_problems else "")
+                                   + " (one line each above); the run would stop on them")
     click.echo("\n".join(lines))
     click.echo(f"{sheet}: {samples.height} samples of {samples['patient'].n_unique()} patients, every file read "
                f"in full (locus {settings['locus']}): no problem")

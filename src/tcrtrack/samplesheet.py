@@ -135,7 +135,7 @@ def _describe(error: jsonschema.ValidationError, schema: Mapping[str, Any]) -> s
 
 
 def read_sample_sheet(path: Path | str, *, schema: Mapping[str, Any] | None = None,
-                      check_files: bool = True) -> pl.DataFrame:
+                      check_files: bool = True, problems: list[str] | None = None) -> pl.DataFrame:
     """Read, type and validate a sample sheet.
 
     Parameters
@@ -146,6 +146,10 @@ def read_sample_sheet(path: Path | str, *, schema: Mapping[str, Any] | None = No
         The JSON Schema of one row (default: ``workflow/schemas/samples.schema.yaml``).
     check_files
         Also require every ``path`` to exist.
+    problems
+        When given, the problems of single rows (a bad value, a repeated sample id or file) are appended to it,
+        one line each, and the other rows are returned, instead of stopping at the first (``tcrtrack
+        validate``); a sheet that cannot be read at all still raises.
 
     Returns
     -------
@@ -172,21 +176,32 @@ def read_sample_sheet(path: Path | str, *, schema: Mapping[str, Any] | None = No
             f"{path}: missing column(s) {', '.join(repr(m) for m in missing)} (header has "
             f"{', '.join(raw.columns)}{hint}). Fix: the sheet needs columns {', '.join(required)}.")
     validator = jsonschema.validators.validator_for(schema)(schema)
-    records = []
+    records, good_lines = [], []
     for line, row in zip(lines, raw.iter_rows(named=True), strict=True):
         record = _row_record(row, schema)
         errors = sorted(validator.iter_errors(record), key=lambda e: list(e.path))
         if errors:
-            raise SampleSheetError(f"{path}: row {line} (sample '{row.get('sample')}'): "
-                                   f"{_describe(errors[0], schema)}.")
+            error = SampleSheetError(f"{path}: row {line} (sample '{row.get('sample')}'): "
+                                     f"{_describe(errors[0], schema)}.")
+            if problems is None:
+                raise error
+            problems.append(str(error))
+            continue
         record["path"] = str((path.parent / record["path"]).resolve())
         records.append(record)
+        good_lines.append(line)
     metadata = [name for name in raw.columns if name not in schema["properties"]]
     frame = pl.DataFrame(records, schema={
         "patient": pl.Utf8, "sample": pl.Utf8, "compartment": pl.Utf8, "day": pl.Int64,
         "replicate": pl.Int64, "path": pl.Utf8, "format": pl.Utf8,
         **{name: pl.Utf8 for name in metadata}})
-    _check_unique(frame, path, lines, check_files=check_files)
+    if problems is None:
+        _check_unique(frame, path, good_lines, check_files=check_files)
+        return frame
+    try:
+        _check_unique(frame, path, good_lines, check_files=check_files)
+    except SampleSheetError as error:
+        problems.append(str(error))
     return frame
 
 
@@ -227,8 +242,18 @@ def config_problem(config: Mapping[str, Any], schema_path: Path | str) -> str | 
     schema = load_schema(schema_path)
     validator = jsonschema.validators.validator_for(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(dict(config)))
-    if error is None:
-        return None
+    return None if error is None else _config_error_line(error)
+
+
+def config_problems(config: Mapping[str, Any], schema_path: Path | str) -> list[str]:
+    """Every way ``config`` breaks its JSON Schema, one line each (``tcrtrack validate``)."""
+    schema = load_schema(schema_path)
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = sorted(validator.iter_errors(dict(config)), key=lambda e: [str(p) for p in e.absolute_path])
+    return [_config_error_line(error) for error in errors]
+
+
+def _config_error_line(error: jsonschema.ValidationError) -> str:
     key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
     spec = error.schema
     if error.validator == "enum":

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tcrtrack.airr_reader import count_column
+from tcrtrack.airr_reader import count_column, more_rows
 from tcrtrack.errors import InputFileError
 from tcrtrack.formats._genes import standardise_calls
 from tcrtrack.genes import LOCI
@@ -121,8 +121,10 @@ def parse_counts(path: Path, frame: pl.DataFrame, column: str) -> tuple[pl.Serie
     number = raw.cast(pl.Float64, strict=False)
     bad = raw.is_not_null() & (number.is_null() | number.is_nan() | number.is_infinite() | (number < 0))
     if bad.any():
-        row = int(bad.arg_true()[0])
-        raise InputFileError(path, f"row {row + 2}, column '{column}': '{raw[row]}' is not a count >= 0",
+        flagged = bad.arg_true()
+        row = int(flagged[0])
+        more = more_rows([f"row {int(i) + 2}" for i in flagged[1:6]], len(flagged) - 1)
+        raise InputFileError(path, f"row {row + 2}, column '{column}': '{raw[row]}' is not a count >= 0{more}",
                              f"{column} must hold non-negative numbers")
     fractional = int((number != number.floor()).sum())
     whole = (number + 0.5).floor()
