@@ -176,6 +176,19 @@ def test_imseq(tmp_path: Path) -> None:
     check_totals(path, "imseq")
 
 
+def test_vidjil_clone_lines_as_vdjtools_reads_them(tmp_path: Path) -> None:
+    """VDJtools' VidjilParser splits ``V:CDR3nt:J count`` on ``[: \\t]``: a space before the count (and blank
+    lines, CRLF) are read like IMSEQ's tab; a bad line is named by its line number in the file."""
+    path = tmp_path / "vidjil.txt"
+    path.write_text("".join(f"{v}:{n}:{j} {c}\r\n" + ("\n" if i == 1 else "")
+                            for i, (c, v, _d, j, _aa, n) in enumerate(CLONES)))
+    check_totals(path, "imseq")
+    assert to_airr(path).frame["junction_aa"].to_list()[:2] == ["CASSLAGGYEQYF", "CASSPGTEAFF"]
+    path.write_text(f"TRBV9:{nt('CASSVGQGNEQFF')}:TRBJ2-1 4\n\nTRBV9 {nt('CASS')} 2\n")
+    with pytest.raises(InputFileError, match="line 3: 'TRBV9 TGT"):
+        ingest_converted(path, fmt="imseq")
+
+
 def test_mixcr_2_human_readable_export_with_extra_columns(tmp_path: Path) -> None:
     header = ["Clone count", "Clone fraction", "Clonal sequence(s)", "Clonal sequence quality(s)", "All V hits",
               "All D hits", "All J hits", "All C hits", "All V alignments", "All D alignments", "All J alignments",

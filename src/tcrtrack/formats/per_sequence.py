@@ -16,6 +16,8 @@
 * ``imseq`` - IMSEQ clonotype output (no header): ``V:CDR3nt:J<TAB>count`` per line, the layout
   VDJtools' ``ImSeqParser.groovy`` splits on ``[: \\t]`` (fields 0 V, 1 CDR3 nt, 2 J, 3 count; no D and
   no frequency, "incomplete V/J names" per ``misc/Software.groovy``). The junction is translated.
+  VDJtools' ``VidjilParser.groovy`` reads Vidjil's clone lines the same way (``V:CDR3nt:J count``, a space
+  before the count): they are read here too.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ from tcrtrack.genes import translate_junctions
 
 IMGT_GENES = {"v_call": "V-GENE and allele", "j_call": "J-GENE and allele", "d_call": "D-GENE and allele"}
 IMGT_FUNCTIONALITY = ("V-DOMAIN Functionality", "Functionality")
-IMSEQ_LINE = re.compile(r"^[^\t:]+:[ACGTNacgtn]+:[^\t:]+\t\d+(\.\d+)?$")
+IMSEQ_LINE = re.compile(r"^[^\t :]+:[ACGTNacgtn]+:[^\t :]+[\t ]+\d+(\.\d+)?$")
+# one clonotype line: VDJtools splits IMSEQ and Vidjil lines on [: \t] (a tab or a space before the count)
+_IMSEQ_FIELDS = r"^([^\t :]*):([^\t :]*):([^\t :]*)[\t ]+(\S+)$"
 _NUCLEOTIDES = r"^[ACGTNacgtn]+$"
 
 
@@ -92,19 +96,22 @@ def convert_imseq(path: Path, *, locus: str, species: str) -> ConvertedRepertoir
     """Convert an IMSEQ clonotype file (headerless ``V:CDR3nt:J<TAB>count``)."""
     first_line(path)  # missing or empty file: the usual one-line error
     try:
-        raw = pl.read_csv(path, separator="\t", has_header=False, new_columns=["clonotype", "count"],
-                          infer_schema=False, truncate_ragged_lines=False)
+        lines = pl.read_csv(path, separator="\x1f", has_header=False, new_columns=["line"], quote_char=None,
+                            infer_schema=False, truncate_ragged_lines=False)["line"].str.strip_chars()
     except (pl.exceptions.PolarsError, OSError, EOFError) as error:
         raise InputFileError(path, f"cannot be parsed as IMSEQ ({str(error).splitlines()[0]})",
-                             "IMSEQ clonotype lines are V:CDR3nt:J, a tab, and the count") from None
-    parts = raw["clonotype"].str.split(":")
-    bad = parts.list.len() != 3
+                             "IMSEQ clonotype lines are V:CDR3nt:J, a tab (or a space), and the count") from None
+    raw = pl.DataFrame({"line": lines}).with_row_index("number", offset=1).filter(pl.col("line").fill_null("") != "")
+    fields = raw["line"].str.extract_groups(_IMSEQ_FIELDS).struct.rename_fields(["v", "junction", "j", "count"])
+    raw = raw.with_columns(fields.alias("fields")).unnest("fields")
+    bad = raw["v"].is_null()
     if bad.any():
         row = int(bad.arg_true()[0])
-        raise InputFileError(path, f"line {row + 1}: '{raw['clonotype'][row]}' is not V:CDR3nt:J",
-                             "IMSEQ clonotype lines are V:CDR3nt:J, a tab, and the count")
-    raw = raw.with_columns(v=parts.list.get(0), junction=parts.list.get(1).str.to_uppercase(),
-                           j=parts.list.get(2)).with_columns(pl.col(pl.Utf8).str.strip_chars().replace("", None))
+        line = raw["line"][row][:80]
+        raise InputFileError(path, f"line {raw['number'][row]}: '{line}' is not V:CDR3nt:J and a count",
+                             "IMSEQ clonotype lines are V:CDR3nt:J, a tab (or a space), and the count")
+    raw = raw.with_columns(pl.col("junction").str.to_uppercase()).with_columns(
+        pl.col(pl.Utf8).str.strip_chars().replace("", None))
     counts, rounded = parse_counts(path, raw, "count")
     frame = raw.select(v_call="v", j_call="j", junction="junction", duplicate_count=counts_to_text(counts, raw.height))
     frame = frame.with_columns(junction_aa=translate_junctions(frame))
