@@ -50,6 +50,7 @@ from tcrtrack.kinetics import (
 )
 from tcrtrack.patient import wide_counts
 from tcrtrack.simulate import simulate_cohort
+from tcrtrack.simulation.progress import stderr_counter
 
 POST_DAYS = (7, 14, 28, 42, 56, 84)
 SETTINGS = {"n_patients": 2, "n_clones": 5_000, "blood_depth": 40_000, "tumor_depth": 10_000,
@@ -174,8 +175,12 @@ def main() -> None:
     print("\n## simulated cohorts\n")
     start = time.time()
     jobs = [(h, s, args.top_n) for h in args.half_lives for s in range(args.seeds)]
-    with mp.get_context("spawn").Pool(args.jobs) as pool:
-        results = pool.map(run_one, jobs)
+    results = []
+    with (mp.get_context("spawn").Pool(args.jobs) as pool,
+          stderr_counter(len(jobs), label="simulated cohorts (half-life, seed) done") as progress):
+        for result in pool.imap(run_one, jobs):  # in order, as map
+            results.append(result)
+            progress.update(1)
     kin = pl.concat([r[0] for r in results])
     per = pl.concat([r[1] for r in results])
     table = pl.concat([clone_table(kin, f"product top {args.top_n}"),

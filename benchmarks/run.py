@@ -432,8 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         args.repeat = 2
     OUT.mkdir(parents=True, exist_ok=True)
     results: dict[str, object] = {"machine": machine(), "args": vars(args)}
-    for step in args.only:
-        log(f"benchmark: {step}")
+    for number, step in enumerate(args.only, start=1):
+        log(f"benchmark: {step} ({number} of {len(args.only)})")
         load_before = os.getloadavg()
         results[step] = globals()[f"bench_{step}"](args)
         results[step]["measured"] = {"date": dt.datetime.now().isoformat(timespec="seconds"),
