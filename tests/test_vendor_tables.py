@@ -12,6 +12,7 @@ VDJtools reports for such a file: the sample's total count is the sum of ``count
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -283,6 +284,18 @@ def test_unknown_layout_lists_every_format(tmp_path: Path) -> None:
         detect_format(path)
     message = str(caught.value)
     assert "\n" not in message and all(f"{name}:" in message for name in FORMATS)
+
+
+@pytest.mark.parametrize("data", [b"PK\x03\x04\x14\x00\x06\x00 [Content_Types].xml", bytes(range(256)) * 4,
+                                  gzip.compress(bytes(range(7, 200)))])
+def test_binary_data_is_named_without_echoing_it(tmp_path: Path, data: bytes) -> None:
+    """An Excel workbook or other binary file in the sheet: one printable line, not the bytes of its header."""
+    path = tmp_path / "export.tsv"
+    path.write_bytes(data)
+    with pytest.raises(InputFileError, match="is not a text table: its first line holds binary data") as caught:
+        detect_format(path)
+    assert str(caught.value).isprintable()
+    assert ("Excel" in str(caught.value)) == data.startswith(b"PK")
 
 
 # --- one list of formats ------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import gzip
 import io
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -118,6 +119,10 @@ def detect_format(path: Path | str) -> str:
     if mitcr_preamble(path) == 1 and _has_second_line(path):  # MiTCR: a run line before the header
         if {"Read count", "CDR3 nucleotide sequence"} <= set(header_columns(first_line(path, 1))):
             return "mitcr"
+    if "\ufffd" in line or any(unicodedata.category(c) == "Cc" and c != "\t" for c in line):
+        kind = " (a ZIP archive: an Excel .xlsx workbook?)" if line.startswith("PK\x03\x04") else ""
+        raise InputFileError(path, f"is not a text table: its first line holds binary data{kind}",
+                             "export the repertoire as tab-separated text (plain, or gzipped as .gz)")
     shown = ", ".join(header_columns(line)[:6])
     raise InputFileError(path, f"unknown repertoire format (header starts: {shown})",
                          f"give one of the known formats ({_known_formats()}), or name the format explicitly")
