@@ -410,7 +410,7 @@ def patient_summary(results: Path, patient: str, *, n_top: int = 5) -> list[str]
         lines.append(f"  {clones.height:,} clones; {int(clones['expanded_in_blood'].sum())} expanded in blood "
                      f"({int((clones['expanded_in_blood'] & clones['new_in_blood'].fill_null(False)).sum())} new), "
                      f"{int(clones['accumulates_in_tumor'].sum())} accumulating in tumour (whole-repertoire FDR), "
-                     f"{flagged.height} flagged (tumour re-tested among the blood-expanded)")
+                     f"{flagged.height} flagged (expanded in blood and enriched in a post-treatment biopsy)")
         top = flagged.sort(["blood_qvalue", "blood_log2fc"], descending=[False, True], nulls_last=True)
         lines.append("  flagged clones (strongest blood evidence first):" if top.height else
                      "  no flagged clones (none both expanded in blood and accumulating in the tumour)")
