@@ -198,6 +198,20 @@ def test_convert_writes_a_valid_airr_file_from_an_immunoseq_export(tmp_path):
     assert airr.validate_rearrangement(str(out))
 
 
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent (outside the project's CI)")
+def test_convert_warns_about_a_truncated_export(tmp_path):
+    """LymphoSeq's day 83 file keeps 0.49 of its sample (SOURCE.md); day 32 holds all of it (920 rows)."""
+    warned = CliRunner().invoke(main, ["convert", str(SHARED_DATA / "lymphoseq" / "TRB_Unsorted_83.tsv"),
+                                       str(tmp_path / "d83.tsv")])
+    assert warned.exit_code == 0, warned.output
+    assert warned.stderr.startswith("warning: frequencyCount (%) implies a whole-sample depth of 484664, of which the "
+                                    "file keeps 0.49: the file is truncated")
+    assert "absence from a truncated file is not evidence of absence" in warned.stderr
+    complete = CliRunner().invoke(main, ["convert", str(SHARED_DATA / "lymphoseq" / "TRB_Unsorted_32.tsv"),
+                                         str(tmp_path / "d32.tsv")])
+    assert complete.exit_code == 0 and "warning" not in complete.stderr
+
+
 def test_convert_a_vdjtools_table_to_airr(tmp_path):
     """README: `tcrtrack convert --from FORMAT IN OUT.tsv` writes an AIRR TSV (a small VDJtools table here, so
     the test needs no shared data); the converted file then passes `tcrtrack validate`."""

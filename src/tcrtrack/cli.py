@@ -173,6 +173,15 @@ def convert(fmt: str, locus: str, species: str, source: Path, out: Path) -> None
                f"genes: {result.gene_mapping}, {result.unmapped_genes} rows with unmapped names")
     for note in result.notes:
         click.echo(f"note: {note}")
+    if "duplicate_count" in result.frame.columns:  # a top-N export: say so here too, as the run's QC does
+        import polars as pl
+
+        from tcrtrack.truncation import assess
+
+        verdict = assess(result.frame["duplicate_count"].cast(pl.Int64, strict=False), result.frequency,
+                         single_cell=result.fmt == "10x_contigs" or "cell_id" in result.frame.columns)
+        if verdict.truncated:
+            click.echo(f"warning: {verdict.note}", err=True)
 
 
 # --- run: the workflow for the cohort or some patients ---------------------------------------------------
