@@ -7,17 +7,16 @@ import gzip
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from readme_env import readme_python
 
-from tcrtrack import __version__
+from tcrtrack import __version__, registry
 from tcrtrack.cli import main
 from tcrtrack.errors import TcrtrackError
-from tcrtrack import registry
 from tcrtrack.simulate import simulate_cohort
 
 COMMANDS = ("run", "show", "simulate", "validate", "convert")
@@ -25,8 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tcrtrack(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """The CLI in a subprocess (its snakemake child writes to the real stdout/stderr)."""
-    return subprocess.run([sys.executable, "-m", "tcrtrack.cli", *args], capture_output=True, text=True,
+    """The CLI in a subprocess (its snakemake child writes to the real stdout/stderr), in a Python with only what
+    the README's install brings (tests/readme_env.py)."""
+    return subprocess.run([str(readme_python()), "-m", "tcrtrack.cli", *args], capture_output=True, text=True,
                           timeout=900, cwd=cwd)
 
 

@@ -4,13 +4,13 @@ workflow (setup.py copies Snakefile, workflow/, scripts/, config/ and envs/ into
 from __future__ import annotations
 
 import os
-import site
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from readme_env import runtime_site_packages
 
 from tcrtrack import registry
 
@@ -20,8 +20,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """The wheel built from this checkout, installed into a fresh venv whose other packages come from the
-    test's own environment (a .pth naming its site-packages: nothing is downloaded); returns its bin/."""
+    """The wheel built from this checkout, installed into a fresh venv whose other packages are tcrtrack's runtime
+    dependencies taken from the test's own environment (tests/readme_env.py: no test extras; nothing is
+    downloaded); returns its bin/."""
     base = tmp_path_factory.mktemp("wheel")
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(ROOT), "-w", str(base)],
                            capture_output=True, text=True, timeout=600)
@@ -35,9 +36,10 @@ def installed(tmp_path_factory) -> Path:
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=300)
     packages = next((venv / "lib").glob("python3*")) / "site-packages"
-    (packages / "_test_environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    install = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                              "--ignore-installed", str(wheel)], capture_output=True, text=True, timeout=600,
+    (packages / "_test_environment.pth").write_text(f"{runtime_site_packages()}\n")
+    # the test environment's pip installs into the venv (which has no pip: pip is no runtime dependency)
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
+                              "--no-deps", "--no-index", "--ignore-installed", str(wheel)], capture_output=True, text=True, timeout=600,
                              env=clean_env())
     assert install.returncode == 0, install.stderr[-3000:]
     return venv / "bin"

@@ -8,11 +8,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
+from readme_env import readme_python
 
 from tcrtrack import registry
 from tcrtrack.io import read_tsv
@@ -47,10 +47,10 @@ def run(tmp_path_factory) -> Path:
                     n_planted=(5, 3, 3), replicate_patients=(0,), seed=3, sheet=base / "samples.tsv")
     (base / "run.yaml").write_text(f"samples: {base / 'samples.tsv'}\ndiversity:\n  depth: 1500\n")
     workdir = base / "work"
-    done = subprocess.run([sys.executable, "-m", "tcrtrack.cli", "run", "--configfile", str(base / "run.yaml"),
+    done = subprocess.run([str(readme_python()), "-m", "tcrtrack.cli", "run", "--configfile", str(base / "run.yaml"),
                            "--outdir", str(workdir), "--cores", "2"], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
-    report = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile",
+    report = subprocess.run([str(readme_python()), "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile",
                              str(base / "run.yaml"), "--report", "results/report.html"], cwd=workdir,
                             capture_output=True, text=True, timeout=600)
     assert report.returncode == 0, report.stderr[-3000:]
@@ -149,7 +149,7 @@ def test_report_with_a_custom_stylesheet_is_still_self_contained(run, tmp_path):
     css = tmp_path / "my.css"
     css.write_text("/* tcrtrack custom style */ body { font-family: serif; }\n")
     out = tmp_path / "styled.html"
-    done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile",
+    done = subprocess.run([str(readme_python()), "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile",
                            str(run.parent / "run.yaml"), "--report", str(out), "--report-stylesheet", str(css)],
                           cwd=run, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

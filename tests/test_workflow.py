@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
+from readme_env import readme_python
 
 from tcrtrack.ingest import DROP_REASONS
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# the README install's Python (tests/readme_env.py): only tcrtrack's runtime dependencies, no test extras
+SNAKEMAKE = ["{python}", "-m", "snakemake"]
 SHEET = ROOT / "config" / "samples.tsv"
 
 pytestmark = pytest.mark.slow
 
 
+def snakemake_command() -> list[str]:
+    return [part.format(python=readme_python()) for part in SNAKEMAKE]
+
+
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--cores", "2", *args], cwd=workdir,
+    return subprocess.run([*snakemake_command(), "-s", str(ROOT / "Snakefile"), "--cores", "2", *args], cwd=workdir,
                           capture_output=True, text=True, timeout=900)
 
 
@@ -172,7 +177,7 @@ def test_lint_is_clean():
 def test_readme_quick_start_plans_the_demo_in_the_checkout():
     """README quick start: `snakemake --cores 2` in the checkout (as a dry run: the deployed demo run above
     does the real work); every rule of the workflow is planned, or everything is already up to date."""
-    done = subprocess.run([*SNAKEMAKE, "--cores", "2", "--dry-run"], cwd=ROOT, capture_output=True, text=True,
+    done = subprocess.run([*snakemake_command(), "--cores", "2", "--dry-run"], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     plan = done.stdout + done.stderr
