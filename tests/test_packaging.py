@@ -39,8 +39,8 @@ def installed(tmp_path_factory) -> Path:
     (packages / "_test_environment.pth").write_text(f"{runtime_site_packages()}\n")
     # the test environment's pip installs into the venv (which has no pip: pip is no runtime dependency)
     install = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
-                              "--no-deps", "--no-index", "--ignore-installed", str(wheel)], capture_output=True, text=True, timeout=600,
-                             env=clean_env())
+                              "--no-deps", "--no-index", "--ignore-installed", str(wheel)],
+                             capture_output=True, text=True, timeout=600, env=clean_env())
     assert install.returncode == 0, install.stderr[-3000:]
     return venv / "bin"
 
