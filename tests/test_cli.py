@@ -61,6 +61,22 @@ def test_show_unknown_patient_is_one_line_without_traceback(tmp_path):
     assert isinstance(debug.exception, TcrtrackError)  # --debug lets the traceback through
 
 
+def test_a_config_file_that_is_not_yaml_is_one_line_naming_it(tmp_path):
+    """validate --configfile, run --configfile and a run folder's config/config.yaml: no traceback."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("ingest:\n  locus: [TRB,\n")
+    (tmp_path / "run" / "config").mkdir(parents=True)
+    (tmp_path / "run" / "config" / "config.yaml").write_text("a:\n\tb: 1\n")
+    sheet = ROOT / "config" / "samples.tsv"
+    for args, name in ((["validate", str(sheet), "--configfile", str(broken)], broken),
+                       (["run", "-n", "--configfile", str(broken), "--outdir", str(tmp_path)], broken),
+                       (["run", "-n", "--outdir", str(tmp_path / "run")], tmp_path / "run" / "config" / "config.yaml")):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"Error: {name}, line ") and "not valid YAML" in lines[0]
+
+
 def test_run_refuses_unknown_patient_and_missing_sheet(cohort, tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["run", "--samples", str(cohort / "samples.tsv"), "--configfile",

@@ -26,6 +26,16 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
             if click.get_current_context().find_root().params.get("debug"):
                 raise
             raise click.ClickException(str(error)) from None
+        except Exception as error:  # a config file that is not YAML (yaml is imported lazily, as the commands do)
+            import yaml
+
+            if not isinstance(error, yaml.YAMLError) or click.get_current_context().find_root().params.get("debug"):
+                raise
+            mark = getattr(error, "problem_mark", None)
+            where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark else "a config file"
+            problem = getattr(error, "problem", None) or " ".join(str(error).split())
+            raise click.ClickException(f"{where}: not valid YAML ({problem}). Fix: correct the file's YAML "
+                                       "syntax ('key: value' lines, nested keys indented)") from None
 
     return wrapper
 
@@ -73,15 +83,21 @@ def simulate(out_dir: Path, demo: bool, n_patients: int, n_clones: int, blood_de
                f"sheet {cohort.sheet}, truth {cohort.truth}")
 
 
-def _run_config(configfile: Path | None) -> dict[str, Any]:
-    """The config of a run: the workflow's default config, updated by ``configfile``."""
+def _load_yaml(path: Path) -> Any:
+    """A YAML file's content; a syntax error names the file, line and column (see :func:`_friendly`)."""
     import yaml
 
+    with path.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def _run_config(configfile: Path | None) -> dict[str, Any]:
+    """The config of a run: the workflow's default config, updated by ``configfile``."""
     from tcrtrack.paths import workflow_root
 
-    config = yaml.safe_load((workflow_root() / "config" / "config.yaml").read_text()) or {}
+    config = _load_yaml(workflow_root() / "config" / "config.yaml") or {}
     if configfile is not None:
-        given = yaml.safe_load(configfile.read_text()) or {}
+        given = _load_yaml(configfile) or {}
         if not isinstance(given, dict):
             raise TcrtrackError(f"{configfile}: not a YAML mapping of config keys. Fix: write 'key: value' lines")
         for key, value in given.items():
@@ -221,13 +237,11 @@ def _sheet_path(outdir: Path, samples: Path | None, config_path: Path | None) ->
     """The sample sheet of the run: ``--samples``, else the config's ``samples`` (relative to the run folder),
     and whether it must be passed to Snakemake. With the workflow's default config and no such sheet in the
     run folder, the bundled demo cohort (the workflow's own ``config/samples.tsv``)."""
-    import yaml
-
     from tcrtrack.paths import workflow_root
 
     if samples is not None:
         return samples.resolve(), True
-    config = yaml.safe_load(config_path.read_text()) if config_path and config_path.is_file() else {}
+    config = _load_yaml(config_path) if config_path and config_path.is_file() else {}
     name = (config or {}).get("samples")
     if not name:
         raise TcrtrackError(f"no sample sheet: {config_path} names none. Fix: pass --samples SHEET")
