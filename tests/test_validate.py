@@ -144,3 +144,21 @@ def test_every_bad_row_every_sheet_row_and_every_config_key(tmp_path):
     assert result.output.strip().splitlines()[-1] == (
         "Error: 1 of 1 files has a problem, and 4 of the sheet or configuration (one line each above); the run "
         "would stop on them")
+
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent (outside the project's CI)")
+def test_truncated_exports_are_named_in_the_table(tmp_path):
+    """LymphoSeq's top-1,000 exports (SOURCE.md): day 0 keeps 0.85 of its sample, day 32 is complete."""
+    sheet = tmp_path / "samples.tsv"
+    sheet.write_text("patient\tsample\tcompartment\tday\tpath\n"
+                     f"L\td0\tblood\t0\t{SHARED_DATA / 'lymphoseq' / 'TRB_Unsorted_0.tsv'}\n"
+                     f"L\td32\tblood\t32\t{SHARED_DATA / 'lymphoseq' / 'TRB_Unsorted_32.tsv'}\n")
+    result = CliRunner().invoke(main, ["validate", str(sheet)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("\t") for line in result.stdout.splitlines()[:3]]
+    assert rows[0][-1] == "truncated" and rows[1][-1] == "yes (keeps 0.85 of 21245)" and rows[2][-1] == "no"
+    assert result.stdout.splitlines()[-1].endswith("no problem; 1 truncated export(s): absence from them is not "
+                                                   "evidence of absence (the warnings on stderr say why)")

@@ -142,7 +142,9 @@ def validate(sheet: Path, configfile: Path | None) -> None:
     # a sheet that cannot be read stops here (one line); problems of single rows are listed, the others read
     samples = read_sample_sheet(sheet, check_files=False, problems=problems)
     sheet_problems = len(problems)
-    lines = ["sample\tformat\tinput_rows\tkept_rows\tdropped_rows\tkept_count\tdropped_count\tdropped (reason: rows)"]
+    lines = ["sample\tformat\tinput_rows\tkept_rows\tdropped_rows\tkept_count\tdropped_count\tdropped (reason: rows)"
+             "\ttruncated"]
+    truncated = 0
     for sample, file, fmt in samples.select("sample", "path", "format").iter_rows():
         if not Path(file).is_file():
             problems.append(f"{sheet}: sample '{sample}': file {file} does not exist. Fix: correct 'path' "
@@ -156,7 +158,8 @@ def validate(sheet: Path, configfile: Path | None) -> None:
         reasons = ", ".join(f"{r}: {qc[f'{r}_rows']}" for r in DROP_REASONS if qc[f"{r}_rows"])
         lines.append(f"{sample}\t{qc['format']}\t{qc['input_rows']}\t{qc['kept_rows']}\t"
                      f"{qc['input_rows'] - qc['kept_rows']}\t{qc['kept_count']}\t{qc['input_count'] - qc['kept_count']}"
-                     f"\t{reasons or '-'}")
+                     f"\t{reasons or '-'}\t{_truncation_cell(qc)}")
+        truncated += bool(qc.get("truncated"))
     if problems:
         for problem in problems:
             click.echo(f"problem: {problem}")
@@ -166,7 +169,17 @@ def validate(sheet: Path, configfile: Path | None) -> None:
                                    + " (one line each above); the run would stop on them")
     click.echo("\n".join(lines))
     click.echo(f"{sheet}: {samples.height} samples of {samples['patient'].n_unique()} patients, every file read "
-               f"in full (locus {settings['locus']}): no problem")
+               f"in full (locus {settings['locus']}): no problem"
+               + (f"; {truncated} truncated export(s): absence from them is not evidence of absence (the warnings on "
+                  "stderr say why)" if truncated else ""))
+
+
+def _truncation_cell(qc: dict[str, Any]) -> str:
+    """The validate table's ``truncated`` cell: ``no``, or ``yes`` with the share the file keeps when known."""
+    if not qc.get("truncated"):
+        return "no"
+    share = qc.get("kept_share")
+    return f"yes (keeps {share:.2f} of {qc['implied_depth']:.0f})" if share is not None else "yes (top-N cut)"
 
 
 @main.command()
