@@ -208,3 +208,33 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0 and "Uncaught" not in done.stderr, done.stderr[-2000:]
     assert non_blank_png(screenshot)
+
+
+def test_report_with_a_stylesheet_renders_offline_with_the_style_applied(run, tmp_path):
+    """README: `--report-stylesheet my.css` restyles the report, which still opens offline: every host is
+    unresolvable in this browser (chromium_args), the app renders without errors and the stylesheet's rule is
+    in effect (the body's computed colour, written into the page by a script after load)."""
+    binary = find_or_install_chromium()
+    if binary is None:
+        pytest.skip("chromium not found: install it (apt-get install -y --no-install-recommends chromium); "
+                    "with CI set and as root this test installs it itself")
+    css = tmp_path / "my.css"
+    css.write_text("body { background-color: rgb(1, 2, 3) !important; }\n")
+    styled = tmp_path / "styled.html"
+    done = subprocess.run([str(readme_python()), "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile",
+                           str(run.parent / "run.yaml"), "--report", str(styled), "--report-stylesheet", str(css)],
+                          cwd=run, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    html = styled.read_text()
+    probe = ("<script>window.addEventListener('load', function () { setTimeout(function () {"
+             "document.body.setAttribute('data-probe', getComputedStyle(document.body).backgroundColor);"
+             "}, 300); });</script>")
+    end = html.rfind("</body>")
+    page = tmp_path / "probe.html"
+    page.write_text(html[:end] + probe + html[end:])
+    shown = subprocess.run([*chromium_args(binary, tmp_path / "profile"), "--dump-dom", page.as_uri()],
+                           capture_output=True, text=True, timeout=180)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "Uncaught" not in shown.stderr and ":ERROR:CONSOLE" not in shown.stderr
+    assert 'data-probe="rgb(1, 2, 3)"' in shown.stdout
+    assert "Patients" in visible_text(shown.stdout)
