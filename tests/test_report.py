@@ -238,3 +238,15 @@ def test_report_with_a_stylesheet_renders_offline_with_the_style_applied(run, tm
     assert "Uncaught" not in shown.stderr and ":ERROR:CONSOLE" not in shown.stderr
     assert 'data-probe="rgb(1, 2, 3)"' in shown.stdout
     assert "Patients" in visible_text(shown.stdout)
+
+
+def test_tcrtrack_run_passes_report_to_snakemake(run, tmp_path):
+    """README: without a checkout (or without retyping the run's options), `tcrtrack run -- --report FILE` builds
+    the report of the run folder with the run's own Snakefile, config and sheet."""
+    out = tmp_path / "via_tcrtrack.html"
+    done = subprocess.run([str(readme_python()), "-m", "tcrtrack.cli", "run", "--configfile",
+                           str(run.parent / "run.yaml"), "--outdir", str(run), "--", "--report", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    html = out.read_text()
+    assert "results/patients/P01/figures/expansion_scatter.png" in html and "P02" in html
