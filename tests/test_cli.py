@@ -248,3 +248,24 @@ def test_convert_a_vdjtools_table_to_airr(tmp_path):
     checked = CliRunner().invoke(main, ["validate", str(sheet)])
     assert checked.exit_code == 0, checked.output
     assert checked.output.splitlines()[1].split("\t")[:4] == ["P_a", "airr", "3", "3"]
+
+
+def test_validate_convert_and_simulate_as_the_readme_shows_them(tmp_path):
+    """README 'Command line', each in a Python with only the README install's packages: `tcrtrack validate` on the
+    demo sheet, `tcrtrack convert` of a VDJtools table, and `tcrtrack simulate` (with its progress line)."""
+    valid = tcrtrack("validate", str(ROOT / "config" / "samples.tsv"))
+    assert valid.returncode == 0, valid.stderr[-2000:]
+    assert valid.stdout.strip().splitlines()[-1].endswith("35 samples of 4 patients, every file read in full "
+                                                          "(locus TRB): no problem")
+    source = tmp_path / "s.vdjtools.txt"
+    source.write_text("count\tfreq\tcdr3nt\tcdr3aa\tv\td\tj\n"
+                      "6\t0.6\tTGTGCCAGGATATGGCTAGGAGAGACCCAGTACTTC\tCARIWLGETQYF\tTRBV6-5\t.\tTRBJ2-5\n"
+                      "4\t0.4\tTGTGCCAGCAGTTTAGGGACAGGGGGCTACACCTTC\tCASSLGTGGYTF\tTRBV7-9\tTRBD1\tTRBJ1-2\n")
+    converted = tcrtrack("convert", "--from", "vdjtools", str(source), str(tmp_path / "s.airr.tsv"))
+    assert converted.returncode == 0, converted.stderr[-2000:]
+    assert converted.stdout.startswith(f"{source} (vdjtools) -> {tmp_path / 's.airr.tsv'}: 2 rows")
+    simulated = tcrtrack("simulate", "--out", str(tmp_path / "sim"), "--patients", "1", "--clones", "1000",
+                         "--blood-depth", "500", "--tumor-depth", "300", "--seed", "2")
+    assert simulated.returncode == 0, simulated.stderr[-2000:]
+    assert re.search(r"simulating cohort (\d+)/\1\n", simulated.stderr), simulated.stderr[-500:]
+    assert (tmp_path / "sim" / "samples.tsv").is_file() and simulated.stdout.startswith("wrote ")

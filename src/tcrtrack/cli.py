@@ -78,7 +78,7 @@ def simulate(out_dir: Path, demo: bool, n_patients: int, n_clones: int, blood_de
     else:
         cohort = simulate_cohort(out_dir, n_patients=n_patients, n_clones=n_clones, blood_depth=blood_depth,
                                  tumor_depth=tumor_depth, dispersion=dispersion, seed=seed, sheet=sheet,
-                                 progress=True)
+                                 progress=True, replicate_patients=(0, 1)[:n_patients])  # the default, up to N
     click.echo(f"wrote {len(cohort.files)} repertoires ({cohort.total_bytes / 1e6:.1f} MB): "
                f"sheet {cohort.sheet}, truth {cohort.truth}")
 
