@@ -68,11 +68,14 @@ def test_the_installed_package_runs_the_demo_from_an_empty_folder(installed, tmp
                           capture_output=True, text=True, timeout=600, env=clean_env(), cwd=tmp_path)
     assert real.returncode == 0, real.stderr[-3000:]
     assert (tmp_path / "results" / "provenance.json").is_file()
-    # README: `snakemake -s $(python -c 'import tcrtrack.paths as p; print(p.snakefile())')` runs that copy deployed
+    # README: `snakemake -s $(python -c 'import tcrtrack.paths as p; print(p.snakefile())') --configfile my.yaml`
+    # runs that copy deployed
     path = subprocess.run([str(installed / "python"), "-c", "import tcrtrack.paths as p; print(p.snakefile())"],
                           capture_output=True, text=True, env=clean_env(), cwd=tmp_path, check=True).stdout.strip()
     assert path.startswith(str(installed.parent)) and path.endswith("tcrtrack/_workflow/Snakefile")
-    deployed = subprocess.run([str(installed / "python"), "-m", "snakemake", "-s", path, "--cores", "1", "-n"],
+    (tmp_path / "my.yaml").write_text(f"samples: {Path(path).parent / 'config' / 'samples.tsv'}\n")
+    deployed = subprocess.run([str(installed / "python"), "-m", "snakemake", "-s", path, "--configfile", "my.yaml",
+                               "--cores", "1", "-n"],
                               capture_output=True, text=True, timeout=600, env=clean_env(), cwd=tmp_path)
     assert deployed.returncode == 0, deployed.stderr[-3000:]
 
