@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from tcrtrack.association import (
+    _rank_sum_null,
     benjamini_hochberg,
     compare_groups,
     fisher_exact_groups,
@@ -76,6 +77,20 @@ def test_exact_agreement_with_scipy(seed):
     table = pl.DataFrame({"patient": [f"p{i}" for i in range(16)], "g": ["a"] * 7 + ["b"] * 9,
                           "m": np.r_[x, y]})
     assert compare_groups(table, group="g", n_boot=10)["p"][0] == ref.pvalue
+
+
+@pytest.mark.parametrize("nx, ny", [(3, 4), (7, 9), (10, 10), (12, 5), (15, 14)])
+def test_rank_sum_dynamic_programme_equals_scipy_exact_without_ties(nx, ny):
+    """The permutation path (taken with ties) run on untied data gives scipy's exact p-value: checks the
+    dynamic programme against scipy's own exact null, not scipy against itself."""
+    rng = np.random.default_rng([nx, ny])
+    x, y = rng.normal(size=nx), rng.normal(0.7, size=ny)
+    doubled = np.rint(2 * stats.rankdata(np.r_[x, y])).astype(np.int64)
+    dist = _rank_sum_null(doubled, nx)
+    assert dist.sum() == pytest.approx(1.0) and np.all(dist >= 0)
+    observed = int(doubled[:nx].sum())
+    p = min(1.0, 2 * min(dist[:observed + 1].sum(), dist[observed:].sum()))
+    assert p == pytest.approx(stats.mannwhitneyu(x, y, method="exact").pvalue, rel=1e-10, abs=1e-15)
 
 
 def test_ties_use_the_permutation_distribution():
