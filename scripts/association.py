@@ -1,6 +1,6 @@
 """Snakemake script: per-patient metrics, their association with groups, survival tests, forest figure."""
 import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
-from tcrtrack.association import association_step
+from tcrtrack.association_stage import association_step
 from tcrtrack.scripting import run_step
 
 run_step(snakemake, lambda sm: association_step(  # noqa: F821

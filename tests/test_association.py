@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from tcrtrack.association import (
+    _rank_sum_null,
     benjamini_hochberg,
     compare_groups,
     fisher_exact_groups,
@@ -66,6 +67,38 @@ def test_uniform_pvalues_without_a_planted_difference():
     assert np.mean(np.array(ps_count) < 0.05) <= 0.1
 
 
+def test_null_p_values_are_exact_once_discreteness_is_accounted_for():
+    """Nothing planted, 200 seeds of 8 vs 8 patients. Exact p-values are discrete (at 1,000 seeds a plain KS test
+    rejects uniformity even for untied data and scipy's exact test), so the check is made on the data's own
+    permutation null, enumerated by brute force over all C(16, 8) = 12,870 splits (independent of the module's
+    dynamic programme): the stage's p equals the enumerated one; P(p <= a) <= a at every attainable a (never
+    anti-conservative); and the randomised probability-integral transform W = F(p-) + U (F(p) - F(p-)) of the
+    observed p-values under that null is uniform (Kolmogorov-Smirnov)."""
+    splits = np.array(list(combinations(range(16), 8)))
+    u_rng = np.random.default_rng(99)
+    pits = {"flagged": [], "tumor_share": []}
+    for seed in range(200):
+        table = _cohort(seed, n_per_group=8)
+        out = compare_groups(table, group="response", metrics=list(pits), n_boot=2)
+        ref = table.filter(pl.col("response") == "non-responder")  # the reference group, listed first
+        other = table.filter(pl.col("response") == "responder")
+        for metric, p_stage in zip(pits, out["p"], strict=True):
+            ranks = stats.rankdata(np.r_[ref[metric].to_numpy(), other[metric].to_numpy()].astype(float))
+            sums = np.sort(ranks[splits].sum(axis=1))
+            cdf = np.searchsorted(sums, sums + 1e-9, side="right") / sums.size
+            sf = 1 - np.searchsorted(sums, sums - 1e-9, side="left") / sums.size
+            p_all = np.minimum(1.0, 2 * np.minimum(cdf, sf))  # the p-value of every split
+            observed = ranks[:8].sum()
+            p_obs = min(1.0, 2 * min(np.mean(sums <= observed + 1e-9), np.mean(sums >= observed - 1e-9)))
+            assert p_stage == pytest.approx(p_obs, rel=1e-9)
+            atoms = np.unique(np.round(p_all, 12))
+            assert all(np.mean(p_all <= a + 1e-12) <= a + 1e-12 for a in atoms)
+            below, at = np.mean(p_all < p_obs - 1e-12), np.mean(np.abs(p_all - p_obs) <= 1e-12)
+            pits[metric].append(below + u_rng.random() * at)
+    for metric, w in pits.items():
+        assert stats.kstest(w, "uniform").pvalue > 0.01, metric
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_exact_agreement_with_scipy(seed):
     rng = np.random.default_rng(seed)
@@ -76,6 +109,20 @@ def test_exact_agreement_with_scipy(seed):
     table = pl.DataFrame({"patient": [f"p{i}" for i in range(16)], "g": ["a"] * 7 + ["b"] * 9,
                           "m": np.r_[x, y]})
     assert compare_groups(table, group="g", n_boot=10)["p"][0] == ref.pvalue
+
+
+@pytest.mark.parametrize("nx, ny", [(3, 4), (7, 9), (10, 10), (12, 5), (15, 14)])
+def test_rank_sum_dynamic_programme_equals_scipy_exact_without_ties(nx, ny):
+    """The permutation path (taken with ties) run on untied data gives scipy's exact p-value: checks the
+    dynamic programme against scipy's own exact null, not scipy against itself."""
+    rng = np.random.default_rng([nx, ny])
+    x, y = rng.normal(size=nx), rng.normal(0.7, size=ny)
+    doubled = np.rint(2 * stats.rankdata(np.r_[x, y])).astype(np.int64)
+    dist = _rank_sum_null(doubled, nx)
+    assert dist.sum() == pytest.approx(1.0) and np.all(dist >= 0)
+    observed = int(doubled[:nx].sum())
+    p = min(1.0, 2 * min(dist[:observed + 1].sum(), dist[observed:].sum()))
+    assert p == pytest.approx(stats.mannwhitneyu(x, y, method="exact").pvalue, rel=1e-10, abs=1e-15)
 
 
 def test_ties_use_the_permutation_distribution():

@@ -117,3 +117,57 @@ def test_missing_pre_biopsy_is_noted():
     out = clone_origin(_wide(), SHEET.filter(pl.col("sample") != "T0"))
     assert out["n_clones"][0] == 0 and out["expected_clone_share"][0] == 0
     assert "no pre-treatment biopsy" in out["note"][0]
+
+
+def test_classes_on_a_simulated_cohort_match_a_clone_by_clone_count_and_the_planted_truth(tmp_path):
+    """A small simulated cohort through ingest and the calls: every class count equals a plain per-clone loop
+    over the wide table, and the planted clones the simulator made absent from baseline blood and from the
+    pre-treatment biopsy never land in classes 1-2; those seen in post-infusion blood are class 3."""
+    from tcrtrack.formats import ingest_converted
+    from tcrtrack.patient import ANNOTATION, CallSettings, analyse_patient
+    from tcrtrack.samplesheet import read_sample_sheet
+    from tcrtrack.simulate import simulate_cohort
+
+    cohort = simulate_cohort(tmp_path, n_patients=2, n_clones=1500, blood_depth=5000, tumor_depth=3000,
+                             n_planted=(10, 4, 4), post_days=(14, 28), tumor_days=(-7, 28), replicate_patients=(),
+                             seed=3)
+    truth = pl.read_csv(cohort.truth, separator="\t").filter(pl.col("category") != "null")
+    sheet = read_sample_sheet(cohort.sheet, check_files=False)
+    checked_planted = 0
+    for (patient,), samples in sheet.group_by("patient", maintain_order=True):
+        tables = {r["sample"]: ingest_converted(cohort.out_dir / r["path"], fmt="airr", locus="TRB",
+                                                productive_only=True, min_junction_aa_length=5,
+                                                definition="aa_vj").clonotypes.select(*ANNOTATION, "count",
+                                                                                       "frequency")
+                  for r in samples.iter_rows(named=True)}
+        wide = analyse_patient(samples, tables, settings=CallSettings()).clones
+        out = clone_origin(wide, samples)
+        by_name = {r["sample"]: r for r in samples.iter_rows(named=True)}
+        pre = [s for s, r in by_name.items() if r["compartment"] == "tumor" and r["day"] <= 0]
+        post = [s for s, r in by_name.items() if r["compartment"] == "tumor" and r["day"] > 0]
+        base = [s for s, r in by_name.items() if r["compartment"] == "blood" and r["day"] <= 0]
+        later = [s for s, r in by_name.items() if r["compartment"] == "product"
+                 or (r["compartment"] == "blood" and r["day"] > 0)]
+        assert len(post) == 1 and pre and base and later
+        counts = {name: [0, 0, 0, 0] for name in ("clones", "templates")}
+        classes = {}
+        for row in wide.iter_rows(named=True):
+            b = row[f"count_{post[0]}"]
+            if b == 0:
+                continue
+            in_later = any(row[f"count_{s}"] > 0 for s in later)
+            k = 0 if any(row[f"count_{s}"] > 0 for s in pre) else 1 if any(row[f"count_{s}"] > 0 for s in base) \
+                else 2 if in_later else 3
+            counts["clones"][k] += 1
+            counts["templates"][k] += b
+            classes[(row["junction_aa"], row["v_gene"], row["j_gene"])] = (k, in_later)
+        assert out["n_clones"].to_list() == counts["clones"]
+        assert out["templates"].to_list() == counts["templates"]
+        planted = truth.filter((pl.col("patient") == patient) & (pl.col("blood_baseline_freq") == 0)
+                               & (pl.col("tumor_pre_freq") == 0))
+        for key in planted.select("junction_aa", "v_gene", "j_gene").iter_rows():
+            if key in classes:
+                k, in_later_blood = classes[key]
+                assert k >= 2 and (k == 2) == in_later_blood, key
+                checked_planted += 1
+    assert checked_planted >= 3

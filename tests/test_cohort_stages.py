@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tcrtrack.association import association_metrics, association_table, survival_table
+from tcrtrack.association_stage import association_metrics, association_table, survival_table
 from tcrtrack.simulate import simulate_cohort
 
 

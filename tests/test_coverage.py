@@ -89,7 +89,10 @@ def test_interpolation_is_the_mean_of_rarefactions():
             shannon = -np.nansum(np.where(ps > 0, ps * np.log(ps), 0.0), axis=1)
         simpson = (draws * (draws - 1.0)).sum(axis=1) / (m * (m - 1.0))
         row = hill_at(x, [m]).row(0, named=True)
-        se = lambda v: v.std(ddof=1) / math.sqrt(v.size)
+
+        def se(v):
+            return v.std(ddof=1) / math.sqrt(v.size)
+
         assert abs(row["hill_0"] - rich.mean()) < 4 * se(rich) + 1e-9
         assert abs(math.log(row["hill_1"]) - shannon.mean()) < 4 * se(shannon) + 1e-9
         # D2(m) = 1 / E[sum k(k-1) / (m(m-1))] exactly; 1/m + (1-1/m) lambda is that expectation
@@ -97,6 +100,27 @@ def test_interpolation_is_the_mean_of_rarefactions():
         assert abs(lam - (1 / m + (1 - 1 / m) * simpson.mean())) < 4 * (1 - 1 / m) * se(simpson) + 1e-12
         # and the spread: the expectation lies within the rarefactions' own range
         assert rich.min() <= row["hill_0"] <= rich.max()
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.4])
+def test_interpolation_matches_the_stages_seeded_rarefactions(fraction):
+    """The diversity stage's own rarefied rows (``sample_diversity``: mean and ``*_subsampling_sd`` over seeded
+    subsamplings) against the iNEXT expectation at the same depth: richness and Shannon within 4 standard
+    errors of the mean and within one spread; E[sum p^2] of a subsample is exactly 1 / D2(m)."""
+    from tcrtrack.diversity import sample_diversity
+
+    x = np.random.default_rng(21).negative_binomial(0.5, 0.1, size=500)
+    x = x[x > 0]
+    depth, iterations = int(fraction * x.sum()), 60
+    rare = sample_diversity(x, depth=depth, n_iterations=iterations, seed=4).row(1, named=True)
+    expected = hill_at(x, [depth]).row(0, named=True)
+    assert rare["depth_type"] == "rarefied" and expected["method"] == "interpolated"
+    for metric, value in (("richness", expected["hill_0"]), ("shannon_nats", math.log(expected["hill_1"])),
+                          ("simpson", 1 / expected["hill_2"])):
+        spread = rare[f"{metric}_subsampling_sd"]
+        assert spread > 0
+        assert abs(rare[metric] - value) < 4 * spread / math.sqrt(iterations), metric
+        assert abs(rare[metric] - value) < spread, metric
 
 
 def test_coverage_monotone_and_inversion():
@@ -135,7 +159,7 @@ def test_equal_coverage_comparison():
     shallow = np.random.default_rng(6).binomial(deep, 0.1)  # the same repertoire, 10% of the depth
     out = at_equal_coverage({"deep": deep, "shallow": shallow}, n_boot=20, seed=0)
     assert out.height == 6 and out["coverage"].n_unique() == 1
-    m = dict(zip(out.filter(out["q"] == 0)["sample"], out.filter(out["q"] == 0)["m"]))
+    m = dict(zip(out.filter(out["q"] == 0)["sample"], out.filter(out["q"] == 0)["m"], strict=True))
     assert m["deep"] > m["shallow"]
-    q2 = dict(zip(out.filter(out["q"] == 2)["sample"], out.filter(out["q"] == 2)["estimate"]))
+    q2 = dict(zip(out.filter(out["q"] == 2)["sample"], out.filter(out["q"] == 2)["estimate"], strict=True))
     assert q2["shallow"] == pytest.approx(q2["deep"], rel=0.35)

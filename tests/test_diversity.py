@@ -21,6 +21,7 @@ from tcrtrack.diversity import (
     METRIC_NAMES,
     OUTPUT_SCHEMA,
     common_depth,
+    common_depths,
     diversity_metrics,
     rarefy,
     sample_diversity,
@@ -300,14 +301,14 @@ def test_rarefied_row_is_mean_and_sd_of_manual_loop() -> None:
         "full", int(x.sum()), "rarefied", depth
     )
     assert full["note"] is None and rare["note"] is None
-    assert all(full[f"{k}_sd"] is None for k in METRIC_NAMES)
+    assert all(full[f"{k}_subsampling_sd"] is None for k in METRIC_NAMES)
     assert _same(full["chao1"], diversity_metrics(x)["chao1"])
     for j, k in enumerate(METRIC_NAMES):
         mean = float(np.sum(arr[:, j]) / n_iter)
         sd = math.sqrt(float(np.sum((arr[:, j] - mean) ** 2)) / (n_iter - 1))
         assert rare[k] == pytest.approx(mean, nan_ok=True), k
-        assert rare[f"{k}_sd"] == pytest.approx(sd, nan_ok=True, abs=1e-9), k
-    assert rare["total_count"] == depth and rare["total_count_sd"] == 0
+        assert rare[f"{k}_subsampling_sd"] == pytest.approx(sd, nan_ok=True, abs=1e-9), k
+    assert rare["total_count"] == depth and rare["total_count_subsampling_sd"] == 0
 
 
 def test_below_depth_row_is_reported_with_note() -> None:
@@ -316,7 +317,7 @@ def test_below_depth_row_is_reported_with_note() -> None:
     rare = df.row(1, named=True)
     assert rare["depth_type"] == "rarefied" and rare["depth"] == 100
     assert rare["note"] == "below common depth (8 < 100)"
-    assert all(rare[k] is None and rare[f"{k}_sd"] is None for k in METRIC_NAMES)
+    assert all(rare[k] is None and rare[f"{k}_subsampling_sd"] is None for k in METRIC_NAMES)
     assert df.row(0, named=True)["richness"] == 4
 
 
@@ -330,9 +331,25 @@ def test_depth_equal_total_and_single_iteration() -> None:
     df = sample_diversity(HAND, depth=8, n_iterations=3)
     full, rare = df.row(0, named=True), df.row(1, named=True)
     assert all(_same(full[k], rare[k]) for k in METRIC_NAMES)  # subsample of everything
-    assert rare["shannon_nats_sd"] == 0
+    assert rare["shannon_nats_subsampling_sd"] == 0
     single = sample_diversity(HAND, depth=4, n_iterations=1).row(1, named=True)
-    assert single["richness"] is not None and single["richness_sd"] is None
+    assert single["richness"] is not None and single["richness_subsampling_sd"] is None
+
+
+def test_common_depths_per_compartment_or_cohort() -> None:
+    totals = pl.DataFrame({"sample": ["b1", "b2", "t1", "t2", "p"], "compartment": ["blood", "blood", "tumor",
+                                                                                  "tumor", "product"],
+                           "total": [5000, 3000, 400, 900, 7000]})
+    by = common_depths(totals)
+    assert by["depth"].to_list() == [3000, 3000, 400, 400, 7000]
+    assert by["basis"].to_list()[:3] == ["smallest blood sample"] * 2 + ["smallest tumor sample"]
+    assert common_depths(totals, by_compartment=False)["depth"].to_list() == [400] * 5
+    assert common_depths(totals, configured=1000)["depth"].to_list() == [1000] * 5
+    mapped = common_depths(totals.with_columns(total=None), configured={"blood": 2000, "tumor": 300, "product": 50},
+                           by_compartment=False)
+    assert mapped["depth"].to_list() == [2000, 2000, 300, 300, 50] and set(mapped["basis"]) == {"configured"}
+    with pytest.raises(ValueError, match="no depth for compartment 'product'"):
+        common_depths(totals, configured={"blood": 2000, "tumor": 300})
 
 
 def test_common_depth() -> None:

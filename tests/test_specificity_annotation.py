@@ -146,6 +146,19 @@ def test_bad_database_file_is_one_line_error(tmp_path, content, problem):
     assert str(path) in message and problem in message and "Fix:" in message
 
 
+def test_folder_and_zip_archive_are_one_line_errors(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "vdjdb-2025-02-21.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("vdjdb.slim.txt", write_vdjdb_fixture(tmp_path / "inner.txt").read_text())
+    for path, problem in ((tmp_path, "is a folder"), (archive, "is a zip archive")):
+        with pytest.raises(InputFileError) as info:
+            read_database(path, fmt="vdjdb")
+        message = str(info.value)
+        assert "\n" not in message and str(path) in message and problem in message and "Fix:" in message
+
+
 def test_unknown_format_and_empty_database(tmp_path):
     path = write_vdjdb_fixture(tmp_path / "v.tsv")
     with pytest.raises(InputFileError, match="unknown annotation database format"):

@@ -58,6 +58,12 @@ def test_real_series_annotation():
     assert (exact["false_annotation_rate"] < 0.02).all()
     assert (fuzzy["false_annotation_rate"] < 0.03).all()
     assert (table["clones"] > 500).all()
+    # the counts docs/specificity.md tabulates (deterministic: the OLGA rates are not pinned)
+    assert exact["clones"].to_list() == [834, 758, 819, 828, 824, 819, 825]
+    assert exact["CMV_clones"].to_list() == [9, 1, 10, 9, 12, 12, 9]
+    assert table.filter(pl.col("mode") == "exact_v")["CMV_clones"].to_list() == [8, 0, 7, 5, 6, 8, 5]
+    assert table.filter(pl.col("mode") == "exact_v")["CMV_templates"][2] == 12_109  # day 83
+    assert fuzzy["Influenza_clones"].to_list() == [12, 6, 10, 7, 11, 18, 10]
 
 
 def test_real_vdjdb_reader():

@@ -71,18 +71,22 @@ def test_qc_accounts_for_every_row_and_matches_an_independent_count(demo_run, sh
     assert "response" in qc.columns
 
 
-def test_diversity_has_full_and_rarefied_rows_at_the_smallest_depth(demo_run, sheet):
+def test_diversity_has_full_and_rarefied_rows_at_each_compartments_smallest_depth(demo_run, sheet):
     diversity = pl.read_csv(demo_run / "results" / "cohort" / "diversity.tsv", separator="\t", null_values="NA")
     qc = pl.read_csv(demo_run / "results" / "cohort" / "qc.tsv", separator="\t")
     assert diversity.height == 2 * sheet.height
     rarefied = diversity.filter(pl.col("depth_type") == "rarefied")
-    assert set(rarefied["depth"]) == {qc["kept_count"].min()}
+    # diversity.depth_by: compartment (default): blood, tumour and product each at their own smallest total
+    smallest = dict(qc.group_by("compartment").agg(pl.col("kept_count").min()).iter_rows())
+    depths = rarefied.group_by("compartment").agg(pl.col("depth").unique())
+    assert {c: sorted(d) for c, d in depths.iter_rows()} == {c: [m] for c, m in smallest.items()}
+    assert len(set(smallest.values())) > 1  # the demo's biopsies are shallower than its blood
     full = diversity.filter(pl.col("depth_type") == "full").join(qc.select("sample", "clonotypes", "kept_count"),
                                                                  on="sample")
     assert (full["richness"] == full["clonotypes"]).all()
     assert (full["total_count"] == full["kept_count"]).all()
     assert (rarefied["richness"] <= full.sort("sample")["richness"].max()).all()
-    assert rarefied["shannon_nats_sd"].is_not_null().all()
+    assert rarefied["shannon_nats_subsampling_sd"].is_not_null().all()
 
 
 def test_patient_tables_and_flagged_clones(demo_run, sheet):

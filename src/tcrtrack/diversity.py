@@ -3,13 +3,13 @@
 A sample is a 1-D vector of non-negative integer clone counts (zeros are ignored).
 :func:`diversity_metrics` (one vector), :func:`rarefy` (subsample without replacement),
 :func:`sample_diversity` (full-depth row + mean/SD of seeded rarefactions),
-:func:`common_depth` (the shared rarefaction depth).
+:func:`common_depth` (the shared rarefaction depth), :func:`common_depths` (one per compartment).
 
 Conventions
 -----------
 * NaN means "mathematically undefined for this vector" (e.g. Pielou evenness of a
   single clone); null in the table means "not computed" (below the common depth,
-  ``*_sd`` on the full-depth row, or ``*_sd`` with a single subsampling).
+  ``*_subsampling_sd`` on the full-depth row, or with a single subsampling).
 * Every metric column is Float64 (rarefied rows hold means, so even ``richness`` is
   fractional there). Notation: :math:`N` total count, :math:`S` richness (clones with
   count > 0), :math:`p_i = n_i / N`, :math:`F_k` number of clones with count exactly k.
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
@@ -44,12 +44,16 @@ METRIC_NAMES: tuple[str, ...] = (
     "d50", "d50_percent", "top10_fraction", "top100_fraction",
 )  # fmt: skip
 
+#: Suffix of the rarefied rows' spread columns: the standard deviation of a metric over the seeded
+#: subsamplings (how much one subsampling varies), not a standard error of the mean.
+SPREAD_SUFFIX = "_subsampling_sd"
+
 #: Column order and dtypes of :func:`sample_diversity` (stable whatever the input).
 OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     "depth_type": pl.Utf8(),
     "depth": pl.Int64(),
     **{name: pl.Float64() for name in METRIC_NAMES},
-    **{f"{name}_sd": pl.Float64() for name in METRIC_NAMES},
+    **{f"{name}{SPREAD_SUFFIX}": pl.Float64() for name in METRIC_NAMES},
     "note": pl.Utf8(),
 }
 
@@ -339,6 +343,36 @@ def common_depth(totals: Sequence[int], *, configured: int | None) -> int:
     return min(values)
 
 
+def common_depths(totals: pl.DataFrame, *, configured: int | Mapping[str, int] | None = None,
+                  by_compartment: bool = True) -> pl.DataFrame:
+    """Rarefaction depth of every sample: one common depth per compartment (default) or one for the cohort.
+
+    ``totals`` has ``sample``, ``compartment`` and ``total`` (may be null when a depth is configured).
+    ``configured`` is one depth for every sample, a ``{compartment: depth}`` mapping naming every
+    compartment (implies per compartment), or None: :func:`common_depth` of each group's totals.
+    Biopsies are often ~10x shallower than blood, so one cohort depth would rarefy every blood sample to
+    the shallowest biopsy. Returns ``sample, compartment, depth, basis`` in ``totals``' order.
+    """
+    per_compartment = by_compartment or isinstance(configured, Mapping)
+    keys = totals["compartment"].cast(pl.Utf8) if per_compartment else pl.Series([None] * totals.height, dtype=pl.Utf8)
+    depth_of: dict[str | None, tuple[int, str]] = {}
+    for key in dict.fromkeys(keys.to_list()):
+        value = configured
+        if isinstance(configured, Mapping):
+            if key not in configured:
+                named = ", ".join(sorted(configured))
+                raise ValueError(f"diversity.depth gives no depth for compartment {key!r} (it names {named}): "
+                                 "name every compartment or give one number")
+            value = configured[key]
+        group = totals.filter(keys.eq_missing(key))
+        sizes = [] if value is not None else [int(t) for t in group["total"]]
+        where = f"smallest {key} sample" if key is not None else "smallest sample"
+        depth_of[key] = (common_depth(sizes, configured=value), "configured" if value is not None else where)
+    return totals.select("sample", "compartment").with_columns(
+        depth=pl.Series([depth_of[k][0] for k in keys], dtype=pl.Int64),
+        basis=pl.Series([depth_of[k][1] for k in keys], dtype=pl.Utf8))
+
+
 def sample_diversity(
     counts: np.ndarray, *, depth: int | None, n_iterations: int = 10, seed: int = 0
 ) -> pl.DataFrame:
@@ -360,11 +394,11 @@ def sample_diversity(
     -------
     polars.DataFrame
         Columns as :data:`OUTPUT_SCHEMA`: ``depth_type``, ``depth`` (Int64), the
-        metrics of :data:`METRIC_NAMES`, ``<metric>_sd`` for each, ``note``. Rows:
+        metrics of :data:`METRIC_NAMES`, ``<metric>_subsampling_sd`` for each, ``note``. Rows:
 
-        * ``"full"``: metrics of the whole sample, ``depth`` = its total, ``*_sd`` null;
+        * ``"full"``: metrics of the whole sample, ``depth`` = its total, ``*_subsampling_sd`` null;
         * ``"rarefied"`` (only if ``depth`` is given): mean of each metric over
-          ``n_iterations`` subsamplings to ``depth``, ``*_sd`` their sample standard
+          ``n_iterations`` subsamplings to ``depth``, ``*_subsampling_sd`` their sample standard
           deviation (ddof = 1; null if ``n_iterations == 1``; NaN propagates, e.g.
           ACE undefined in one subsample). If the sample total is below ``depth`` the
           row is kept with null metrics and ``note = "below common depth (<total> <
@@ -393,7 +427,7 @@ def sample_diversity(
             row.update(zip(METRIC_NAMES, runs.mean(axis=0).tolist(), strict=True))
             if n_iterations > 1:
                 sds = runs.std(axis=0, ddof=1).tolist()
-                row.update({f"{name}_sd": sd for name, sd in zip(METRIC_NAMES, sds, strict=True)})
+                row.update({f"{name}{SPREAD_SUFFIX}": sd for name, sd in zip(METRIC_NAMES, sds, strict=True)})
         rows.append(row)
     columns = {name: [r.get(name) for r in rows] for name in OUTPUT_SCHEMA}
     return pl.DataFrame(columns, schema=OUTPUT_SCHEMA)

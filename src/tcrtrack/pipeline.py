@@ -14,7 +14,7 @@ import polars as pl
 
 from tcrtrack.errors import TcrtrackError
 from tcrtrack.formats import ingest_converted
-from tcrtrack.io import read_tsv, write_parquet, write_text, write_tsv
+from tcrtrack.io import read_tsv, write_parquet, write_tsv
 from tcrtrack.samplesheet import read_sample_sheet
 
 log = logging.getLogger(__name__)
@@ -86,15 +86,24 @@ def gather_step(*, tables: Sequence[str], sheet: str, out: str) -> None:
     write_tsv(with_sheet_metadata(pl.concat(frames, how="diagonal_relaxed"), sheet), out)
 
 
-def common_depth_step(*, qc_tables: Sequence[str], configured: int | None, out: str) -> None:
-    """Write the common rarefaction depth: the configured one, else the smallest kept count of the QC tables
-    (one row per sample)."""
-    from tcrtrack.diversity import common_depth  # deferred: scikit-bio is slow to import
+def common_depth_step(*, qc_tables: Sequence[str], sheet: str, configured: int | dict[str, int] | None,
+                      by_compartment: bool, out: str) -> None:
+    """Write the rarefaction depth of every sample (``sample, compartment, depth, basis``, tab-separated):
+    the configured one, else the smallest kept count of the QC tables per compartment (or of the cohort)."""
+    from tcrtrack.diversity import common_depths  # deferred: scikit-bio is slow to import
 
-    totals = [int(total) for p in qc_tables for total in read_tsv(p)["kept_count"]]
-    depth = common_depth(totals, configured=configured)
-    write_text(f"{depth}\n", out)
-    log.info("common depth %d (%s)", depth, "configured" if configured else f"smallest of {len(totals)} samples")
+    samples = read_sample_sheet(sheet, check_files=False).select("sample", "compartment").unique(
+        "sample", maintain_order=True)
+    kept = pl.DataFrame(schema={"sample": pl.Utf8, "total": pl.Int64})
+    if qc_tables:
+        kept = pl.concat([read_tsv(p).select(pl.col("sample").cast(pl.Utf8), pl.col("kept_count").alias("total"))
+                          for p in qc_tables])
+    depths = common_depths(samples.join(kept, on="sample", how="left"), configured=configured,
+                           by_compartment=by_compartment)
+    write_tsv(depths, out)
+    for compartment, depth, basis, n in depths.group_by("compartment", "depth", "basis",
+                                                        maintain_order=True).len().rows():
+        log.info("common depth %s: %d (%s; %d samples)", compartment, depth, basis, n)
 
 
 def sample_seed(seed: int, sample: str) -> int:
@@ -116,10 +125,10 @@ def diversity_patient_step(*, patient: str, samples: Sequence[str], clonotypes_d
                            iterations: int, seed: int, out_dir: str) -> None:
     """Every clonotype table of one patient -> ``<out_dir>/<sample>.parquet`` (diversity at full and common
     depth), in one process: scikit-bio's import (~1.5 s) is paid once per patient."""
-    depth = int(Path(depth_file).read_text().strip())
+    depths = dict(read_tsv(depth_file).select(pl.col("sample").cast(pl.Utf8), "depth").iter_rows())
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for sample in samples:
-        diversity_step(clonotypes=str(sample_table(clonotypes_dir, sample)), depth=depth, patient=patient,
+        diversity_step(clonotypes=str(sample_table(clonotypes_dir, sample)), depth=depths[sample], patient=patient,
                        sample=sample, iterations=iterations, seed=seed, out=str(sample_table(out_dir, sample)))
 
 

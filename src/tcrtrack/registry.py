@@ -89,7 +89,7 @@ OUTPUTS: tuple[Output, ...] = (
            "versions, configuration and SHA-256 of the sheet and every input"),
     # diversity
     Output("results/diversity/common_depth.txt", "cohort", "file", "diversity", "common_depth",
-           "the common rarefaction depth"),
+           "the rarefaction depth of every sample (common per compartment by default)"),
     Output("results/diversity/{patient}", "patient", "folder", "diversity", "diversity",
            "one Parquet per sample: diversity at full depth and rarefied"),
     Output(f"{C}/diversity.tsv", "cohort", "table", "diversity", "diversity_cohort",

@@ -1,10 +1,11 @@
-# Diversity per sample at full depth and rarefied to a common depth (one job per patient), then the
-# cohort table.
+# Diversity per sample at full depth and rarefied to a common depth (one per compartment by default;
+# one job per patient), then the cohort table.
 
 
 rule common_depth:
     input:
         qc=common_depth_inputs,
+        sheet=config["samples"],
     output:
         depth=out("results/diversity/common_depth.txt"),
     log:
@@ -13,6 +14,7 @@ rule common_depth:
         "logs/benchmarks/diversity/common_depth.tsv"
     params:
         configured=config["diversity"]["depth"],
+        by_compartment=config["diversity"]["depth_by"] == "compartment",
     threads: 1
     resources:
         mem_mb=500,

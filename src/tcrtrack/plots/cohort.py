@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from tcrtrack.plots.patient import DIVERSITY_METRICS
+from tcrtrack.plots.patient import DIVERSITY_METRICS, rarefied_depths_text
 from tcrtrack.plots.style import (COMPARTMENT_COLOURS, compartment_name, message_axes, new_figure)
 from tcrtrack.schema import COMPARTMENTS
 
@@ -50,7 +50,7 @@ def _ordered_compartments(values) -> list[str]:
 
 def diversity_trajectories(diversity: pl.DataFrame, samples: pl.DataFrame, *, group_by: str | None = "response"
                            ) -> Figure:
-    """Clonality and Shannon entropy over time of every patient (rarefied to the common depth, replicates
+    """Clonality and Shannon entropy over time of every patient (rarefied to the compartment's common depth, replicates
     averaged), one panel per metric and compartment, lines coloured by group.
 
     Parameters
@@ -71,7 +71,6 @@ def diversity_trajectories(diversity: pl.DataFrame, samples: pl.DataFrame, *, gr
     metrics = list(DIVERSITY_METRICS)
     fig, axes = new_figure(4.2 * len(compartments) + 0.6, 3.3 * len(metrics) + 1.4, nrows=len(metrics),
                            ncols=len(compartments), sharex=True, sharey="row")
-    depth = rows["depth"].drop_nulls()
     label_ends = len(groups) <= MAX_PATIENT_LABELS
     for i, metric in enumerate(metrics):
         for j, compartment in enumerate(compartments):
@@ -97,7 +96,7 @@ def diversity_trajectories(diversity: pl.DataFrame, samples: pl.DataFrame, *, gr
                 ax.set_ylabel(DIVERSITY_METRICS[metric])
             if i == len(metrics) - 1:
                 ax.set_xlabel("day relative to first infusion")
-    depth_text = f"{int(depth[0]):,} templates" if depth.len() else "the common depth"
+    depth_text = rarefied_depths_text(rows, unit=" templates")
     _group_legend(fig, colours, title=note, extra=[Line2D([], [], color="#444444", ls=":", label="infusion (day 0)")])
     fig.suptitle(f"Cohort · repertoire diversity over time\nrarefied to {depth_text} so that samples compare; "
                  "technical replicates averaged", ha="left", x=0.02, fontsize=11)

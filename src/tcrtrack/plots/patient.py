@@ -105,9 +105,23 @@ def diversity_frame(diversity: pl.DataFrame, samples: pl.DataFrame) -> pl.DataFr
     return diversity.drop("compartment", "day", "replicate", strict=False).join(meta, on="sample", how="inner")
 
 
+def rarefied_depths_text(rows: pl.DataFrame, *, unit: str = "") -> str:
+    """``"12,000 (blood), 1,500 (tumour)"``: the rarefaction depth of each compartment of the rarefied rows
+    (one number when every sample has the same); ``"the common depth"`` when there is none."""
+    depths = rows.filter(pl.col("depth").is_not_null()).group_by("compartment", maintain_order=True).agg(
+        pl.col("depth").unique().sort())
+    if depths.height == 0:
+        return "the common depth"
+    values = sorted({int(d) for ds in depths["depth"] for d in ds})
+    if len(values) == 1:
+        return f"{values[0]:,}{unit}"
+    return ", ".join(f"{'/'.join(f'{int(d):,}' for d in ds)} ({compartment_name(c)})"
+                     for c, ds in depths.iter_rows()) + unit
+
+
 def diversity_over_time(diversity: pl.DataFrame, samples: pl.DataFrame, *, patient: str) -> Figure:
     """Clonality and Shannon entropy of one patient's samples by day, per compartment, at full depth
-    (solid) and rarefied to the common depth (dashed, mean ± SD of the subsamplings).
+    (solid) and rarefied to the compartment's common depth (dashed, mean ± SD over the subsamplings).
 
     Parameters
     ----------
@@ -121,8 +135,7 @@ def diversity_over_time(diversity: pl.DataFrame, samples: pl.DataFrame, *, patie
     frame = diversity_frame(diversity, samples)
     fig, axes = new_figure(10.0, 4.2, ncols=len(DIVERSITY_METRICS), sharex=True)
     rarefied = frame.filter(pl.col("depth_type") == "rarefied")
-    depth = rarefied["depth"].drop_nulls()
-    depth_text = f"{int(depth[0]):,}" if depth.len() else "the common depth"
+    depth_text = rarefied_depths_text(rarefied)
     compartments = [c for c in COMPARTMENT_COLOURS if c in set(frame["compartment"])] + sorted(
         set(frame["compartment"]) - set(COMPARTMENT_COLOURS))
     for ax, (metric, label) in zip(axes[0], DIVERSITY_METRICS.items()):
@@ -136,7 +149,8 @@ def diversity_over_time(diversity: pl.DataFrame, samples: pl.DataFrame, *, patie
                                     & pl.col(metric).is_not_null()).sort("day", "replicate")
                 if rows.height == 0:
                     continue
-                sd = rows[f"{metric}_sd"].fill_null(0.0).to_numpy() if f"{metric}_sd" in rows.columns else None
+                spread = f"{metric}_subsampling_sd"
+                sd = rows[spread].fill_null(0.0).to_numpy() if spread in rows.columns else None
                 ax.errorbar(rows["day"].to_numpy(), rows[metric].to_numpy(), yerr=sd, fmt=marker, color=colour,
                             mfc=colour if depth_type == "full" else "white", ms=5, capsize=2, lw=0, elinewidth=1)
                 means = rows.group_by("day").agg(pl.col(metric).mean()).sort("day")

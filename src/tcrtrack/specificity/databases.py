@@ -185,9 +185,17 @@ def _standard_junctions(cdr3: pl.Series, j_gene: pl.Series) -> pl.Series:
 
 
 def _read_delimited(path: Path, separator: str, fmt: str) -> pl.DataFrame:
+    if path.is_dir():
+        raise DatabaseFileError(path, "is a folder, not an annotation database file",
+                                f"point annotation.databases at the {fmt} file inside it")
     if not path.is_file():
         raise DatabaseFileError(path, "annotation database file not found",
                                 f"point annotation.databases at an existing {fmt} file")
+    with path.open("rb") as handle:
+        if handle.read(4) == b"PK\x03\x04":
+            raise DatabaseFileError(path, "is a zip archive, not a table",
+                                    "unpack it and point annotation.databases at the file inside (for VDJdb: "
+                                    "vdjdb.slim.txt)")
     try:
         return pl.read_csv(path, separator=separator, infer_schema=False, quote_char='"' if separator == "," else None,
                            encoding="utf8-lossy", truncate_ragged_lines=True)
