@@ -258,30 +258,40 @@ def test_explicit_baseline_day(cohort):
 
 
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # inf * 0 in the Simes sort, masked after
+def fisher_p_min(c: pl.DataFrame, reference: list[str], later: list[str]) -> np.ndarray:
+    """Smallest reachable one-sided Fisher p-value of each clone: all its templates in the later sample."""
+    from scipy.stats import hypergeom
+
+    a = sum(c[f"count_{s}"].to_numpy() for s in reference)
+    b = sum(c[f"count_{s}"].to_numpy() for s in later)
+    n_a, n_b = a.sum(), b.sum()
+    return np.where(a + b > 0, hypergeom.sf(a + b - 1, n_a + n_b, n_b, a + b), np.nan)
+
+
+def blood_and_tumour_evidence(c: pl.DataFrame) -> tuple[np.ndarray, ...]:
+    """Simes blood p and p_min over days 14 and 28, and the day-28 biopsy's p and p_min, by hand."""
+    def hand_simes(p):
+        d = (~np.isnan(p)).sum(axis=1)
+        srt = np.sort(np.where(np.isnan(p), np.inf, p), axis=1)
+        with np.errstate(invalid="ignore"):  # inf * 0 for clones tested nowhere: NaN, as simes gives
+            return np.min(srt * d[:, None] / np.arange(1, 3)[None, :], axis=1)
+
+    p_blood = np.column_stack([c[f"{d}_pvalue"].fill_null(np.nan).to_numpy() for d in ("blood_d14", "blood_d28")])
+    pm_blood = np.column_stack([fisher_p_min(c, ["b0r1", "b0r2"], ["b14"]), fisher_p_min(c, ["b0r1", "b0r2"], ["b28"])])
+    return (hand_simes(p_blood), hand_simes(pm_blood), c["tumor_d28_pvalue"].fill_null(np.nan).to_numpy(),
+            fisher_p_min(c, ["t0"], ["t28"]))
+
+
 def test_flag_is_bh_over_the_conjunction_pvalue(cohort):
-    """tumor_qvalue = BH over Tarone-testable clones of max(Simes blood p, Simes tumour p), recomputed here."""
-    from scipy.stats import false_discovery_control, hypergeom
+    """flag_fdr='conjunction': tumor_qvalue = BH over Tarone-testable clones of max(Simes blood p, Simes tumour p),
+    recomputed here."""
+    from scipy.stats import false_discovery_control
 
     samples, tables = cohort
-    calls = analyse_patient(samples, tables, settings=FISHER)
+    calls = analyse_patient(samples, tables, settings=replace(FISHER, flag_fdr="conjunction"))
     c = calls.clones
-    blood_days = ["blood_d14", "blood_d28"]
-    p_blood = np.column_stack([c[f"{d}_pvalue"].fill_null(np.nan).to_numpy() for d in blood_days])
-    d = (~np.isnan(p_blood)).sum(axis=1)
-    srt = np.sort(np.where(np.isnan(p_blood), np.inf, p_blood), axis=1)
-    simes_blood = np.min(srt * d[:, None] / np.arange(1, 3)[None, :], axis=1)
-    p_tumour = c["tumor_d28_pvalue"].fill_null(np.nan).to_numpy()
-    conj = np.maximum(simes_blood, p_tumour)
-    # smallest reachable p-values: every template of the clone in the later sample (Fisher)
-    def p_min(reference, later):
-        a = sum(c[f"count_{s}"].to_numpy() for s in reference)
-        b = sum(c[f"count_{s}"].to_numpy() for s in later)
-        n_a, n_b = a.sum(), b.sum()
-        return np.where(a + b > 0, hypergeom.sf(a + b - 1, n_a + n_b, n_b, a + b), np.nan)
-    pm_blood = np.column_stack([p_min(["b0r1", "b0r2"], ["b14"]), p_min(["b0r1", "b0r2"], ["b28"])])
-    dm = (~np.isnan(pm_blood)).sum(axis=1)
-    srt = np.sort(np.where(np.isnan(pm_blood), np.inf, pm_blood), axis=1)
-    conj_min = np.maximum(np.min(srt * dm[:, None] / np.arange(1, 3)[None, :], axis=1), p_min(["t0"], ["t28"]))
+    pb, pb_min, pt, pt_min = blood_and_tumour_evidence(c)
+    conj, conj_min = np.maximum(pb, pt), np.maximum(pb_min, pt_min)
     ok = ~np.isnan(conj) & np.isfinite(conj)
     for k in range(1, ok.sum() + 1):  # Tarone's K
         if (conj_min[ok] <= 0.05 / k).sum() <= k:
@@ -294,18 +304,29 @@ def test_flag_is_bh_over_the_conjunction_pvalue(cohort):
     assert new["flagged"] and new["tumor_qvalue"] < 0.05
 
 
-def test_replicability_flag_option_uses_the_rvalues(cohort):
-    """flag_fdr='replicability': tumor_qvalue is the Bogomolov-Heller r-value of (Simes blood p, Simes tumour p)
-    over the blood-expanded clones whose tumour test can reach q/2; the flags are a subset of the expanded."""
+def test_replicability_flag_is_the_rvalue_of_blood_then_tumour(cohort):
+    """flag_fdr='replicability' (the default): tumor_qvalue is the Bogomolov-Heller r-value of (Simes blood p,
+    tumour p) with m = Tarone-testable blood clones, over the blood-expanded clones whose tumour test can
+    reach q/2 (inputs recomputed here by hand; the r-values themselves are checked against their step-up
+    definition in test_multiplicity)."""
+    from tcrtrack.multiplicity import replicability_rvalues
+
     samples, tables = cohort
-    default = analyse_patient(samples, tables, settings=FISHER)
-    strict = analyse_patient(samples, tables, settings=replace(FISHER, flag_fdr="replicability"))
-    c = strict.clones
-    assert c["expanded_in_blood"].to_list() == default.clones["expanded_in_blood"].to_list()  # blood unchanged
-    outside = c.filter(~pl.col("expanded_in_blood"))["tumor_qvalue"]
-    assert outside.null_count() == outside.len()  # the follow-up tests only blood-expanded clones
-    assert set(strict.flagged["clone_id"]) <= set(c.filter(pl.col("expanded_in_blood"))["clone_id"])
-    assert clone(strict, "CASSNEWF")["flagged"]
+    assert FISHER.flag_fdr == "replicability"
+    calls = analyse_patient(samples, tables, settings=FISHER)
+    c = calls.clones
+    pb, pb_min, pt, pt_min = blood_and_tumour_evidence(c)
+    finite = np.where(np.isnan(pb_min), np.inf, pb_min)
+    for k in range(1, finite.size + 1):  # Tarone's K over the blood tests
+        if (finite <= 0.05 / k).sum() <= k:
+            break
+    m_blood = int((finite <= 0.05 / k).sum())
+    follow = c["expanded_in_blood"].to_numpy() & (np.nan_to_num(pt_min, nan=1.0) <= 0.025)
+    expected = replicability_rvalues(pb, pt, selected=follow, m_primary=m_blood, emphasis=0.5)
+    got = c["tumor_qvalue"].fill_null(np.nan).to_numpy()
+    assert np.allclose(got, expected, equal_nan=True)
+    assert np.isnan(got[~c["expanded_in_blood"].to_numpy()]).all()  # the follow-up tests blood-expanded clones
+    assert clone(calls, "CASSNEWF")["flagged"]
     with pytest.raises(ValueError, match="flag_fdr"):
         analyse_patient(samples, tables, settings=replace(FISHER, flag_fdr="both"))
 
