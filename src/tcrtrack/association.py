@@ -491,8 +491,8 @@ def association_step(*, expansion: str, diversity: str, overlap: str, kinetics: 
     with ``diversity.mode: coverage``) replaces the rarefied diversity by the equal-coverage values."""
     import logging
 
+    from tcrtrack.cohort_tables import patient_metadata
     from tcrtrack.io import read_tsv, write_tsv
-    from tcrtrack.pipeline import patient_metadata
     from tcrtrack.plots.association import association_forest
     from tcrtrack.plots.style import save_figure
     from tcrtrack.samplesheet import read_sample_sheet

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from tcrtrack.registry import select as _select
 
-# File stems (results/patients/{patient}/figures/<stem>.png|.pdf) drawn by the patient_figures rule, and what
-# each shows: from tcrtrack.registry, the one list of outputs (the kinetics figures are the kinetics rule's).
-PATIENT_FIGURES: dict[str, str] = {o.stem: o.meaning for o in _select(kind="figure", rule="patient_figures")}
-# results/cohort/figures/<stem>.png|.pdf, drawn by the cohort_figures rule
-COHORT_FIGURES: dict[str, str] = {o.stem: o.meaning for o in _select(kind="figure", rule="cohort_figures")}
+# File stems (results/patients/{patient}/figures/<stem>.png|.pdf) drawn by the figures rule, and what each
+# shows: from tcrtrack.registry, the one list of outputs (the kinetics figures are the kinetics rule's).
+PATIENT_FIGURES: dict[str, str] = {o.stem: o.meaning for o in _select(kind="figure", rule="figures")}
+# results/cohort/figures/<stem>.png|.pdf, drawn by the figures_cohort rule
+COHORT_FIGURES: dict[str, str] = {o.stem: o.meaning for o in _select(kind="figure", rule="figures_cohort")}
