@@ -5,8 +5,10 @@ statistics live in the modules they call, the tables' contracts and summaries in
 
 A step is named after its rule: rule ``expansion`` -> ``scripts/expansion.py`` -> :func:`expansion_step`
 (the calls: :func:`tcrtrack.patient.analyse_patient`), rule ``figures`` -> :func:`figures_step`, rule
-``figures_cohort`` -> :func:`figures_cohort_step`, and so on. Stages added later keep their steps in their
-own module (``tcrtrack.clone_origin.clone_origin_step``, ...)."""
+``figures_cohort`` -> :func:`figures_cohort_step`, and so on; :func:`gather_step` serves the cohort rules
+that only stack per-patient tables (``ingest_cohort``, ``diversity_cohort``). A per-patient step does one
+sample at a time with ``<stage>_sample`` (:func:`ingest_sample`, :func:`diversity_sample`). Stages added
+later keep their steps in their own module (``tcrtrack.clone_origin.clone_origin_step``, ...)."""
 
 from __future__ import annotations
 
@@ -26,9 +28,9 @@ from tcrtrack.seeds import sample_seed
 log = logging.getLogger(__name__)
 
 
-def ingest_step(*, repertoire: str, file_format: str, patient: str, sample: str, clonotypes_out: str,
-                locus: str, productive_only: bool, min_junction_aa_length: int, definition: str,
-                species: str = "homosapiens") -> pl.DataFrame:
+def ingest_sample(*, repertoire: str, file_format: str, patient: str, sample: str, clonotypes_out: str,
+                  locus: str, productive_only: bool, min_junction_aa_length: int, definition: str,
+                  species: str = "homosapiens") -> pl.DataFrame:
     """Repertoire file (any known format; ``auto`` detects it) -> ``clonotypes_out`` (Parquet); returns the
     sample's one-row QC table (patient, sample, file, then :func:`tcrtrack.ingest.qc_table`'s columns)."""
     result = ingest_converted(repertoire, fmt=file_format, locus=locus, productive_only=productive_only,
@@ -43,12 +45,12 @@ def ingest_step(*, repertoire: str, file_format: str, patient: str, sample: str,
     return qc
 
 
-def ingest_patient_step(*, patient: str, samples: Sequence[str], repertoires: Sequence[str],
-                        formats: Sequence[str], clonotypes_dir: str, qc_out: str, **options) -> None:
+def ingest_step(*, patient: str, samples: Sequence[str], repertoires: Sequence[str],
+                formats: Sequence[str], clonotypes_dir: str, qc_out: str, **options) -> None:
     """Every repertoire file of one patient -> ``<clonotypes_dir>/<sample>.parquet`` and one QC table
     (``qc_out``, a row per sample), in one process (one interpreter start per patient, not per sample).
 
-    ``options`` are the keyword options of :func:`ingest_step` (locus, productive_only, ...). Every file
+    ``options`` are the keyword options of :func:`ingest_sample` (locus, productive_only, ...). Every file
     is checked before the step fails: one bad file raises its own error; several are logged one per line
     and raised as one error that names them all (separated by `` | ``)."""
     if not len(samples) == len(repertoires) == len(formats):
@@ -57,8 +59,8 @@ def ingest_patient_step(*, patient: str, samples: Sequence[str], repertoires: Se
     rows, problems = [], []
     for sample, repertoire, file_format in zip(samples, repertoires, formats):
         try:
-            rows.append(ingest_step(repertoire=repertoire, file_format=file_format, patient=patient, sample=sample,
-                                    clonotypes_out=str(sample_table(clonotypes_dir, sample)), **options))
+            rows.append(ingest_sample(repertoire=repertoire, file_format=file_format, patient=patient, sample=sample,
+                                      clonotypes_out=str(sample_table(clonotypes_dir, sample)), **options))
         except TcrtrackError as error:
             problems.append(error)
     if len(problems) == 1:
@@ -101,8 +103,8 @@ def common_depth_step(*, qc_tables: Sequence[str], configured: int | None, out: 
     log.info("common depth %d (%s)", depth, "configured" if configured else f"smallest of {len(totals)} samples")
 
 
-def diversity_step(*, clonotypes: str, depth: int, patient: str, sample: str, iterations: int, seed: int,
-                   out: str) -> None:
+def diversity_sample(*, clonotypes: str, depth: int, patient: str, sample: str, iterations: int, seed: int,
+                     out: str) -> None:
     """Clonotype table -> diversity rows (full depth, rarefied to ``depth``) for one sample."""
     from tcrtrack.diversity import sample_diversity  # deferred: scikit-bio is slow to import
 
@@ -111,15 +113,15 @@ def diversity_step(*, clonotypes: str, depth: int, patient: str, sample: str, it
     write_parquet(table.select(pl.lit(patient).alias("patient"), pl.lit(sample).alias("sample"), pl.all()), out)
 
 
-def diversity_patient_step(*, patient: str, samples: Sequence[str], clonotypes_dir: str, depth_file: str,
-                           iterations: int, seed: int, out_dir: str) -> None:
+def diversity_step(*, patient: str, samples: Sequence[str], clonotypes_dir: str, depth_file: str,
+                   iterations: int, seed: int, out_dir: str) -> None:
     """Every clonotype table of one patient -> ``<out_dir>/<sample>.parquet`` (diversity at full and common
     depth), in one process: scikit-bio's import (~1.5 s) is paid once per patient."""
     depth = int(Path(depth_file).read_text().strip())
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for sample in samples:
-        diversity_step(clonotypes=str(sample_table(clonotypes_dir, sample)), depth=depth, patient=patient,
-                       sample=sample, iterations=iterations, seed=seed, out=str(sample_table(out_dir, sample)))
+        diversity_sample(clonotypes=str(sample_table(clonotypes_dir, sample)), depth=depth, patient=patient,
+                         sample=sample, iterations=iterations, seed=seed, out=str(sample_table(out_dir, sample)))
 
 
 def expansion_step(*, patient: str, clonotypes: Sequence[str], sheet: str, settings: dict, clones_out: str,
