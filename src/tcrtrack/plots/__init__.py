@@ -5,9 +5,10 @@ written by :func:`tcrtrack.plots.style.save_figure` as PNG (for viewing) and PDF
 Colours are colour-blind safe (Okabe–Ito, Tol, viridis). Modules import matplotlib lazily through
 :mod:`tcrtrack.plots.style`; import them, not this package, to draw.
 
-One module per stage that draws (``tcrtrack.plots.<stage>``: expansion, noise, kinetics, clone_origin,
-gene_usage, diversity_curves, specificity, association); :mod:`~tcrtrack.plots.patient` and
-:mod:`~tcrtrack.plots.cohort` hold the overview figures of rules ``figures`` and ``figures_cohort``.
+One module per stage that draws (``tcrtrack.plots.<stage>``: expansion, with its noise model in
+:mod:`~tcrtrack.plots.noise`; kinetics, clone_origin, gene_usage, diversity_curves, specificity,
+association); :mod:`~tcrtrack.plots.patient` and :mod:`~tcrtrack.plots.cohort` hold the overview figures of
+rules ``figures`` and ``figures_cohort``.
 """
 
 from __future__ import annotations
