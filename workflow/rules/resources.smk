@@ -71,7 +71,8 @@ ingest_runtime = _minutes(5, 20)
 # clonotypes) and scikit-bio's ~250 MB.
 diversity_mem_mb = _gather_mb(450, 6.0, 0.0)
 diversity_runtime = _minutes(5, 200)
-# expansion (the patient's calls): every Parquet table of the patient, aligned wide on clone_id (~9x the Parquet at peak).
+# expansion (the patient's calls): every Parquet table of the patient, aligned wide on clone_id (~9x the
+# Parquet at peak).
 expansion_mem_mb = _scaled(600, 12.0)
 expansion_runtime = _minutes(10, 100)
 # cohort gather of the patients' wide tables: read one at a time, the largest dominates.
