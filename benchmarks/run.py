@@ -280,11 +280,19 @@ def run_snakemake(sheet: Path, workdir: Path, cores: int = 2) -> tuple[float, fl
     return seconds, cpu
 
 
-RULE_OF_RECORD = {"patients": "patient_calls", "figures": "patient_figures", "diversity/common_depth": "common_depth",
-                  "cohort/qc": "qc_cohort", "cohort/diversity": "diversity_cohort",
-                  "cohort/expansion": "expansion_cohort", "cohort/overlap": "overlap_cohort",
-                  "cohort/figures": "cohort_figures", "cohort/kinetics": "kinetics_cohort",
-                  "cohort/provenance": "provenance"}
+# A benchmark record is logs/benchmarks/<rule>/<patient>.tsv for a per-patient rule and
+# logs/benchmarks/cohort/<stage>.tsv for the cohort rule <stage>_cohort; except these:
+RULE_OF_RECORD = {"diversity/common_depth": "common_depth", "cohort/qc": "ingest_cohort",
+                  "cohort/diversity_coverage": "diversity_curves_cohort", "cohort/provenance": "provenance",
+                  "cohort/association": "association"}
+
+
+def rule_of_record(rel: Path) -> str:
+    """The rule of a benchmark record (``rel``: its path under logs/benchmarks)."""
+    single = f"{rel.parts[0]}/{rel.stem}"  # one record per run: cohort/qc.tsv, diversity/common_depth.tsv
+    if single in RULE_OF_RECORD:
+        return RULE_OF_RECORD[single]
+    return f"{rel.stem}_cohort" if rel.parts[0] == "cohort" else rel.parts[0]
 
 
 def job_benchmarks(workdir: Path) -> pl.DataFrame:
@@ -293,10 +301,7 @@ def job_benchmarks(workdir: Path) -> pl.DataFrame:
     for path in sorted((workdir / "logs" / "benchmarks").rglob("*.tsv")):
         table = pl.read_csv(path, separator="\t", null_values=["-", "NA"], infer_schema_length=None)
         rel = path.relative_to(workdir / "logs" / "benchmarks")
-        rule = RULE_OF_RECORD.get(rel.parts[0], rel.parts[0])
-        single = f"{rel.parts[0]}/{rel.stem}"  # one record per run: cohort/qc.tsv, diversity/common_depth.tsv
-        if rel.parts[0] == "cohort" or single in RULE_OF_RECORD:
-            rule = RULE_OF_RECORD.get(single, single)
+        rule = rule_of_record(rel)
         rows.append({"rule": rule, "job": str(rel.with_suffix("")), "s": float(table["s"][0]),
                      "max_rss_mb": float(table["max_rss"][0] or 0.0), "cpu_time_s": float(table["cpu_time"][0] or 0.0)})
     return pl.DataFrame(rows)
@@ -314,7 +319,7 @@ STARTUP_IMPORTS = {
     "ingest job imports": "import snakemake.script, tcrtrack.pipeline, pyarrow.csv",
     "diversity job imports": "import snakemake.script, tcrtrack.pipeline, tcrtrack.diversity",
     "diversity job imports without scikit-bio": "import snakemake.script, tcrtrack.pipeline, numpy",
-    "patient_calls job imports": "import snakemake.script, tcrtrack.pipeline, tcrtrack.patient",
+    "expansion job imports": "import snakemake.script, tcrtrack.pipeline, tcrtrack.patient",
 }
 
 

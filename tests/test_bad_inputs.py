@@ -546,12 +546,12 @@ def test_fuzz_damaged_files_give_a_clear_error_or_a_full_account(tmp_path, data,
 
 
 def _ingest_patient(tmp_path: Path, files: dict[str, Path]) -> None:
-    from tcrtrack.pipeline import ingest_patient_step
+    from tcrtrack.pipeline import ingest_step
 
-    ingest_patient_step(patient="P1", samples=list(files), repertoires=[str(p) for p in files.values()],
-                        formats=["airr"] * len(files), clonotypes_dir=str(tmp_path / "clonotypes"),
-                        qc_out=str(tmp_path / "qc.tsv"), locus="TRB", productive_only=True,
-                        min_junction_aa_length=5, definition="aa_vj")
+    ingest_step(patient="P1", samples=list(files), repertoires=[str(p) for p in files.values()],
+                formats=["airr"] * len(files), clonotypes_dir=str(tmp_path / "clonotypes"),
+                qc_out=str(tmp_path / "qc.tsv"), locus="TRB", productive_only=True,
+                min_junction_aa_length=5, definition="aa_vj")
 
 
 def test_patient_ingest_writes_a_table_per_sample_and_a_qc_row_each(tmp_path):

@@ -98,14 +98,14 @@ def test_progress_lines_name_the_patient_and_stage_of_each_finished_job():
     wildcards: patient=P04
 Finished jobid: 6 (Rule: ingest)
 1 of 3 steps (33%) done
-rule qc_cohort:
+rule ingest_cohort:
     jobid: 2
-Finished jobid: 2 (Rule: qc_cohort)
+Finished jobid: 2 (Rule: ingest_cohort)
 2 of 3 steps (67%) done
 """
     progress = ProgressLines()
     messages = [m for m in map(progress.feed, log.splitlines(keepends=True)) if m]
-    assert messages == ["P04: ingest done (1 of 3 steps)", "cohort: qc_cohort done (2 of 3 steps)"]
+    assert messages == ["P04: ingest done (1 of 3 steps)", "cohort: ingest_cohort done (2 of 3 steps)"]
 
 
 def test_patient_dry_run_in_a_fresh_folder_plans_kinetics_and_every_registry_output(tmp_path):
@@ -131,11 +131,11 @@ def test_patient_dry_run_plans_only_that_patient(cohort, tmp_path):
                     "--outdir", str(tmp_path / "fresh"), "--patient", "P01", "--dry-run")
     assert done.returncode == 0, done.stderr[-3000:]
     plan = done.stdout + done.stderr
-    for rule in ("ingest", "patient_calls", "overlap", "patient_figures"):
+    for rule in ("ingest", "expansion", "overlap", "figures"):
         assert f"rule {rule}:" in plan, rule
     assert "patient=P01" in plan and "patient=P02" not in plan
     assert "cohort tables not refreshed: P02 has no results yet" in done.stderr
-    assert "expansion_cohort" not in plan and "cohort_figures" not in plan
+    assert "expansion_cohort" not in plan and "figures_cohort" not in plan
 
 
 @pytest.fixture(scope="module")

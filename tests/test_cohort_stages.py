@@ -65,7 +65,7 @@ def test_survival_table_only_with_survival_columns():
 
 def test_simulated_response_difference_is_found_by_the_association(tmp_path: Path):
     """Responders simulated with 3x the planted flag-able clones (``responder_planted_fold``): the workflow's
-    calls (ingest + analyse_patient, as the patient_calls step runs them) flag more clones in responders,
+    calls (ingest + analyse_patient, as the expansion step runs them) flag more clones in responders,
     and the association's effect has the planted sign."""
     from tcrtrack.formats import ingest_converted
     from tcrtrack.patient import ANNOTATION, CallSettings, analyse_patient

@@ -11,7 +11,7 @@ from tcrtrack.io import read_tsv, write_tsv
 from tcrtrack.noise import NoiseModel
 from tcrtrack.overlap import patient_overlap
 from tcrtrack.patient import CallSettings, analyse_patient
-from tcrtrack.pipeline import cohort_figures_step, patient_figures_step
+from tcrtrack.pipeline import figures_cohort_step, figures_step
 from tcrtrack.plots import COHORT_FIGURES, PATIENT_FIGURES
 from tcrtrack.plots.cohort import NO_GROUP, _pairs, patient_groups
 from tcrtrack.plots.expansion import (clone_tracking, expansion_scatter, fold_change_bound, scatter_panels,
@@ -149,16 +149,16 @@ def test_patient_figure_step_writes_every_figure(tmp_path, patient):
             sample=pl.lit(name)).write_parquet(path)
         diversity.append(str(path))
     figures = {name: str(tmp_path / "figures" / f"{name}.png") for name in PATIENT_FIGURES}
-    patient_figures_step(patient="P1", clones=str(clones), noise=str(noise), overlap=str(overlap),
-                         diversity=diversity, sheet=str(sheet_path), settings=SETTINGS.__dict__, figures=figures)
+    figures_step(patient="P1", clones=str(clones), noise=str(noise), overlap=str(overlap),
+                 diversity=diversity, sheet=str(sheet_path), settings=SETTINGS.__dict__, figures=figures)
     for png in figures.values():
         assert non_blank_png(png), png
         pdf = tmp_path / "figures" / png.replace(".png", ".pdf").split("/")[-1]
         assert pdf.read_bytes()[:5] == b"%PDF-"
     with pytest.raises(ValueError, match="unknown figures"):
-        patient_figures_step(patient="P1", clones=str(clones), noise=str(noise), overlap=str(overlap),
-                             diversity=diversity, sheet=str(sheet_path), settings=SETTINGS.__dict__,
-                             figures={"volcano": str(tmp_path / "v.png")})
+        figures_step(patient="P1", clones=str(clones), noise=str(noise), overlap=str(overlap),
+                     diversity=diversity, sheet=str(sheet_path), settings=SETTINGS.__dict__,
+                     figures={"volcano": str(tmp_path / "v.png")})
 
 
 def test_titles_name_the_patient_and_the_days(patient):
@@ -249,7 +249,7 @@ def test_cohort_figure_step(tmp_path, patient):
     write_tsv(overlap, tmp_path / "overlap.tsv")
     write_tsv(pl.DataFrame(schema={"junction_aa": pl.Utf8, "n_flagged_patients": pl.Int64}), tmp_path / "pub.tsv")
     figures = {name: str(tmp_path / f"{name}.png") for name in COHORT_FIGURES}
-    cohort_figures_step(diversity=str(tmp_path / "diversity.tsv"), summary=str(tmp_path / "summary.tsv"),
+    figures_cohort_step(diversity=str(tmp_path / "diversity.tsv"), summary=str(tmp_path / "summary.tsv"),
                         overlap=str(tmp_path / "overlap.tsv"), public=str(tmp_path / "pub.tsv"),
                         sheet=str(tmp_path / "samples.tsv"), group_by="response", baseline_day=None, figures=figures)
     for png in figures.values():

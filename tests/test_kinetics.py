@@ -301,7 +301,7 @@ def test_simulated_product_half_life_and_detection(tmp_path: Path):
 
 
 def test_figures_draw_with_and_without_data(product_patient, tmp_path: Path):
-    from tcrtrack.kinetics_plots import (
+    from tcrtrack.plots.kinetics import (
         cohort_kinetics_figure,
         kinetics_panel,
         persistence_curves,

@@ -54,8 +54,8 @@ def test_registry_entries_are_complete():
             assert (ROOT / "workflow" / "report" / entry.caption).is_file(), entry.caption
         assert entry.meaning and entry.stage
     figures = registry.select(kind="figure")
-    assert {o.stem for o in figures if o.rule == "patient_figures"} == set(PATIENT_FIGURES)
-    assert {o.stem for o in figures if o.rule == "cohort_figures"} == set(COHORT_FIGURES)
+    assert {o.stem for o in figures if o.rule == "figures"} == set(PATIENT_FIGURES)
+    assert {o.stem for o in figures if o.rule == "figures_cohort"} == set(COHORT_FIGURES)
     assert {"kinetics", "persistence"} <= {o.stem for o in figures if o.scope == "patient"}
 
 

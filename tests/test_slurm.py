@@ -150,12 +150,12 @@ def test_jobs_ran_through_sbatch_in_groups(runs, cluster):
     components = {"ingest": len(PATIENTS), "diversity": len(PATIENTS), "report": 2 * len(PATIENTS)}
     for group, n in components.items():
         assert sum(f"/group_{group}_" in log for log in logs) == -(-n // sizes[group]), (group, logs)
-    assert not any(f"/rule_{rule}/" in log for rule in ("ingest", "diversity", "overlap", "patient_figures",
+    assert not any(f"/rule_{rule}/" in log for rule in ("ingest", "diversity", "overlap", "figures",
                                                          "kinetics") for log in logs), logs
     # local rules ran in snakemake itself, the patients' calls as jobs of their own
-    assert not any(f"/rule_{rule}" in log for rule in ("common_depth", "qc_cohort", "diversity_cohort")
+    assert not any(f"/rule_{rule}" in log for rule in ("common_depth", "ingest_cohort", "diversity_cohort")
                    for log in logs), logs
-    assert sum("/rule_patient_calls/" in log for log in logs) == len(PATIENTS), logs
+    assert sum("/rule_expansion/" in log for log in logs) == len(PATIENTS), logs
     listed = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i|%T"], env=cluster.env,
                             capture_output=True, text=True, check=True).stdout
     states = dict(line.split("|") for line in listed.split())

@@ -112,8 +112,8 @@ def test_annotation_summary_shares():
 def test_cohort_step_on_files_and_exclude_viral(tmp_path):
     """specificity_cohort_step on hand-written files: the flagged table keeps its columns and rows and gains the
     annotation columns; exclude_viral leaves the viral bystander out; a carried-over junction is named."""
+    from tcrtrack.cohort_tables import FLAGGED_COLUMNS
     from tcrtrack.io import write_parquet, write_tsv
-    from tcrtrack.pipeline import FLAGGED_COLUMNS
     from tcrtrack.specificity.steps import FLAGGED_EXTRA, specificity_cohort_step
 
     spec = _spec_rows()

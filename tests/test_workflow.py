@@ -137,11 +137,11 @@ def _megabytes(folder: Path) -> list[float]:
 
 def test_job_resources_scale_with_the_patients_data(demo_run, sheet):
     """mem_mb is a function of the input size (workflow/rules/resources.smk; per-patient folders count as
-    their files): patient_calls holds all the patient's tables at once, the ingest job one file at a time."""
-    dry = snakemake(demo_run, "--configfile", "my.yaml", "--dry-run", "--forcerun", "patient_calls", "ingest")
+    their files): the expansion job holds all the patient's tables at once, the ingest job one file at a time."""
+    dry = snakemake(demo_run, "--configfile", "my.yaml", "--dry-run", "--forcerun", "expansion", "ingest")
     assert dry.returncode == 0, dry.stderr[-3000:]
     text = dry.stdout + dry.stderr
-    calls, ingest = _planned_resources(text, "patient_calls"), _planned_resources(text, "ingest")
+    calls, ingest = _planned_resources(text, "expansion"), _planned_resources(text, "ingest")
     assert set(calls) == set(ingest) == set(sheet["patient"])
     for patient in calls:
         inputs = sum(_megabytes(demo_run / "results" / "clonotypes" / patient)) + SHEET.stat().st_size / 1e6

@@ -188,7 +188,7 @@ def association_step(*, expansion: str, diversity: str, overlap: str, kinetics: 
     import logging
 
     from tcrtrack.io import read_tsv, write_tsv
-    from tcrtrack.pipeline import patient_metadata
+    from tcrtrack.cohort_tables import patient_metadata
     from tcrtrack.plots.association import association_forest
     from tcrtrack.plots.style import save_figure
     from tcrtrack.samplesheet import read_sample_sheet

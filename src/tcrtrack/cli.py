@@ -327,7 +327,7 @@ def run(samples: Path | None, patients: tuple[str, ...], cores: str | None, prof
         configfile: Path | None, outdir: Path, dry_run: bool, snakemake_args: tuple[str, ...]) -> None:
     """Run the workflow (Snakemake) for the cohort or only some patients.
 
-    Arguments after `--` go to Snakemake unchanged, e.g. `tcrtrack run -- --forcerun patient_figures`.
+    Arguments after `--` go to Snakemake unchanged, e.g. `tcrtrack run -- --forcerun figures`.
     Snakemake redoes only what is missing or out of date, so re-running after adding a patient or
     changing one file is cheap. With --patient, only that patient's jobs run (every sample is still
     ingested when the rarefaction depth, config diversity.depth, is left to the smallest sample); the
@@ -386,117 +386,7 @@ def run(samples: Path | None, patients: tuple[str, ...], cores: str | None, prof
                                    "above name the failing job and its log")
 
 
-# --- show: one patient's results --------------------------------------------------------------------------
-
-
-def _fmt(value: object, spec: str = ".3g") -> str:
-    if value is None:
-        return "NA"
-    if isinstance(value, float):
-        return format(value, spec)
-    return str(value)
-
-
-def _annotated_clone_lines(path: Path, *, n_top: int = 10) -> list[str]:
-    """The patient's clones with a database hit (specificity.tsv of the specificity stage), a short section."""
-    if not path.is_file():
-        return []
-    import polars as pl
-
-    from tcrtrack.specificity.steps import read_specificity
-
-    hits = read_specificity(path).filter(pl.col("known_specificity").is_not_null())
-    if hits.height == 0:
-        return ["  no annotated clone (no database hit, or no database configured: annotation.databases)"]
-    lines = [f"  annotated clones ({hits.height} with a database hit; {int(hits['viral_bystander'].sum())} viral):"]
-    for r in hits.head(n_top).iter_rows(named=True):
-        lines.append(f"    {r['junction_aa']:<22} {r['v_gene'] or 'NA':<10} {r['known_specificity'][:40]:<40} "
-                     f"{r['best_match']:<12} {r['clone_set']}")
-    if hits.height > n_top:
-        lines.append(f"    ... {hits.height - n_top} more in specificity.tsv")
-    return lines
-
-
-def patient_summary(results: Path, patient: str, *, n_top: int = 5) -> list[str]:
-    """Lines describing one patient's results: counts, flagged clones, top expansions, tables and figures."""
-    import polars as pl
-
-    from tcrtrack.io import read_tsv
-
-    folder = results / "patients" / patient
-    if not folder.is_dir():
-        known = sorted(p.name for p in (results / "patients").glob("*") if p.is_dir())
-        raise TcrtrackError(f"no results for patient '{patient}' in {results / 'patients'} (patients with results: "
-                            f"{', '.join(known) or 'none'}). Fix: check the id, or run `tcrtrack run --patient "
-                            f"{patient}`")
-    lines = [f"patient {patient}: {folder}"]
-    summary_file = results / "cohort" / "expansion_summary.tsv"
-    if summary_file.is_file():
-        row = read_tsv(summary_file).filter(pl.col("patient") == patient)
-        known_columns = {"patient", "clones", "expanded_in_blood", "new_expanded_in_blood", "accumulating_in_tumor",
-                         "flagged", "flagged_new_in_blood", "flagged_share_last_biopsy", "flagged_share_max_biopsy",
-                         "flagged_share_by_biopsy"}
-        meta = {k: v for k, v in row.row(0, named=True).items() if k not in known_columns} if row.height else {}
-        if meta:
-            lines.append("  " + ", ".join(f"{k}: {v}" for k, v in meta.items()))
-    clones_file = folder / "clones.parquet"
-    if clones_file.is_file():
-        clones = pl.read_parquet(clones_file)
-        flagged = clones.filter(pl.col("flagged"))
-        lines.append(f"  {clones.height:,} clones; {int(clones['expanded_in_blood'].sum())} expanded in blood "
-                     f"({int((clones['expanded_in_blood'] & clones['new_in_blood'].fill_null(False)).sum())} new), "
-                     f"{int(clones['accumulates_in_tumor'].sum())} accumulating in tumour (whole-repertoire FDR), "
-                     f"{flagged.height} flagged (expanded in blood and enriched in a post-treatment biopsy)")
-        top = flagged.sort(["blood_qvalue", "blood_log2fc"], descending=[False, True], nulls_last=True)
-        lines.append("  flagged clones (strongest blood evidence first):" if top.height else
-                     "  no flagged clones (none both expanded in blood and accumulating in the tumour)")
-        for r in top.head(10).iter_rows(named=True):
-            lines.append(f"    {r['junction_aa']:<22} {r['v_gene'] + '/' + r['j_gene']:<19} peak day {_fmt(r['peak_day'])}  "
-                         f"blood log2FC {_fmt(r['blood_log2fc'], '.2f')} (q {_fmt(r['blood_qvalue'], '.2g')})  "
-                         f"tumour max count {_fmt(r['tumor_max_post_count'])}"
-                         f"{'  new in blood' if r['new_in_blood'] else ''}")
-        if top.height > 10:
-            lines.append(f"    ... {top.height - 10} more in flagged_clones.tsv")
-        expanded = clones.filter(pl.col("expanded_in_blood")).sort(
-            ["blood_log2fc", "clone_id"], descending=[True, False], nulls_last=True)
-        lines.append(f"  top expansions in blood (log2 fold change vs baseline, top {min(n_top, expanded.height)}):"
-                     if expanded.height else "  no clone expanded in blood")
-        for r in expanded.head(n_top).iter_rows(named=True):
-            lines.append(f"    {r['junction_aa']:<22} {r['v_gene'] + '/' + r['j_gene']:<19} log2FC {_fmt(r['blood_log2fc'], '.2f')}"
-                         f"  q {_fmt(r['blood_qvalue'], '.2g')}  peak day {_fmt(r['peak_day'])}"
-                         f"{'  flagged' if r['flagged'] else ''}")
-    lines.extend(_annotated_clone_lines(folder / "specificity.tsv"))
-    from tcrtrack.registry import select
-
-    for kind, heading in (("table", "tables"), ("figure", "figures (PNG; PDF next to each)")):
-        entries = [(results.parent / o.format(patient)[0], o.meaning) for o in select(scope="patient", kind=kind)]
-        width = max(len(str(path)) for path, _ in entries)
-        lines.append(f"  {heading}:")
-        for path, meaning in entries:
-            lines.append(f"    {str(path):<{width}}  {meaning if path.is_file() else '(not built yet)'}")
-    return lines
-
-
-def association_summary(results: Path) -> list[str]:
-    """Lines of the cohort's association table (``results/cohort/association.tsv``), none when absent."""
-    path = results / "cohort" / "association.tsv"
-    if not path.is_file():
-        return []
-    from tcrtrack.io import read_tsv
-
-    table = read_tsv(path)
-    lines = [f"cohort association ({path}; effect = Hodges-Lehmann shift of the other group over the first, "
-             "95% bootstrap CI; q = BH over each grouping's n_tests):"]
-    for row in table.sort(["grouping", "p"], nulls_last=True).iter_rows(named=True):
-        if row["metric"] is None:
-            lines.append(f"  by {row['grouping']}: not tested ({row['missing_patients']})")
-            continue
-        ci = f" [{_fmt(row['ci_low'], '.3g')}, {_fmt(row['ci_high'], '.3g')}]" if row["ci_low"] is not None else ""
-        missing = f", {row['n_missing']} missing" if row["n_missing"] else ""
-        lines.append(f"  by {row['grouping']}: {row['metric']:<38} {row['groups']} n {row['n_per_group']}{missing}  "
-                     f"medians {row['medians']}  effect {_fmt(row['effect'], '.3g')}{ci}  p {_fmt(row['p'], '.2g')}"
-                     f"  q {_fmt(row['q'], '.2g')}  {row['test']}")
-    return lines
+# --- show: one patient's results (the lines: tcrtrack.show) ------------------------------------------------
 
 
 @main.command()
@@ -508,7 +398,10 @@ def association_summary(results: Path) -> list[str]:
 def show(patient: str, outdir: Path) -> None:
     """Print a patient's figures and tables with their paths, and one-line summaries (flagged clones, top
     expansions), then the cohort's association table when it exists."""
+    from tcrtrack.show import association_summary, patient_summary
+
     click.echo("\n".join(patient_summary(outdir / "results", patient) + association_summary(outdir / "results")))
+
 
 if __name__ == "__main__":
     main()

@@ -211,9 +211,9 @@ def clone_origin_step(*, patient: str, clones: str, sheet: str, out: str,
     import logging
 
     from tcrtrack.io import write_tsv
-    from tcrtrack.samplesheet import read_sample_sheet
+    from tcrtrack.samplesheet import read_patient_sheet
 
-    samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
+    samples = read_patient_sheet(sheet, patient)
     columns = pl.read_parquet_schema(clones)
     wanted = [c for c in columns if c.startswith("count_") or c in ("expanded_in_blood", "flagged")]
     table = clone_origin(pl.read_parquet(clones, columns=wanted), samples, expectation=expectation,
@@ -226,8 +226,8 @@ def clone_origin_cohort_step(*, origins: list[str], sheet: str, group_by: str | 
                              figure: str) -> None:
     """Every patient's ``clone_origin.tsv`` -> the cohort table (with the sheet's metadata), the per-biopsy
     summary (:func:`origin_summary`, feeding the association stage) and the stacked-bar figure."""
+    from tcrtrack.cohort_tables import patient_metadata
     from tcrtrack.io import read_tsv, write_tsv
-    from tcrtrack.pipeline import patient_metadata
     from tcrtrack.plots.clone_origin import clone_origin_figure
     from tcrtrack.plots.style import save_figure
     from tcrtrack.samplesheet import read_sample_sheet

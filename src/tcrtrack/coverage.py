@@ -326,12 +326,12 @@ def diversity_curves_step(*, patient: str, clonotypes: Sequence[str], sheet: str
     from pathlib import Path
 
     from tcrtrack.io import write_tsv
-    from tcrtrack.pipeline import sample_seed
     from tcrtrack.plots.diversity_curves import diversity_curves
     from tcrtrack.plots.style import save_figure
-    from tcrtrack.samplesheet import read_sample_sheet
+    from tcrtrack.samplesheet import read_patient_sheet
+    from tcrtrack.seeds import sample_seed
 
-    samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
+    samples = read_patient_sheet(sheet, patient)
     meta = samples.select("sample", "compartment", "day", "replicate")
     frames = []
     for path in clonotypes:

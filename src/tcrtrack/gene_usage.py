@@ -283,9 +283,9 @@ def gene_usage_step(*, patient: str, clonotypes: Sequence[str], clones: str, she
     from tcrtrack.io import write_tsv
     from tcrtrack.plots.gene_usage import spectratype_panels, usage_heatmap
     from tcrtrack.plots.style import save_figure
-    from tcrtrack.samplesheet import read_sample_sheet
+    from tcrtrack.samplesheet import read_patient_sheet
 
-    samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
+    samples = read_patient_sheet(sheet, patient)
     tables = {}
     for path in clonotypes:
         names = pl.read_parquet_schema(path)
@@ -340,8 +340,8 @@ def gene_usage_cohort_step(*, usage: Sequence[str], qc: Sequence[str], sheet: st
                            heatmap_png: str, top_n: int = 30) -> None:
     """Every patient's ``gene_usage.tsv`` -> the cohort V usage (both weightings, with each sample's class
     for the heatmap) and the cohort QC of ambiguous and missing calls; the cohort V-usage heatmap."""
+    from tcrtrack.cohort_tables import patient_metadata
     from tcrtrack.io import read_tsv, write_tsv
-    from tcrtrack.pipeline import patient_metadata
     from tcrtrack.plots.gene_usage import cohort_usage_heatmap
     from tcrtrack.plots.style import save_figure
     from tcrtrack.samplesheet import read_sample_sheet

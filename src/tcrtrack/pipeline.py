@@ -1,30 +1,36 @@
 """The workflow's steps as functions of files: each reads its inputs, calls the pure
-functions of the package, and writes its outputs atomically. Snakemake scripts and the CLI
-call these; the statistics live in the modules they call."""
+functions of the package, and writes its outputs atomically. Snakemake scripts call these; the
+statistics live in the modules they call, the tables' contracts and summaries in
+:mod:`tcrtrack.cohort_tables`.
+
+A step is named after its rule: rule ``expansion`` -> ``scripts/expansion.py`` -> :func:`expansion_step`
+(the calls: :func:`tcrtrack.patient.analyse_patient`), rule ``figures`` -> :func:`figures_step`, rule
+``figures_cohort`` -> :func:`figures_cohort_step`, and so on; :func:`gather_step` serves the cohort rules
+that only stack per-patient tables (``ingest_cohort``, ``diversity_cohort``). A per-patient step does one
+sample at a time with ``<stage>_sample`` (:func:`ingest_sample`, :func:`diversity_sample`). Stages added
+later keep their steps in their own module (``tcrtrack.clone_origin.clone_origin_step``, ...)."""
 
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
+from tcrtrack.cohort_tables import cohort_flagged, expansion_summary, flagged_table, patient_metadata
 from tcrtrack.errors import TcrtrackError
 from tcrtrack.formats import ingest_converted
 from tcrtrack.io import read_tsv, write_parquet, write_tsv
-from tcrtrack.samplesheet import read_sample_sheet
+from tcrtrack.samplesheet import patient_rows, read_patient_sheet, read_sample_sheet
+from tcrtrack.seeds import sample_seed
 
 log = logging.getLogger(__name__)
 
-SHEET_COLUMNS = ("patient", "sample", "compartment", "day", "replicate")
 
-
-def ingest_step(*, repertoire: str, file_format: str, patient: str, sample: str, clonotypes_out: str,
-                locus: str, productive_only: bool, min_junction_aa_length: int, definition: str,
-                species: str = "homosapiens") -> pl.DataFrame:
+def ingest_sample(*, repertoire: str, file_format: str, patient: str, sample: str, clonotypes_out: str,
+                  locus: str, productive_only: bool, min_junction_aa_length: int, definition: str,
+                  species: str = "homosapiens") -> pl.DataFrame:
     """Repertoire file (any known format; ``auto`` detects it) -> ``clonotypes_out`` (Parquet); returns the
     sample's one-row QC table (patient, sample, file, then :func:`tcrtrack.ingest.qc_table`'s columns)."""
     result = ingest_converted(repertoire, fmt=file_format, locus=locus, productive_only=productive_only,
@@ -39,12 +45,12 @@ def ingest_step(*, repertoire: str, file_format: str, patient: str, sample: str,
     return qc
 
 
-def ingest_patient_step(*, patient: str, samples: Sequence[str], repertoires: Sequence[str],
-                        formats: Sequence[str], clonotypes_dir: str, qc_out: str, **options) -> None:
+def ingest_step(*, patient: str, samples: Sequence[str], repertoires: Sequence[str],
+                formats: Sequence[str], clonotypes_dir: str, qc_out: str, **options) -> None:
     """Every repertoire file of one patient -> ``<clonotypes_dir>/<sample>.parquet`` and one QC table
     (``qc_out``, a row per sample), in one process (one interpreter start per patient, not per sample).
 
-    ``options`` are the keyword options of :func:`ingest_step` (locus, productive_only, ...). Every file
+    ``options`` are the keyword options of :func:`ingest_sample` (locus, productive_only, ...). Every file
     is checked before the step fails: one bad file raises its own error; several are logged one per line
     and raised as one error that names them all (separated by `` | ``)."""
     if not len(samples) == len(repertoires) == len(formats):
@@ -53,8 +59,8 @@ def ingest_patient_step(*, patient: str, samples: Sequence[str], repertoires: Se
     rows, problems = [], []
     for sample, repertoire, file_format in zip(samples, repertoires, formats):
         try:
-            rows.append(ingest_step(repertoire=repertoire, file_format=file_format, patient=patient, sample=sample,
-                                    clonotypes_out=str(sample_table(clonotypes_dir, sample)), **options))
+            rows.append(ingest_sample(repertoire=repertoire, file_format=file_format, patient=patient, sample=sample,
+                                      clonotypes_out=str(sample_table(clonotypes_dir, sample)), **options))
         except TcrtrackError as error:
             problems.append(error)
     if len(problems) == 1:
@@ -106,13 +112,8 @@ def common_depth_step(*, qc_tables: Sequence[str], sheet: str, configured: int |
         log.info("common depth %s: %d (%s; %d samples)", compartment, depth, basis, n)
 
 
-def sample_seed(seed: int, sample: str) -> int:
-    """A per-sample seed: the configured seed mixed with a stable hash (CRC-32) of the sample id."""
-    return (seed * 1_000_003 + zlib.crc32(sample.encode())) % 2**32
-
-
-def diversity_step(*, clonotypes: str, depth: int, patient: str, sample: str, iterations: int, seed: int,
-                   out: str) -> None:
+def diversity_sample(*, clonotypes: str, depth: int, patient: str, sample: str, iterations: int, seed: int,
+                     out: str) -> None:
     """Clonotype table -> diversity rows (full depth, rarefied to ``depth``) for one sample."""
     from tcrtrack.diversity import sample_diversity  # deferred: scikit-bio is slow to import
 
@@ -121,23 +122,25 @@ def diversity_step(*, clonotypes: str, depth: int, patient: str, sample: str, it
     write_parquet(table.select(pl.lit(patient).alias("patient"), pl.lit(sample).alias("sample"), pl.all()), out)
 
 
-def diversity_patient_step(*, patient: str, samples: Sequence[str], clonotypes_dir: str, depth_file: str,
-                           iterations: int, seed: int, out_dir: str) -> None:
+def diversity_step(*, patient: str, samples: Sequence[str], clonotypes_dir: str, depth_file: str,
+                   iterations: int, seed: int, out_dir: str) -> None:
     """Every clonotype table of one patient -> ``<out_dir>/<sample>.parquet`` (diversity at full and common
     depth), in one process: scikit-bio's import (~1.5 s) is paid once per patient."""
     depths = dict(read_tsv(depth_file).select(pl.col("sample").cast(pl.Utf8), "depth").iter_rows())
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for sample in samples:
-        diversity_step(clonotypes=str(sample_table(clonotypes_dir, sample)), depth=depths[sample], patient=patient,
-                       sample=sample, iterations=iterations, seed=seed, out=str(sample_table(out_dir, sample)))
+        diversity_sample(clonotypes=str(sample_table(clonotypes_dir, sample)), depth=depths[sample],
+                         patient=patient, sample=sample, iterations=iterations, seed=seed,
+                         out=str(sample_table(out_dir, sample)))
 
 
-def patient_step(*, patient: str, clonotypes: Sequence[str], sheet: str, settings: dict, clones_out: str,
-                 flagged_out: str, noise_out: str) -> None:
-    """One patient's clonotype tables -> wide clone table with calls, flagged clones, noise fits."""
+def expansion_step(*, patient: str, clonotypes: Sequence[str], sheet: str, settings: dict, clones_out: str,
+                   flagged_out: str, noise_out: str) -> None:
+    """One patient's clonotype tables -> wide clone table with calls, flagged clones, noise fits (rule
+    ``expansion``)."""
     from tcrtrack.patient import ANNOTATION, CallSettings, analyse_patient
 
-    samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
+    samples = read_patient_sheet(sheet, patient)
     # only the columns the calls use: the peak memory is these tables plus the wide clone table
     # frequency (relative to the whole sample) reveals truncated exports
     tables = {Path(p).name.removesuffix(".parquet"): pl.read_parquet(p, columns=[*ANNOTATION, "count", "frequency"])
@@ -153,63 +156,16 @@ def patient_step(*, patient: str, clonotypes: Sequence[str], sheet: str, setting
              calls.flagged.height)
 
 
-FLAGGED_COLUMNS = ("patient", "clone_id", "junction_aa", "v_gene", "j_gene", "new_in_blood", "peak_day",
-                   "n_expanded_timepoints", "blood_log2fc", "blood_qvalue", "tumor_log2fc", "tumor_qvalue",
-                   "baseline_count", "baseline_frequency", "baseline_frequency_upper", "tumor_pre_count",
-                   "tumor_max_post_count", "in_product")
-
-
-def flagged_table(flagged: pl.DataFrame, *, patient: str, samples: pl.DataFrame) -> pl.DataFrame:
-    """The flagged clones with their evidence and their count in every sample (in sheet order)."""
-    ordered = samples.sort("compartment", "day", "replicate")["sample"].to_list()
-    return flagged.with_columns(patient=pl.lit(patient)).select(
-        *FLAGGED_COLUMNS, *(f"count_{s}" for s in ordered))
-
-
-def patient_metadata(samples: pl.DataFrame) -> pl.DataFrame:
-    """Per patient, the first value of every metadata column of the sheet."""
-    extra = [c for c in samples.columns if c not in (*SHEET_COLUMNS, "path", "format")]
-    return samples.group_by("patient", maintain_order=True).agg(pl.col(c).drop_nulls().first() for c in extra)
-
-
-def expansion_summary(clones: pl.DataFrame, samples: pl.DataFrame) -> dict[str, object]:
-    """Counts of expanded, new, accumulating and flagged clones of one patient, and the share of each
-    post-treatment biopsy's repertoire that the flagged clones occupy."""
-    flagged = clones.filter(pl.col("flagged"))
-    biopsies = samples.filter((pl.col("compartment") == "tumor") & (pl.col("day") > 0)).sort("day", "replicate")
-    shares = {f"d{day}": float(flagged[f"freq_{sample}"].sum()) for sample, day in
-              biopsies.select("sample", "day").iter_rows()}
-    seen = clones.filter(pl.col("baseline_count") > 0) if "baseline_count" in clones.columns else clones.clear()
-    depth = float((seen["baseline_count"] / seen["baseline_frequency"]).median()) if seen.height else None
-    return {
-        "clones": clones.height,
-        "baseline_depth": round(depth) if depth else None,
-        # Garwood's 95% upper bound on the frequency of a clone absent from the pooled baseline: 3.0 / N
-        "new_detection_limit": float(-np.log(0.05) / depth) if depth else None,
-        "expanded_in_blood": int(clones["expanded_in_blood"].sum()),
-        "new_expanded_in_blood": int((clones["expanded_in_blood"] & clones["new_in_blood"].fill_null(False)).sum()),
-        "accumulating_in_tumor": int(clones["accumulates_in_tumor"].sum()),
-        "flagged": flagged.height,
-        "flagged_new_in_blood": int(flagged["new_in_blood"].fill_null(False).sum()),
-        "flagged_share_last_biopsy": list(shares.values())[-1] if shares else None,
-        "flagged_share_max_biopsy": max(shares.values()) if shares else None,
-        "flagged_share_by_biopsy": "; ".join(f"{k}={v:.4g}" for k, v in shares.items()) or None,
-    }
-
-
 def expansion_cohort_step(*, clones: Sequence[str], flagged: Sequence[str], sheet: str, flagged_out: str,
                           summary_out: str) -> None:
     """Per-patient outputs -> cohort flagged clones and per-patient summary (with patient metadata)."""
     samples = read_sample_sheet(sheet, check_files=False)
-    tables = [read_tsv(p) for p in flagged]
-    cohort = pl.concat([t.select(FLAGGED_COLUMNS) for t in tables], how="vertical_relaxed") if tables else None
-    write_tsv(cohort, flagged_out)
+    write_tsv(cohort_flagged(read_tsv(p) for p in flagged), flagged_out)
     rows = []
     for path in clones:
         table = pl.read_parquet(path)
         patient = table["patient"][0]
-        rows.append({"patient": patient,
-                     **expansion_summary(table, samples.filter(pl.col("patient") == patient))})
+        rows.append({"patient": patient, **expansion_summary(table, patient_rows(samples, patient))})
     summary = pl.DataFrame(rows).join(patient_metadata(samples), on="patient", how="left")
     write_tsv(summary, summary_out)
 
@@ -221,7 +177,7 @@ def overlap_step(*, patient: str, clonotypes: Sequence[str], sheet: str, out: st
     """One patient's clonotype tables -> pairwise overlap of its samples (``overlap.tsv``)."""
     from tcrtrack.overlap import patient_overlap
 
-    samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
+    samples = read_patient_sheet(sheet, patient)
     tables = {Path(p).name.removesuffix(".parquet"): pl.read_parquet(p, columns=["clone_id", "count"])
               for p in clonotypes}
     table = patient_overlap(samples, tables)
@@ -254,10 +210,10 @@ def _check_figures(figures: dict[str, str], known: dict[str, str]) -> None:
         raise ValueError(f"unknown figures {unknown}; known: {', '.join(known)}")
 
 
-def patient_figures_step(*, patient: str, clones: str, noise: str, overlap: str, diversity: Sequence[str], sheet: str,
-                         settings: dict, figures: dict[str, str]) -> None:
-    """Draw one patient's figures; ``figures`` maps a name of :data:`tcrtrack.plots.PATIENT_FIGURES` to its PNG
-    path (the PDF is written next to it)."""
+def figures_step(*, patient: str, clones: str, noise: str, overlap: str, diversity: Sequence[str], sheet: str,
+                 settings: dict, figures: dict[str, str]) -> None:
+    """Draw one patient's figures (rule ``figures``); ``figures`` maps a name of
+    :data:`tcrtrack.plots.PATIENT_FIGURES` to its PNG path (the PDF is written next to it)."""
     from tcrtrack.patient import CallSettings
     from tcrtrack.plots import PATIENT_FIGURES
     from tcrtrack.plots.expansion import clone_tracking, expansion_scatter
@@ -266,7 +222,7 @@ def patient_figures_step(*, patient: str, clones: str, noise: str, overlap: str,
     from tcrtrack.plots.style import save_figure
 
     _check_figures(figures, PATIENT_FIGURES)
-    samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
+    samples = read_patient_sheet(sheet, patient)
     calls = CallSettings(**settings)
     table = pl.read_parquet(clones)
     frames = [pl.read_parquet(p) for p in diversity]
@@ -284,10 +240,11 @@ def patient_figures_step(*, patient: str, clones: str, noise: str, overlap: str,
         log.info("%s: wrote %s (+ .pdf)", patient, png)
 
 
-def cohort_figures_step(*, diversity: str, summary: str, overlap: str, public: str, sheet: str,
+def figures_cohort_step(*, diversity: str, summary: str, overlap: str, public: str, sheet: str,
                         group_by: str | None, baseline_day: int | None, figures: dict[str, str],
                         association: str | None = None) -> None:
-    """Draw the cohort figures; ``figures`` maps a name of :data:`tcrtrack.plots.COHORT_FIGURES` to its PNG path."""
+    """Draw the cohort figures (rule ``figures_cohort``); ``figures`` maps a name of
+    :data:`tcrtrack.plots.COHORT_FIGURES` to its PNG path."""
     from tcrtrack.plots import COHORT_FIGURES
     from tcrtrack.plots.cohort import diversity_trajectories, flagged_by_group, overlap_summary, patient_groups
     from tcrtrack.plots.style import save_figure
@@ -313,10 +270,10 @@ def kinetics_step(*, patient: str, clones: str, sheet: str, settings: dict, base
                   kinetics_out: str, persistence_out: str, kinetics_png: str, persistence_png: str) -> None:
     """One patient's clone kinetics and product persistence: tables and figures."""
     from tcrtrack.kinetics import clone_kinetics, product_persistence
-    from tcrtrack.kinetics_plots import kinetics_panel, persistence_curves
+    from tcrtrack.plots.kinetics import kinetics_panel, persistence_curves
     from tcrtrack.plots.style import save_figure
 
-    samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
+    samples = read_patient_sheet(sheet, patient)
     table = pl.read_parquet(clones)
     kinetics = clone_kinetics(samples, table, top_n=settings["top_n"],
                               min_post_peak_points=settings["min_post_peak_points"],
@@ -336,7 +293,7 @@ def kinetics_cohort_step(*, kinetics: Sequence[str], persistence: Sequence[str],
                          summary_out: str, persistence_out: str, kinetics_png: str, persistence_png: str) -> None:
     """All patients' kinetics and persistence -> cohort tables (with patient metadata) and figures."""
     from tcrtrack.kinetics import PERSISTENCE_SCHEMA, cohort_kinetics, kinetics_summary
-    from tcrtrack.kinetics_plots import cohort_kinetics_figure, persistence_curves
+    from tcrtrack.plots.kinetics import cohort_kinetics_figure, persistence_curves
     from tcrtrack.plots.style import save_figure
 
     samples = read_sample_sheet(sheet, check_files=False)

@@ -232,9 +232,20 @@ def _check_unique(frame: pl.DataFrame, path: Path, lines: list[int], *, check_fi
                                        "Fix: correct 'path' (absolute, or relative to the sheet's folder).")
 
 
+def patient_rows(samples: pl.DataFrame, patient: str) -> pl.DataFrame:
+    """The sheet rows of one patient, in sheet order (the one place the sheet is cut to a patient)."""
+    return samples.filter(pl.col("patient") == patient)
+
+
+def read_patient_sheet(path: Path | str, patient: str) -> pl.DataFrame:
+    """The sheet rows of one patient (:func:`patient_rows`) of the sheet at ``path`` (files not checked:
+    a step reads the pipeline's tables, not the raw files)."""
+    return patient_rows(read_sample_sheet(path, check_files=False), patient)
+
+
 def patient_samples(samples: pl.DataFrame, patient: str) -> pl.DataFrame:
     """The sheet rows of one patient, ordered by compartment, day and replicate."""
-    return samples.filter(pl.col("patient") == patient).sort("compartment", "day", "replicate", "sample")
+    return patient_rows(samples, patient).sort("compartment", "day", "replicate", "sample")
 
 
 def config_problem(config: Mapping[str, Any], schema_path: Path | str) -> str | None:

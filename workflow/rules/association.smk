@@ -1,6 +1,6 @@
 # Association of per-patient metrics (expansion counts, tumour share, diversity change, overlap, half-lives,
 # clone origin) with report.group_by and the sheet columns of cohort.compare; survival when the sheet has it.
-# Input function: report.smk.
+# Input function: common.smk.
 
 
 rule association:

@@ -1,6 +1,7 @@
-# Sample sheet, config validation, input functions and targets.
+# Sample sheet, config validation, input functions and targets of every stage. Outputs, report labels and
+# captions: tcrtrack.registry (out() and all_targets() below). The report itself: snakemake --report
+# results/report.html (workflow/report/*.rst are its captions).
 import sys
-import polars as pl
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -8,6 +9,7 @@ from snakemake.utils import validate
 from tcrtrack import registry
 from tcrtrack.errors import SampleSheetError
 from tcrtrack.samplesheet import config_problem, load_schema, read_sample_sheet
+from tcrtrack.samplesheet import patient_rows as sheet_patient_rows
 
 
 problem = config_problem(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
@@ -33,7 +35,7 @@ wildcard_constraints:
 
 def patient_rows(wildcards):
     """The sheet rows of the patient named by the wildcards, in sheet order."""
-    rows = samples.filter(pl.col("patient") == wildcards.patient)
+    rows = sheet_patient_rows(samples, wildcards.patient)
     if rows.height == 0:
         raise ValueError(f"no patient {wildcards.patient} in {config['samples']}")
     return rows
@@ -147,3 +149,23 @@ def annotation_database_files():
 def annotation_settings():
     """The annotation block of the config (everything but the databases), for the specificity steps."""
     return {key: value for key, value in config["annotation"].items() if key != "databases"}
+
+
+# --- overlap, figures and association (overlap.smk, figures.smk, association.smk) -----------------------------
+
+def patient_overlap_tables(wildcards):
+    """Every patient's overlap table (input of the cohort overlap table)."""
+    return expand("results/patients/{patient}/overlap.tsv", patient=PATIENTS)
+
+
+def group_by_column():
+    """The sheet column that groups patients in the cohort figures (config report.group_by)."""
+    return config["report"]["group_by"]
+
+
+# cohort analyses (issue 16)
+def association_coverage_input(wildcards):
+    """The equal-coverage diversity replaces the rarefied one with diversity.mode: coverage (association.smk)."""
+    if config["diversity"]["mode"] == "coverage":
+        return {"coverage": "results/cohort/diversity_coverage.tsv"}
+    return {}

@@ -1,7 +1,9 @@
 # Per patient: blood expansion vs baseline, tumour accumulation vs the pre-treatment biopsy, flags.
+# rule expansion -> scripts/expansion.py -> tcrtrack.pipeline.expansion_step -> tcrtrack.patient.analyse_patient
+# (tests: tcrtrack.expansion); figures: rule figures (figures.smk) -> tcrtrack.plots.expansion.
 
 
-rule patient_calls:
+rule expansion:
     input:
         clonotypes="results/clonotypes/{patient}",
         sheet=config["samples"],
@@ -10,20 +12,20 @@ rule patient_calls:
         flagged=out("results/patients/{patient}/flagged_clones.tsv"),
         noise=out("results/patients/{patient}/noise_model.tsv"),
     log:
-        "logs/patients/{patient}.log",
+        "logs/expansion/{patient}.log",
     benchmark:
-        "logs/benchmarks/patients/{patient}.tsv"
+        "logs/benchmarks/expansion/{patient}.tsv"
     params:
         clonotypes=patient_sample_files("results/clonotypes/{patient}/{sample}.parquet"),
         settings=call_settings(),
     threads: 1
     resources:
-        mem_mb=patient_mem_mb,
-        runtime=patient_runtime,
+        mem_mb=expansion_mem_mb,
+        runtime=expansion_runtime,
     conda:
         "../../envs/tcrtrack.yaml"
     script:
-        "../../scripts/patient_calls.py"
+        "../../scripts/expansion.py"
 
 
 rule expansion_cohort:

@@ -1,9 +1,11 @@
 # Figures (PNG for viewing, PDF for papers): per patient and for the cohort. Each PNG is in the report
-# (snakemake --report results/report.html) with its caption from workflow/report/. Input functions and
-# targets: report.smk.
+# (snakemake --report results/report.html) with its caption from workflow/report/. Input functions:
+# common.smk. rule figures -> scripts/figures.py -> tcrtrack.pipeline.figures_step -> tcrtrack.plots.*;
+# rule figures_cohort -> scripts/figures_cohort.py -> tcrtrack.pipeline.figures_cohort_step. A job of its
+# own, apart from the calls: a change of figure settings never re-runs the calls.
 
 
-rule patient_figures:
+rule figures:
     input:
         clones="results/patients/{patient}/clones.parquet",
         noise="results/patients/{patient}/noise_model.tsv",
@@ -37,10 +39,10 @@ rule patient_figures:
     conda:
         "../../envs/tcrtrack.yaml"
     script:
-        "../../scripts/patient_figures.py"
+        "../../scripts/figures.py"
 
 
-rule cohort_figures:
+rule figures_cohort:
     input:
         diversity="results/cohort/diversity.tsv",
         summary="results/cohort/expansion_summary.tsv",
@@ -69,4 +71,4 @@ rule cohort_figures:
     conda:
         "../../envs/tcrtrack.yaml"
     script:
-        "../../scripts/cohort_figures.py"
+        "../../scripts/figures_cohort.py"

@@ -32,7 +32,7 @@ rule ingest:
         "../../scripts/ingest.py"
 
 
-rule qc_cohort:
+rule ingest_cohort:
     input:
         qc=per_patient("results/qc/{patient}.tsv"),
         sheet=config["samples"],
@@ -49,27 +49,5 @@ rule qc_cohort:
     conda:
         "../../envs/tcrtrack.yaml"
     script:
-        "../../scripts/qc_cohort.py"
+        "../../scripts/ingest_cohort.py"
 
-
-rule provenance:
-    input:
-        sheet=config["samples"],
-        repertoires=samples["path"].to_list(),
-        databases=annotation_database_files(),  # config annotation.databases (specificity.smk)
-    output:
-        provenance=out("results/provenance.json"),
-    log:
-        "logs/cohort/provenance.log",
-    benchmark:
-        "logs/benchmarks/cohort/provenance.tsv"
-    params:
-        databases=ANNOTATION_DATABASES,
-    threads: 1
-    resources:
-        mem_mb=500,
-        runtime=10,
-    conda:
-        "../../envs/tcrtrack.yaml"
-    script:
-        "../../scripts/provenance.py"

@@ -1,5 +1,5 @@
 # Clone overlap between each patient's samples, and public clones shared across patients.
-# Input functions: report.smk; outputs and targets: tcrtrack.registry.
+# Input functions: common.smk; outputs and targets: tcrtrack.registry.
 
 
 rule overlap:

@@ -71,13 +71,14 @@ ingest_runtime = _minutes(5, 20)
 # clonotypes) and scikit-bio's ~250 MB.
 diversity_mem_mb = _gather_mb(450, 6.0, 0.0)
 diversity_runtime = _minutes(5, 200)
-# patient calls: every Parquet table of the patient, aligned wide on clone_id (~9x the Parquet at peak).
-patient_mem_mb = _scaled(600, 12.0)
-patient_runtime = _minutes(10, 100)
+# expansion (the patient's calls): every Parquet table of the patient, aligned wide on clone_id (~9x the
+# Parquet at peak).
+expansion_mem_mb = _scaled(600, 12.0)
+expansion_runtime = _minutes(10, 100)
 # cohort gather of the patients' wide tables: read one at a time, the largest dominates.
 cohort_mem_mb = _gather_mb(1000, 10.0, 0.5)
 cohort_runtime = _minutes(10, 20)
-# overlap, figures and public clones (overlap.smk, figures.smk). Measured peaks: patient figures 2.6 GB
+# overlap, figures and public clones (overlap.smk, figures.smk). Measured peaks: figures (per patient) 2.6 GB
 # from a 127 MB clones.parquet (7 x 1M clonotypes), 1.0 GB from 38 MB (7 x 300k); overlap 1.8 GB from
 # 7 x 1M; public clones 2.1 GB from 20 patients' 759 MB of clones tables (one patient at a time).
 overlap_mem_mb = _scaled(800, 8.0)
@@ -96,5 +97,5 @@ specificity_runtime = _minutes(10, 60)
 # (a profile cannot declare local rules; locally this changes nothing).
 localrules:
     common_depth,
-    qc_cohort,
+    ingest_cohort,
     diversity_cohort,

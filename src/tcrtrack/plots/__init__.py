@@ -4,14 +4,19 @@ Every figure is drawn by a pure function of tables (returns a :class:`matplotlib
 written by :func:`tcrtrack.plots.style.save_figure` as PNG (for viewing) and PDF (for papers).
 Colours are colour-blind safe (Okabe–Ito, Tol, viridis). Modules import matplotlib lazily through
 :mod:`tcrtrack.plots.style`; import them, not this package, to draw.
+
+One module per stage that draws (``tcrtrack.plots.<stage>``: expansion, with its noise model in
+:mod:`~tcrtrack.plots.noise`; kinetics, clone_origin, gene_usage, diversity_curves, specificity,
+association); :mod:`~tcrtrack.plots.patient` and :mod:`~tcrtrack.plots.cohort` hold the overview figures of
+rules ``figures`` and ``figures_cohort``.
 """
 
 from __future__ import annotations
 
 from tcrtrack.registry import select as _select
 
-# File stems (results/patients/{patient}/figures/<stem>.png|.pdf) drawn by the patient_figures rule, and what
-# each shows: from tcrtrack.registry, the one list of outputs (the kinetics figures are the kinetics rule's).
-PATIENT_FIGURES: dict[str, str] = {o.stem: o.meaning for o in _select(kind="figure", rule="patient_figures")}
-# results/cohort/figures/<stem>.png|.pdf, drawn by the cohort_figures rule
-COHORT_FIGURES: dict[str, str] = {o.stem: o.meaning for o in _select(kind="figure", rule="cohort_figures")}
+# File stems (results/patients/{patient}/figures/<stem>.png|.pdf) drawn by the figures rule, and what each
+# shows: from tcrtrack.registry, the one list of outputs (the kinetics figures are the kinetics rule's).
+PATIENT_FIGURES: dict[str, str] = {o.stem: o.meaning for o in _select(kind="figure", rule="figures")}
+# results/cohort/figures/<stem>.png|.pdf, drawn by the figures_cohort rule
+COHORT_FIGURES: dict[str, str] = {o.stem: o.meaning for o in _select(kind="figure", rule="figures_cohort")}

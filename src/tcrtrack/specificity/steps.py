@@ -23,7 +23,7 @@ from typing import Any
 import polars as pl
 
 from tcrtrack.io import read_tsv, write_tsv
-from tcrtrack.samplesheet import read_sample_sheet
+from tcrtrack.samplesheet import read_patient_sheet, read_sample_sheet
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def specificity_step(*, patient: str, clones: str, clonotypes: Sequence[str], sh
     from tcrtrack.specificity.convergence import convergence
     from tcrtrack.specificity.pgen import add_pgen
 
-    samples = read_sample_sheet(sheet, check_files=False).filter(pl.col("patient") == patient)
+    samples = read_patient_sheet(sheet, patient)
     table = pl.read_parquet(clones)
     if "patient" not in table.columns:
         table = table.with_columns(patient=pl.lit(patient))
@@ -346,7 +346,8 @@ def specificity_cohort_step(*, specificity: Sequence[str], flagged: str, clonoty
     ``clonotypes``: every sample's clonotype table (``results/clonotypes/{patient}/{sample}.parquet``), for the
     cross-patient contamination check on nucleotide junctions.
     """
-    from tcrtrack.pipeline import FLAGGED_COLUMNS, patient_metadata, with_sheet_metadata
+    from tcrtrack.cohort_tables import FLAGGED_COLUMNS, patient_metadata
+    from tcrtrack.pipeline import with_sheet_metadata
     from tcrtrack.plots.specificity import specificity_network
     from tcrtrack.plots.style import save_figure
 

@@ -1,4 +1,4 @@
-"""Snakemake script: per-sample QC rows -> results/cohort/qc.tsv."""
+"""Snakemake script of rule ingest_cohort: per-sample QC rows -> results/cohort/qc.tsv."""
 import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
 from tcrtrack.pipeline import gather_step
 from tcrtrack.scripting import run_step
