@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tcrtrack.decay import fit_nb_decay
+from tcrtrack.nb_decay import fit_nb_decay
 from tcrtrack.ingest import ingest_airr
 from tcrtrack.kinetics import (
     clone_kinetics,

@@ -16,7 +16,8 @@ from tcrtrack.plots import COHORT_FIGURES, PATIENT_FIGURES
 from tcrtrack.plots.cohort import NO_GROUP, _pairs, patient_groups
 from tcrtrack.plots.expansion import (clone_tracking, expansion_scatter, fold_change_bound, scatter_panels,
                                       tracked_clones)
-from tcrtrack.plots.noise import dispersion_by_bin, model_from_rows, noise_diagnostic
+from tcrtrack.plots.noise import noise_diagnostic
+from tcrtrack.plots.noise_betabinomial import dispersion_by_bin, model_from_rows
 from tcrtrack.plots.patient import overlap_heatmap
 from tcrtrack.plots.style import save_figure
 from tcrtrack.schema import CLONOTYPE_SCHEMA

@@ -28,6 +28,10 @@ OKABE_ITO: dict[str, str] = {
 }
 COMPARTMENT_COLOURS: dict[str, str] = {
     "blood": OKABE_ITO["vermillion"], "tumor": OKABE_ITO["blue"], "product": OKABE_ITO["green"]}
+# Colour families per compartment, so several fits of blood and of tumour are told apart at a glance.
+FIT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "blood": (OKABE_ITO["vermillion"], OKABE_ITO["orange"], OKABE_ITO["purple"], "#882255"),
+    "tumor": (OKABE_ITO["blue"], OKABE_ITO["sky_blue"], OKABE_ITO["green"], "#332288")}
 COMPARTMENT_NAMES: dict[str, str] = {"blood": "blood", "tumor": "tumour", "product": "infused product"}
 # Distinct colours for individual clones or groups, in order (Okabe-Ito without black and yellow, then
 # Tol's muted scheme; Tol 2021, SRON/EPS/TN/09-002).
