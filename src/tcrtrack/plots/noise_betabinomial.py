@@ -16,8 +16,8 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, ScalarFormatter
 from numpy.typing import ArrayLike
 
+from tcrtrack.design import Timepoint
 from tcrtrack.noise import NoiseModel
-from tcrtrack.patient import Timepoint
 from tcrtrack.plots.noise_fits import COMPARISON_LABEL, POOLED_LABEL, resolve_timepoint
 from tcrtrack.plots.style import (
     COMPARTMENT_COLOURS,

@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import ArrayLike, NDArray
 
-from tcrtrack.patient import Timepoint, timepoints
+from tcrtrack.design import Timepoint, timepoints
 from tcrtrack.plots.style import compartment_name, day_label, days_text
 
 #: ``blood_d14``: one timepoint of a comparison name.
