@@ -131,7 +131,10 @@ def test_noise_model_rows_round_trip(patient):
     assert model.rho_bins == tuple(rows["rho"])
 
 
-def test_patient_figure_step_writes_every_figure(tmp_path, patient):
+def test_patient_figure_step_writes_every_figure(tmp_path, patient, monkeypatch):
+    import tcrtrack.plots
+
+    monkeypatch.setattr(tcrtrack.plots, "WRITE_PDF", True)  # as run_step sets it when the rule declares PDFs
     samples, tables, calls = patient
     sheet_path = tmp_path / "samples.tsv"
     write_tsv(samples.with_columns(path=pl.col("sample") + ".tsv"), sheet_path)
@@ -175,9 +178,11 @@ def test_titles_name_the_patient_and_the_days(patient):
 
 def test_figures_are_byte_identical_across_saves(tmp_path, patient):
     samples, _, calls = patient
-    first = save_figure(expansion_scatter(calls.clones, samples, patient="P1", settings=SETTINGS), tmp_path / "a.png")
-    second = save_figure(expansion_scatter(calls.clones, samples, patient="P1", settings=SETTINGS), tmp_path / "b.png")
-    for one, two in zip(first, second):
+    first = save_figure(expansion_scatter(calls.clones, samples, patient="P1", settings=SETTINGS), tmp_path / "a.png",
+                        pdf=True)
+    second = save_figure(expansion_scatter(calls.clones, samples, patient="P1", settings=SETTINGS), tmp_path / "b.png",
+                         pdf=True)
+    for one, two in zip(first, second, strict=True):
         assert one.read_bytes() == two.read_bytes()
 
 

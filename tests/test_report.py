@@ -45,7 +45,8 @@ def run(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("report")
     simulate_cohort(base / "data", n_patients=2, n_clones=1500, blood_depth=5000, tumor_depth=3000,
                     n_planted=(5, 3, 3), replicate_patients=(0,), seed=3, sheet=base / "samples.tsv")
-    (base / "run.yaml").write_text(f"samples: {base / 'samples.tsv'}\ndiversity:\n  depth: 1500\n")
+    # report.pdf on (off by default): every figure as PDF too
+    (base / "run.yaml").write_text(f"samples: {base / 'samples.tsv'}\ndiversity:\n  depth: 1500\nreport:\n  pdf: true\n")
     workdir = base / "work"
     done = subprocess.run([sys.executable, "-m", "tcrtrack.cli", "run", "--configfile", str(base / "run.yaml"),
                            "--outdir", str(workdir), "--cores", "2"], capture_output=True, text=True, timeout=900)

@@ -196,7 +196,7 @@ def test_groups_table_figure_and_report(annotated_run):
     for column in ("specificity_group", "members_per_patient", "v_genes", "motif", "known_specificity", "report"):
         assert column in groups.columns
     assert (cohort / "figures" / "specificity_groups.png").stat().st_size > 10_000
-    assert (cohort / "figures" / "specificity_groups.pdf").read_bytes()[:5] == b"%PDF-"
+    assert not (cohort / "figures" / "specificity_groups.pdf").exists()  # PDFs on request (report.pdf)
     log = (work / "report.log").read_text()
     assert "(ERROR/" not in log and "(WARNING/" not in log, log[-2000:]
     html = (work / "results" / "report.html").read_text()
