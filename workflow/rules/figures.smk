@@ -1,6 +1,6 @@
-# Figures (PNG for viewing; PDF for papers with config report.pdf): per patient and for the cohort. Each PNG is in the report
-# (snakemake --report results/report.html) with its caption from workflow/report/. Input functions and
-# targets: report.smk.
+# Figures (PNG for viewing; PDF for papers with config report.pdf): per patient and for the cohort. Each PNG
+# is in the report (snakemake --report results/report.html) with its caption from workflow/report/. Input
+# functions and targets: report.smk.
 
 
 rule patient_figures:
