@@ -114,7 +114,7 @@ def annotated_run(tmp_path_factory) -> tuple[Path, dict[str, list[str]], Path]:
     # --config points annotation.databases at the file, relative to the sample sheet's folder (as sample paths)
     database = ["--config", 'annotation={"databases": [{"path": "vdjdb.slim.txt", "format": "vdjdb"}]}']
     targets = [f for o in registry.OUTPUTS if o.stage == "specificity" or o.rule == "provenance"
-               for f in (o.files if o.scope == "cohort" else [x for p in PATIENTS for x in o.format(p)])]
+               for f in (o.format() if o.scope == "cohort" else [x for p in PATIENTS for x in o.format(p)])]
     work = base / "work"
     work.mkdir()
     common = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--configfile", str(base / "run.yaml"), *database]
