@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import polars as pl  # noqa: E402
 
+import scenario_laws  # noqa: E402
 import scenarios  # noqa: E402
 import scoring  # noqa: E402
 
@@ -143,7 +144,7 @@ def runtime_line(args: argparse.Namespace, seconds: float) -> str:
 def render_report(table: str, summary: pl.DataFrame, args: argparse.Namespace, methods: Sequence[str],
                   skipped: Sequence[str], seconds: float, scenario_names: Sequence[str]) -> str:
     design = scenarios.Design().quick() if args.quick else scenarios.Design()
-    laws = "\n".join(f"- `{name}`: {scenarios.get_scenario(name).description}" for name in scenario_names)
+    laws = "\n".join(f"- `{name}`: {scenario_laws.get_scenario(name).description}" for name in scenario_names)
     passed = [r for r in summary.iter_rows(named=True) if r["method"] != "oracle"]
     n_pass = sum(r["blood_fdp"] <= CEILING and r["flag_fdp"] <= CEILING for r in passed)
     per_method = []
@@ -210,7 +211,7 @@ and can exceed the oracle's flag recall, so compare it with the `+conjunction` r
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenarios", type=lambda s: s.split(","), default=list(scenarios.SCENARIOS),
+    parser.add_argument("--scenarios", type=lambda s: s.split(","), default=list(scenario_laws.SCENARIOS),
                         help="comma-separated scenario names (default: all)")
     parser.add_argument("--models", type=lambda s: s.split(","), default=list(DEFAULT_MODELS),
                         help="comma-separated tcrtrack models; unknown ones are skipped (default: %(default)s)")
@@ -237,7 +238,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     for name in args.scenarios:
-        scenarios.get_scenario(name)  # fail early on a typo
+        scenario_laws.get_scenario(name)  # fail early on a typo
     methods, skipped = scoring.methods_available(args.models)
     for name in skipped:
         print(f"warning: model {name!r} is unknown to this tcrtrack (CallSettings.model); skipped", file=sys.stderr)

@@ -40,7 +40,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from tcrtrack.decay import fit_nb_decay
 from tcrtrack.ingest import ingest_airr
 from tcrtrack.kinetics import (
     clone_kinetics,
@@ -48,6 +47,7 @@ from tcrtrack.kinetics import (
     product_persistence,
     product_share_decay,
 )
+from tcrtrack.nb_decay import fit_nb_decay
 from tcrtrack.patient import wide_counts
 from tcrtrack.simulate import simulate_cohort
 from tcrtrack.simulation.progress import stderr_counter

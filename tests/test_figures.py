@@ -16,7 +16,8 @@ from tcrtrack.plots import COHORT_FIGURES, PATIENT_FIGURES
 from tcrtrack.plots.cohort import NO_GROUP, _pairs, patient_groups
 from tcrtrack.plots.expansion import (clone_tracking, expansion_scatter, fold_change_bound, scatter_panels,
                                       tracked_clones)
-from tcrtrack.plots.noise import dispersion_by_bin, model_from_rows, noise_diagnostic
+from tcrtrack.plots.noise import noise_diagnostic
+from tcrtrack.plots.noise_betabinomial import dispersion_by_bin, model_from_rows
 from tcrtrack.plots.patient import overlap_heatmap
 from tcrtrack.plots.style import save_figure
 from tcrtrack.schema import CLONOTYPE_SCHEMA
@@ -130,7 +131,10 @@ def test_noise_model_rows_round_trip(patient):
     assert model.rho_bins == tuple(rows["rho"])
 
 
-def test_patient_figure_step_writes_every_figure(tmp_path, patient):
+def test_patient_figure_step_writes_every_figure(tmp_path, patient, monkeypatch):
+    import tcrtrack.plots
+
+    monkeypatch.setattr(tcrtrack.plots, "WRITE_PDF", True)  # as run_step sets it when the rule declares PDFs
     samples, tables, calls = patient
     sheet_path = tmp_path / "samples.tsv"
     write_tsv(samples.with_columns(path=pl.col("sample") + ".tsv"), sheet_path)
@@ -174,9 +178,11 @@ def test_titles_name_the_patient_and_the_days(patient):
 
 def test_figures_are_byte_identical_across_saves(tmp_path, patient):
     samples, _, calls = patient
-    first = save_figure(expansion_scatter(calls.clones, samples, patient="P1", settings=SETTINGS), tmp_path / "a.png")
-    second = save_figure(expansion_scatter(calls.clones, samples, patient="P1", settings=SETTINGS), tmp_path / "b.png")
-    for one, two in zip(first, second):
+    first = save_figure(expansion_scatter(calls.clones, samples, patient="P1", settings=SETTINGS), tmp_path / "a.png",
+                        pdf=True)
+    second = save_figure(expansion_scatter(calls.clones, samples, patient="P1", settings=SETTINGS), tmp_path / "b.png",
+                         pdf=True)
+    for one, two in zip(first, second, strict=True):
         assert one.read_bytes() == two.read_bytes()
 
 

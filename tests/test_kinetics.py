@@ -318,5 +318,5 @@ def test_figures_draw_with_and_without_data(product_patient, tmp_path: Path):
         "panel_empty": kinetics_panel(kin["P1"].head(0), patient="P1"),
         "cohort": cohort_kinetics_figure(cohort_kinetics(kin), kinetics_summary(kin, {"P1": per})),
     }.items():
-        png, pdf = save_figure(fig, tmp_path / f"{name}.png")
+        png, pdf = save_figure(fig, tmp_path / f"{name}.png", pdf=True)
         assert png.stat().st_size > 1000 and pdf.stat().st_size > 1000

@@ -8,8 +8,8 @@ import pytest
 
 from tcrtrack.io import read_tsv, write_tsv
 from tcrtrack.patient import CallSettings, analyse_patient
-from tcrtrack.plots.noise import (noise_diagnostic, null_fits, null_sd_from_rows, resolve_timepoint, robust_sd,
-                                  spread_by_bin)
+from tcrtrack.plots.noise import noise_diagnostic
+from tcrtrack.plots.noise_fits import null_fits, null_sd_from_rows, resolve_timepoint, robust_sd, spread_by_bin
 from tcrtrack.plots.style import save_figure
 from tcrtrack.schema import CLONOTYPE_SCHEMA
 

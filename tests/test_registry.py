@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from tcrtrack import registry
 from tcrtrack.plots import COHORT_FIGURES, PATIENT_FIGURES
@@ -17,10 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SHEET = ROOT / "config" / "samples.tsv"
 
 
-def test_the_workflow_writes_exactly_the_registry(tmp_path):
+@pytest.mark.parametrize("pdf", [False, True])
+def test_the_workflow_writes_exactly_the_registry(tmp_path, pdf):
     """`snakemake --summary` of the demo (a dry plan, nothing runs) lists every file the DAG of `all` writes,
-    with its rule: the registry's files, each from the rule the registry names."""
-    (tmp_path / "my.yaml").write_text(f"samples: {SHEET}\n")
+    with its rule: the registry's files, each from the rule the registry names; figures' PDFs only with
+    report.pdf."""
+    (tmp_path / "my.yaml").write_text(f"samples: {SHEET}\nreport:\n  pdf: {str(pdf).lower()}\n")
     done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile",
                            "my.yaml", "--summary"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -28,8 +31,8 @@ def test_the_workflow_writes_exactly_the_registry(tmp_path):
     planned = {path: rule for path, _, rule, *_ in rows}
     patients = pl.read_csv(SHEET, separator="\t")["patient"].unique(maintain_order=True).to_list()
     expected = {f: o.rule for o in registry.OUTPUTS
-                for f in (o.format(p)[i] for p in (patients if o.scope == "patient" else [None])
-                          for i in range(len(o.files)))}
+                for p in (patients if o.scope == "patient" else [None]) for f in o.format(p, pdf=pdf)}
+    assert any(f.endswith(".pdf") for f in planned) == pdf
     assert planned == expected
     rules = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile",
                             "my.yaml", "--list-rules"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -38,11 +41,13 @@ def test_the_workflow_writes_exactly_the_registry(tmp_path):
 
 def test_every_rule_output_goes_through_the_registry():
     """Each `output:` of every rule is `out("...")` (common.smk: a registry lookup that fails on unknown paths),
-    so no rule can write a file the registry, and so `rule all` and the CLI, does not know."""
+    or `**pdf_out(name="...")` for a figure's PDF (out() when report.pdf is on), so no rule can write a file the
+    registry, and so `rule all` and the CLI, does not know."""
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
         for block in re.findall(r"\n    output:\n((?:        .*\n)+)", smk.read_text()):
             for line in block.splitlines():
-                assert re.fullmatch(r'        \w+=out\("[^"]+"\),(  #.*)?', line), f"{smk.name}: {line.strip()}"
+                assert re.fullmatch(r'        (\w+=out\("[^"]+"\)|\*\*pdf_out\(\w+="[^"]+\.pdf"\)),(  #.*)?', line), \
+                    f"{smk.name}: {line.strip()}"
 
 
 def test_registry_entries_are_complete():

@@ -45,7 +45,9 @@ def run(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("report")
     simulate_cohort(base / "data", n_patients=2, n_clones=1500, blood_depth=5000, tumor_depth=3000,
                     n_planted=(5, 3, 3), replicate_patients=(0,), seed=3, sheet=base / "samples.tsv")
-    (base / "run.yaml").write_text(f"samples: {base / 'samples.tsv'}\ndiversity:\n  depth: 1500\n")
+    # report.pdf on (off by default): every figure as PDF too
+    (base / "run.yaml").write_text(f"samples: {base / 'samples.tsv'}\ndiversity:\n  depth: 1500\n"
+                                   "report:\n  pdf: true\n")
     workdir = base / "work"
     done = subprocess.run([str(readme_python()), "-m", "tcrtrack.cli", "run", "--configfile", str(base / "run.yaml"),
                            "--outdir", str(workdir), "--cores", "2"], capture_output=True, text=True, timeout=900)
@@ -120,7 +122,7 @@ def test_cohort_analyses_are_built_and_in_the_report(run):
     html = (results / "report.html").read_text()
     for entry in registry.OUTPUTS:
         if entry.stage in ("clone origin", "gene usage", "association") or entry.rule.startswith("diversity_curves"):
-            for path in entry.format(PATIENTS[0]) if entry.scope == "patient" else entry.files:
+            for path in entry.format(PATIENTS[0] if entry.scope == "patient" else None, pdf=True):
                 assert (run / path).is_file(), path
             if entry.label is not None:
                 assert entry.format(PATIENTS[0])[0] in html if entry.scope == "patient" else entry.path in html

@@ -26,9 +26,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
-from scipy import special, stats
+from scipy import special
 
-Z95 = float(stats.norm.ppf(0.975))
+Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975), written out: scipy.stats is slow to import
 #: Columns of :func:`inext_curve`.
 CURVE_SCHEMA: dict[str, pl.DataType] = {
     "q": pl.Int64(), "m": pl.Int64(), "method": pl.Utf8(), "estimate": pl.Float64(),

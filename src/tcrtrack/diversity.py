@@ -26,7 +26,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import polars as pl
-from skbio.diversity import alpha
 
 from tcrtrack.validation import as_counts, as_depth
 
@@ -157,11 +156,15 @@ def _ace(clipped: np.ndarray, freq: np.ndarray) -> float:
     s_rare = int(freq[1 : RARE_THRESHOLD + 1].sum())
     if freq[1] > 0 and freq[1] == s_rare:
         return math.nan
+    from skbio.diversity import alpha  # imported here: scikit-bio is slow to import (common_depth needs none)
+
     return float(alpha.ace(clipped, rare_threshold=RARE_THRESHOLD))
 
 
 def _metrics_of_nonzero(x: np.ndarray) -> dict[str, float]:
     """All metrics of a validated int64 vector without zeros (see diversity_metrics)."""
+    from skbio.diversity import alpha
+
     richness, total = int(x.size), int(x.sum())
     out = dict.fromkeys(METRIC_NAMES, math.nan)
     out["total_count"], out["richness"] = float(total), float(richness)

@@ -31,10 +31,6 @@ from typing import Literal
 
 import numpy as np
 import polars as pl
-from scipy import stats
-from scipy.spatial.distance import jensenshannon
-
-from tcrtrack.association import benjamini_hochberg
 
 Segment = Literal["v", "j", "vj"]
 Ambiguity = Literal["first", "split", "exclude"]
@@ -151,6 +147,8 @@ def usage_matrix(tables: Mapping[str, pl.DataFrame], *, segment: Segment = "v", 
 
 def js_divergence(p: Sequence[float] | np.ndarray, q: Sequence[float] | np.ndarray) -> float:
     """Jensen-Shannon divergence in bits, ``jensenshannon(p, q, base=2) ** 2`` (inputs renormalised)."""
+    from scipy.spatial.distance import jensenshannon  # scipy imported where used: the cohort step needs none
+
     return float(jensenshannon(np.asarray(p, dtype=float), np.asarray(q, dtype=float), base=2) ** 2)
 
 
@@ -158,6 +156,8 @@ def pairwise_divergence(tables: Mapping[str, pl.DataFrame], *, segment: Segment 
                         weight: Weight = "clonotypes", ambiguous: Ambiguity = "first") -> pl.DataFrame:
     """``sample_a``, ``sample_b``, ``js_distance`` (scipy's, base 2) and ``js_divergence`` (its square) for
     every pair of samples, on the aligned usage of :func:`usage_matrix`."""
+    from scipy.spatial.distance import jensenshannon
+
     matrix = usage_matrix(tables, segment=segment, weight=weight, ambiguous=ambiguous)
     rows = []
     for a, b in combinations(list(tables), 2):
@@ -178,6 +178,10 @@ def compare_usage(first: pl.DataFrame, second: pl.DataFrame, *, segment: Segment
     split), BH over genes (``q``). Template counts are not tested: templates of a clone are not
     independent draws. ``js_divergence`` of the two usage vectors (``weight``) is repeated on every row.
     """
+    from scipy import stats
+
+    from tcrtrack.association import benjamini_hochberg
+
     share = "clonotype_share" if weight == "clonotypes" else "template_share"
     u1 = gene_usage(first, segment=segment, ambiguous=ambiguous)
     u2 = gene_usage(second, segment=segment, ambiguous=ambiguous)

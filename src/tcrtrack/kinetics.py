@@ -30,7 +30,7 @@ import polars as pl
 
 # the per-clone fit lives in tcrtrack.decay; its names stay importable from here
 from tcrtrack.decay import DECAY_SCHEMA, LN2, fit_decay, product_share_decay  # noqa: F401
-from tcrtrack.patient import Timepoint, reference_and_later, timepoints
+from tcrtrack.design import Timepoint, reference_and_later, timepoints
 
 #: Columns of :func:`product_persistence` (one row per post-infusion blood day).
 PERSISTENCE_SCHEMA: dict[str, pl.DataType] = {

@@ -236,8 +236,8 @@ def figures_step(*, patient: str, clones: str, noise: str, overlap: str, diversi
         "noise_model": lambda: noise_diagnostic(read_tsv(noise), table, samples, patient=patient),
     }
     for name, png in figures.items():
-        save_figure(draw[name](), png)
-        log.info("%s: wrote %s (+ .pdf)", patient, png)
+        _, pdf = save_figure(draw[name](), png)
+        log.info("%s: wrote %s%s", patient, png, " (+ .pdf)" if pdf else "")
 
 
 def figures_cohort_step(*, diversity: str, summary: str, overlap: str, public: str, sheet: str,
@@ -262,8 +262,8 @@ def figures_cohort_step(*, diversity: str, summary: str, overlap: str, public: s
                                                    group_by=group_by, baseline_day=baseline_day),
     }
     for name, png in figures.items():
-        save_figure(draw[name](), png)
-        log.info("cohort: wrote %s (+ .pdf)", png)
+        _, pdf = save_figure(draw[name](), png)
+        log.info("cohort: wrote %s%s", png, " (+ .pdf)" if pdf else "")
 
 
 def kinetics_step(*, patient: str, clones: str, sheet: str, settings: dict, baseline_day: int | None,

@@ -8,7 +8,8 @@ draw) and the report's overview text (its figure lists come from the report labe
 ``tests/test_registry.py`` checks that the rules of the workflow produce exactly these files.
 
 Paths are relative to the run folder; ``{patient}`` is the patient wildcard. A figure's ``path`` is its
-PNG; the rule writes a PDF next to it (:attr:`Output.files`).
+PNG; with config ``report.pdf`` the rule also writes a PDF next to it (:attr:`Output.files`; the targets list it
+only then: ``pdf=True`` of :meth:`Output.format`, :func:`patient_files`, :func:`all_files`).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class Output:
     """Path template (relative to the run folder; ``{patient}`` for per-patient outputs)."""
     scope: Scope
     kind: Kind
-    """``table`` (TSV/Parquet), ``figure`` (PNG + PDF), ``folder`` (one file per sample) or ``file``."""
+    """``table`` (TSV/Parquet), ``figure`` (PNG, + PDF with ``report.pdf``), ``folder`` (one file per sample) or
+    ``file``."""
     stage: str
     """Analysis stage: ingest, diversity, expansion, flagged clones, overlap, kinetics, provenance, specificity,
     clone origin, gene usage, association."""
@@ -46,18 +48,21 @@ class Output:
 
     @property
     def files(self) -> tuple[str, ...]:
-        """The path templates the rule writes for this entry (a figure: PNG and PDF)."""
+        """Every path template the rule may write for this entry (a figure: PNG and PDF, the PDF only with
+        config ``report.pdf``)."""
         if self.kind == "figure":
             return self.path, str(PurePosixPath(self.path).with_suffix(".pdf"))
         return (self.path,)
 
-    def format(self, patient: str | None = None) -> tuple[str, ...]:
-        """:attr:`files` with the patient filled in (cohort outputs ignore ``patient``)."""
+    def format(self, patient: str | None = None, *, pdf: bool = False) -> tuple[str, ...]:
+        """The files of a run, with the patient filled in (cohort outputs ignore ``patient``): :attr:`files`,
+        a figure's PDF only with ``pdf`` (config ``report.pdf``)."""
+        files = self.files if pdf else self.files[:1]
         if self.scope == "patient":
             if patient is None:
                 raise ValueError(f"{self.path} is per patient: give the patient")
-            return tuple(f.format(patient=patient) for f in self.files)
-        return self.files
+            return tuple(f.format(patient=patient) for f in files)
+        return files
 
     def report_options(self) -> dict[str, object] | None:
         """Keyword arguments of Snakemake's ``report()`` (caption relative to workflow/report/), or None."""
@@ -264,11 +269,12 @@ def select(*, scope: Scope | None = None, kind: Kind | None = None, rule: str | 
             and (rule is None or o.rule == rule)]
 
 
-def patient_files(patient: str) -> list[str]:
-    """Every file of one patient (``tcrtrack run --patient``'s targets)."""
-    return [f for o in select(scope="patient") for f in o.format(patient)]
+def patient_files(patient: str, *, pdf: bool = False) -> list[str]:
+    """Every file of one patient (``tcrtrack run --patient``'s targets); figures' PDFs only with ``pdf``."""
+    return [f for o in select(scope="patient") for f in o.format(patient, pdf=pdf)]
 
 
-def all_files(patients: list[str]) -> list[str]:
-    """Every output of a run over ``patients`` (``rule all``)."""
-    return [*(f for p in patients for f in patient_files(p)), *(f for o in select(scope="cohort") for f in o.files)]
+def all_files(patients: list[str], *, pdf: bool = False) -> list[str]:
+    """Every output of a run over ``patients`` (``rule all``); figures' PDFs only with ``pdf`` (``report.pdf``)."""
+    return [*(f for p in patients for f in patient_files(p, pdf=pdf)),
+            *(f for o in select(scope="cohort") for f in o.format(pdf=pdf))]

@@ -15,8 +15,12 @@ def run_step(snakemake: Any, step: Callable[[Any], None]) -> None:
 
     A :class:`~tcrtrack.errors.TcrtrackError` (bad input) is written as one line to the log
     and to stderr and the job exits with status 1, without a traceback; anything else is a
-    bug and keeps its traceback.
+    bug and keeps its traceback. Figures are written as PDF too when the rule declares a PDF
+    output (config ``report.pdf``: :data:`tcrtrack.plots.WRITE_PDF`).
     """
+    from tcrtrack import plots  # light: the registry, no matplotlib
+
+    plots.WRITE_PDF = any(str(path).endswith(".pdf") for path in snakemake.output)
     log_file = snakemake.log[0] if len(snakemake.log) else None
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:

@@ -17,7 +17,7 @@ rule association:
         association=out("results/cohort/association.tsv"),
         survival=out("results/cohort/survival.tsv"),
         figure=out("results/cohort/figures/association.png"),
-        figure_pdf=out("results/cohort/figures/association.pdf"),
+        **pdf_out(figure_pdf="results/cohort/figures/association.pdf"),
     log:
         "logs/cohort/association.log",
     benchmark:

@@ -34,7 +34,7 @@ rule clone_origin_cohort:
         origin=out("results/cohort/clone_origin.tsv"),
         summary=out("results/cohort/clone_origin_summary.tsv"),
         figure=out("results/cohort/figures/clone_origin.png"),
-        figure_pdf=out("results/cohort/figures/clone_origin.pdf"),
+        **pdf_out(figure_pdf="results/cohort/figures/clone_origin.pdf"),
     log:
         "logs/cohort/clone_origin.log",
     benchmark:

@@ -116,9 +116,17 @@ def out(path):
     return report(path, **options)
 
 
+def pdf_out(**named):
+    """A figure's PDF output, written ``**pdf_out(name="....pdf")`` among the outputs. With config report.pdf
+    it is ``{name: out(path)}``; without, nothing, so the job neither declares nor writes the PDF (see
+    tcrtrack.scripting.run_step)."""
+    return {name: out(path) for name, path in named.items()} if config["report"]["pdf"] else {}
+
+
 def all_targets():
-    """Every output of tcrtrack.registry for every patient of the sheet (the input of rule all)."""
-    return registry.all_files(PATIENTS)
+    """Every output of tcrtrack.registry for every patient of the sheet (the input of rule all); a figure's
+    PDF only with config report.pdf."""
+    return registry.all_files(PATIENTS, pdf=config["report"]["pdf"])
 
 
 # --- annotation databases (antigen specificity stage: specificity.smk, provenance) ---------------------------

@@ -10,7 +10,7 @@ rule diversity_curves:
     output:
         curves=out("results/patients/{patient}/diversity_curves.tsv"),
         figure=out("results/patients/{patient}/figures/diversity_curves.png"),
-        figure_pdf=out("results/patients/{patient}/figures/diversity_curves.pdf"),
+        **pdf_out(figure_pdf="results/patients/{patient}/figures/diversity_curves.pdf"),
     log:
         "logs/diversity_curves/{patient}.log",
     benchmark:

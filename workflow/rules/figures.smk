@@ -1,8 +1,8 @@
-# Figures (PNG for viewing, PDF for papers): per patient and for the cohort. Each PNG is in the report
-# (snakemake --report results/report.html) with its caption from workflow/report/. Input functions:
-# common.smk. rule figures -> scripts/figures.py -> tcrtrack.pipeline.figures_step -> tcrtrack.plots.*;
-# rule figures_cohort -> scripts/figures_cohort.py -> tcrtrack.pipeline.figures_cohort_step. A job of its
-# own, apart from the calls: a change of figure settings never re-runs the calls.
+# Figures (PNG for viewing; PDF for papers with config report.pdf): per patient and for the cohort. Each PNG
+# is in the report (snakemake --report results/report.html) with its caption from workflow/report/. Input
+# functions: common.smk. rule figures -> scripts/figures.py -> tcrtrack.pipeline.figures_step ->
+# tcrtrack.plots.*; rule figures_cohort -> scripts/figures_cohort.py -> tcrtrack.pipeline.figures_cohort_step.
+# A job of its own, apart from the calls: a change of figure settings never re-runs the calls.
 
 
 rule figures:
@@ -14,15 +14,15 @@ rule figures:
         sheet=config["samples"],
     output:
         overlap_heatmap=out("results/patients/{patient}/figures/overlap_heatmap.png"),
-        overlap_heatmap_pdf=out("results/patients/{patient}/figures/overlap_heatmap.pdf"),
+        **pdf_out(overlap_heatmap_pdf="results/patients/{patient}/figures/overlap_heatmap.pdf"),
         expansion_scatter=out("results/patients/{patient}/figures/expansion_scatter.png"),
-        expansion_scatter_pdf=out("results/patients/{patient}/figures/expansion_scatter.pdf"),
+        **pdf_out(expansion_scatter_pdf="results/patients/{patient}/figures/expansion_scatter.pdf"),
         clone_tracking=out("results/patients/{patient}/figures/clone_tracking.png"),
-        clone_tracking_pdf=out("results/patients/{patient}/figures/clone_tracking.pdf"),
+        **pdf_out(clone_tracking_pdf="results/patients/{patient}/figures/clone_tracking.pdf"),
         diversity=out("results/patients/{patient}/figures/diversity.png"),
-        diversity_pdf=out("results/patients/{patient}/figures/diversity.pdf"),
+        **pdf_out(diversity_pdf="results/patients/{patient}/figures/diversity.pdf"),
         noise_model=out("results/patients/{patient}/figures/noise_model.png"),
-        noise_model_pdf=out("results/patients/{patient}/figures/noise_model.pdf"),
+        **pdf_out(noise_model_pdf="results/patients/{patient}/figures/noise_model.pdf"),
     log:
         "logs/figures/{patient}.log",
     benchmark:
@@ -52,11 +52,11 @@ rule figures_cohort:
         sheet=config["samples"],
     output:
         diversity_trajectories=out("results/cohort/figures/diversity_trajectories.png"),
-        diversity_trajectories_pdf=out("results/cohort/figures/diversity_trajectories.pdf"),
+        **pdf_out(diversity_trajectories_pdf="results/cohort/figures/diversity_trajectories.pdf"),
         flagged_by_group=out("results/cohort/figures/flagged_by_group.png"),
-        flagged_by_group_pdf=out("results/cohort/figures/flagged_by_group.pdf"),
+        **pdf_out(flagged_by_group_pdf="results/cohort/figures/flagged_by_group.pdf"),
         overlap_summary=out("results/cohort/figures/overlap_summary.png"),
-        overlap_summary_pdf=out("results/cohort/figures/overlap_summary.pdf"),
+        **pdf_out(overlap_summary_pdf="results/cohort/figures/overlap_summary.pdf"),
     log:
         "logs/figures/cohort.log",
     benchmark:

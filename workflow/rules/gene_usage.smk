@@ -14,9 +14,9 @@ rule gene_usage:
         comparisons=out("results/patients/{patient}/usage_comparisons.tsv"),
         qc=out("results/patients/{patient}/gene_usage_qc.tsv"),
         heatmap=out("results/patients/{patient}/figures/gene_usage.png"),
-        heatmap_pdf=out("results/patients/{patient}/figures/gene_usage.pdf"),
+        **pdf_out(heatmap_pdf="results/patients/{patient}/figures/gene_usage.pdf"),
         spectratype_figure=out("results/patients/{patient}/figures/spectratype.png"),
-        spectratype_pdf=out("results/patients/{patient}/figures/spectratype.pdf"),
+        **pdf_out(spectratype_pdf="results/patients/{patient}/figures/spectratype.pdf"),
     log:
         "logs/gene_usage/{patient}.log",
     benchmark:
@@ -44,7 +44,7 @@ rule gene_usage_cohort:
         usage=out("results/cohort/v_usage.tsv"),
         qc=out("results/cohort/gene_usage_qc.tsv"),
         heatmap=out("results/cohort/figures/v_usage.png"),
-        heatmap_pdf=out("results/cohort/figures/v_usage.pdf"),
+        **pdf_out(heatmap_pdf="results/cohort/figures/v_usage.pdf"),
     log:
         "logs/cohort/gene_usage.log",
     benchmark:

@@ -9,9 +9,9 @@ rule kinetics:
         kinetics=out("results/patients/{patient}/kinetics.tsv"),
         persistence=out("results/patients/{patient}/product_persistence.tsv"),
         kinetics_figure=out("results/patients/{patient}/figures/kinetics.png"),
-        kinetics_pdf=out("results/patients/{patient}/figures/kinetics.pdf"),
+        **pdf_out(kinetics_pdf="results/patients/{patient}/figures/kinetics.pdf"),
         persistence_figure=out("results/patients/{patient}/figures/persistence.png"),
-        persistence_pdf=out("results/patients/{patient}/figures/persistence.pdf"),
+        **pdf_out(persistence_pdf="results/patients/{patient}/figures/persistence.pdf"),
     log:
         "logs/kinetics/{patient}.log",
     benchmark:
@@ -41,9 +41,9 @@ rule kinetics_cohort:
         summary=out("results/cohort/kinetics_summary.tsv"),
         persistence=out("results/cohort/product_persistence.tsv"),
         kinetics_figure=out("results/cohort/figures/kinetics.png"),
-        kinetics_pdf=out("results/cohort/figures/kinetics.pdf"),
+        **pdf_out(kinetics_pdf="results/cohort/figures/kinetics.pdf"),
         persistence_figure=out("results/cohort/figures/persistence.png"),
-        persistence_pdf=out("results/cohort/figures/persistence.pdf"),
+        **pdf_out(persistence_pdf="results/cohort/figures/persistence.pdf"),
     log:
         "logs/cohort/kinetics.log",
     benchmark:

@@ -44,7 +44,7 @@ rule specificity_cohort:
         summary=out("results/cohort/annotation_summary.tsv"),
         contamination=out("results/cohort/contamination_qc.tsv"),
         figure=out("results/cohort/figures/specificity_groups.png"),
-        figure_pdf=out("results/cohort/figures/specificity_groups.pdf"),
+        **pdf_out(figure_pdf="results/cohort/figures/specificity_groups.pdf"),
     log:
         "logs/cohort/specificity.log",
     benchmark:

@@ -1,7 +1,8 @@
 """Figures of tcrtrack (seaborn/matplotlib): per patient and for the cohort.
 
 Every figure is drawn by a pure function of tables (returns a :class:`matplotlib.figure.Figure`) and
-written by :func:`tcrtrack.plots.style.save_figure` as PNG (for viewing) and PDF (for papers).
+written by :func:`tcrtrack.plots.style.save_figure` as PNG (for viewing) and, on request, PDF (for papers:
+:data:`WRITE_PDF`).
 Colours are colour-blind safe (Okabe–Ito, Tol, viridis). Modules import matplotlib lazily through
 :mod:`tcrtrack.plots.style`; import them, not this package, to draw.
 
@@ -14,6 +15,10 @@ rules ``figures`` and ``figures_cohort``.
 from __future__ import annotations
 
 from tcrtrack.registry import select as _select
+
+WRITE_PDF = False
+"""Whether :func:`~tcrtrack.plots.style.save_figure` also writes a figure's PDF by default. A workflow job sets
+it when its rule declares a PDF output (config ``report.pdf``; :func:`tcrtrack.scripting.run_step`)."""
 
 # File stems (results/patients/{patient}/figures/<stem>.png|.pdf) drawn by the figures rule, and what each
 # shows: from tcrtrack.registry, the one list of outputs (the kinetics figures are the kinetics rule's).

@@ -1,5 +1,5 @@
 """Shared look of every figure: colour-blind-safe palettes, labels, log axes with a zero band, and
-deterministic atomic PNG + PDF output."""
+deterministic atomic PNG (+ PDF on request) output."""
 
 from __future__ import annotations
 
@@ -28,6 +28,10 @@ OKABE_ITO: dict[str, str] = {
 }
 COMPARTMENT_COLOURS: dict[str, str] = {
     "blood": OKABE_ITO["vermillion"], "tumor": OKABE_ITO["blue"], "product": OKABE_ITO["green"]}
+# Colour families per compartment, so several fits of blood and of tumour are told apart at a glance.
+FIT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "blood": (OKABE_ITO["vermillion"], OKABE_ITO["orange"], OKABE_ITO["purple"], "#882255"),
+    "tumor": (OKABE_ITO["blue"], OKABE_ITO["sky_blue"], OKABE_ITO["green"], "#332288")}
 COMPARTMENT_NAMES: dict[str, str] = {"blood": "blood", "tumor": "tumour", "product": "infused product"}
 # Distinct colours for individual clones or groups, in order (Okabe-Ito without black and yellow, then
 # Tol's muted scheme; Tol 2021, SRON/EPS/TN/09-002).
@@ -71,16 +75,35 @@ def _apply_axes_style(ax: Axes) -> None:
     ax.tick_params(labelsize=RC["xtick.labelsize"])
 
 
-def save_figure(fig: Figure, png: Path | str) -> tuple[Path, Path]:
-    """Write ``fig`` to ``png`` (150 dpi) and to the PDF next to it, atomically and reproducibly (no
-    timestamps: the same data give byte-identical files); closes the figure."""
+def save_figure(fig: Figure, png: Path | str, *, pdf: bool | None = None) -> tuple[Path, Path | None]:
+    """Write ``fig`` to ``png`` (150 dpi) and, with ``pdf``, to the PDF next to it, atomically and reproducibly
+    (no timestamps: the same data give byte-identical files); closes the figure.
+
+    Parameters
+    ----------
+    fig
+        The figure.
+    png
+        Path of the PNG; the PDF is the same path with ``.pdf``.
+    pdf
+        Also write the PDF; ``None``: :data:`tcrtrack.plots.WRITE_PDF` (a workflow job: its rule declares one,
+        config ``report.pdf``).
+
+    Returns
+    -------
+    tuple
+        The PNG's path and the PDF's (``None`` when not written).
+    """
+    from tcrtrack import plots
+
     png = Path(png)
-    pdf = png.with_suffix(".pdf")
+    pdf_path = png.with_suffix(".pdf") if (plots.WRITE_PDF if pdf is None else pdf) else None
     with plt.rc_context(RC):
         atomic_write(png, lambda tmp: fig.savefig(tmp, format="png", dpi=RC["savefig.dpi"], metadata=PNG_METADATA))
-        atomic_write(pdf, lambda tmp: fig.savefig(tmp, format="pdf", metadata=PDF_METADATA))
+        if pdf_path is not None:
+            atomic_write(pdf_path, lambda tmp: fig.savefig(tmp, format="pdf", metadata=PDF_METADATA))
     plt.close(fig)
-    return png, pdf
+    return png, pdf_path
 
 
 def compartment_name(compartment: str) -> str:
