@@ -8,7 +8,7 @@ against the package's function on the same input, and checked against it.
    formulas (:func:`skbio_free_metrics`, identical values). Not adopted: the workflow now runs one
    diversity job per patient, so the import is paid once per patient, and the mission names scikit-bio.
 
-Adopted: numpy's ``method="count"`` in ``tcrtrack.diversity.rarefy`` when the depth is near the total or
+Adopted: numpy's ``method="count"`` in ``tcrtrack.rarefaction.rarefy`` when the depth is near the total or
 far below it (measured below against ``method="marginals"``, the earlier behaviour); one ingest and one
 diversity job per patient in the workflow.
 
@@ -81,7 +81,7 @@ def _import_seconds(statement: str, repeat: int = 3) -> float:
 
 
 def measure(clones: int = 1_000_000) -> dict[str, object]:
-    from tcrtrack.diversity import rarefy
+    from tcrtrack.rarefaction import rarefy
 
     rng = np.random.default_rng(7)
     x = np.floor((1.0 - rng.random(clones) * (1.0 - 1.0 / clones)) ** (-1.0 / 1.2)).astype(np.int64)

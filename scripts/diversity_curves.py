@@ -1,6 +1,6 @@
 """Snakemake script: one patient's rarefaction/extrapolation curves and their figure."""
 import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
-from tcrtrack.coverage import diversity_curves_step
+from tcrtrack.diversity_curves import diversity_curves_step
 from tcrtrack.scripting import run_step
 
 run_step(snakemake, lambda sm: diversity_curves_step(  # noqa: F821

@@ -1,6 +1,6 @@
 """Snakemake script: every sample's Hill numbers at equal coverage (one target per compartment)."""
 import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
-from tcrtrack.coverage import diversity_coverage_step
+from tcrtrack.diversity_curves import diversity_coverage_step
 from tcrtrack.scripting import run_step
 
 run_step(snakemake, lambda sm: diversity_coverage_step(  # noqa: F821

@@ -17,15 +17,8 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.stats import entropy
 
-from tcrtrack.diversity import (
-    METRIC_NAMES,
-    OUTPUT_SCHEMA,
-    common_depth,
-    common_depths,
-    diversity_metrics,
-    rarefy,
-    sample_diversity,
-)
+from tcrtrack.diversity import METRIC_NAMES, OUTPUT_SCHEMA, diversity_metrics, sample_diversity
+from tcrtrack.rarefaction import common_depth, common_depths, rarefy
 
 HAND = np.array([1, 1, 2, 4])  # N = 8, S = 4, p = 1/8, 1/8, 1/4, 1/2
 

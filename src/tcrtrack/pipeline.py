@@ -96,7 +96,7 @@ def common_depth_step(*, qc_tables: Sequence[str], sheet: str, configured: int |
                       by_compartment: bool, out: str) -> None:
     """Write the rarefaction depth of every sample (``sample, compartment, depth, basis``, tab-separated):
     the configured one, else the smallest kept count of the QC tables per compartment (or of the cohort)."""
-    from tcrtrack.diversity import common_depths  # deferred: scikit-bio is slow to import
+    from tcrtrack.rarefaction import common_depths
 
     samples = read_sample_sheet(sheet, check_files=False).select("sample", "compartment").unique(
         "sample", maintain_order=True)

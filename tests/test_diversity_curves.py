@@ -1,4 +1,4 @@
-"""Tests of tcrtrack.coverage: iNEXT interpolation/extrapolation, coverage, equal-coverage comparison.
+"""Tests of tcrtrack.diversity_curves: iNEXT interpolation/extrapolation, coverage, equal-coverage comparison.
 
 Expected extrapolated values are written out from Chao et al. 2014 (Ecol Monogr 84:45) and Chao & Jost
 2012 (Ecology 93:2533) with the math module, independently of the module's numpy code.
@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from tcrtrack.coverage import (
+from tcrtrack.diversity_curves import (
     at_equal_coverage,
     bootstrap_assemblage,
     coverage_at,
