@@ -29,6 +29,6 @@ include: "workflow/rules/association.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),  # every output of tcrtrack.registry
-    default_target: True

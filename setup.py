@@ -33,8 +33,12 @@ WORKFLOW_FILES = (
 
 def workflow_files(root: Path = ROOT) -> list[Path]:
     """The workflow's files (relative to ``root``), sorted."""
-    found = {path.relative_to(root) for folder, pattern in WORKFLOW_FILES
-             for path in (root / folder).glob(pattern) if path.is_file() and "__pycache__" not in path.parts}
+    found = {
+        path.relative_to(root)
+        for folder, pattern in WORKFLOW_FILES
+        for path in (root / folder).glob(pattern)
+        if path.is_file() and "__pycache__" not in path.parts
+    }
     return sorted(found)
 
 

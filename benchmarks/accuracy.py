@@ -37,7 +37,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # scipy's fits are slower wi
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import polars as pl  # noqa: E402
-
 import scenario_laws  # noqa: E402
 import scenarios  # noqa: E402
 import scoring  # noqa: E402
@@ -56,8 +55,9 @@ def run_task(task: dict) -> list[dict]:
     records = []
     for patient in range(task["patients"]):
         t0 = time.perf_counter()
-        samples, clonotypes, truth, state = scenarios.generate_patient(task["scenario"], seed=task["seed"],
-                                                                       patient=patient, design=design)
+        samples, clonotypes, truth, state = scenarios.generate_patient(
+            task["scenario"], seed=task["seed"], patient=patient, design=design
+        )
         base = {"scenario": task["scenario"], "seed": task["seed"], "patient": state.patient}
         gen = time.perf_counter() - t0
         for method in task["models"]:
@@ -65,13 +65,20 @@ def run_task(task: dict) -> list[dict]:
             model, _, flag_fdr = method.partition("+")
             settings = CallSettings(model=model, **({"flag_fdr": flag_fdr} if flag_fdr else {}))
             calls = analyse_patient(samples, clonotypes, settings=settings)
-            records.append({**base, "method": method, "seconds": time.perf_counter() - t + gen / len(task["models"]),
-                            **scoring.score_calls(calls.clones, truth)})
+            records.append(
+                {
+                    **base,
+                    "method": method,
+                    "seconds": time.perf_counter() - t + gen / len(task["models"]),
+                    **scoring.score_calls(calls.clones, truth),
+                }
+            )
         if task["oracle"]:
             t = time.perf_counter()
             calls = scoring.oracle_calls(state, seed=task["seed"], replicates=task["oracle_replicates"])
-            records.append({**base, "method": "oracle", "seconds": time.perf_counter() - t,
-                            **scoring.score_calls(calls, truth)})
+            records.append(
+                {**base, "method": "oracle", "seconds": time.perf_counter() - t, **scoring.score_calls(calls, truth)}
+            )
     return records
 
 
@@ -106,8 +113,16 @@ def render_table(summary: pl.DataFrame, methods: Sequence[str], scenario_names: 
     """Scenario x method: blood FDP, blood recall, flag FDP, flag recall, flag recall among reachable
     (oracle's beside it), pass/fail."""
     oracle = {r["scenario"]: r for r in summary.filter(pl.col("method") == "oracle").iter_rows(named=True)}
-    header = ["scenario", "method", "blood FDP", "blood recall", "flag FDP", "flag recall",
-              "flag recall, reachable (oracle)", f"FDP <= {CEILING:g}"]
+    header = [
+        "scenario",
+        "method",
+        "blood FDP",
+        "blood recall",
+        "flag FDP",
+        "flag recall",
+        "flag recall, reachable (oracle)",
+        f"FDP <= {CEILING:g}",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name in scenario_names:
         for method in [*methods, "oracle"]:
@@ -116,33 +131,55 @@ def render_table(summary: pl.DataFrame, methods: Sequence[str], scenario_names: 
                 continue
             r = rows.row(0, named=True)
             o = oracle.get(name)
-            reach = _f(r["flag_recall_reachable"]) + (f" ({_f(o['flag_recall_reachable'])})" if o and method != "oracle"
-                                                      else "")
+            reach = _f(r["flag_recall_reachable"]) + (
+                f" ({_f(o['flag_recall_reachable'])})" if o and method != "oracle" else ""
+            )
             ok_blood, ok_flag = r["blood_fdp"] <= CEILING, r["flag_fdp"] <= CEILING
-            verdict = "pass" if ok_blood and ok_flag else "FAIL (" + ", ".join(
-                x for x, ok in (("blood", ok_blood), ("flags", ok_flag)) if not ok) + ")"
-            lines.append(f"| {name} | {method} | {_f(r['blood_fdp'])} (max {_f(r['blood_fdp_max'])}) | "
-                         f"{_f(r['blood_recall'])} | {_f(r['flag_fdp'])} (max {_f(r['flag_fdp_max'])}) | "
-                         f"{_f(r['flag_recall'])} | {reach} | {verdict} |")
+            verdict = (
+                "pass"
+                if ok_blood and ok_flag
+                else "FAIL (" + ", ".join(x for x, ok in (("blood", ok_blood), ("flags", ok_flag)) if not ok) + ")"
+            )
+            lines.append(
+                f"| {name} | {method} | {_f(r['blood_fdp'])} (max {_f(r['blood_fdp_max'])}) | "
+                f"{_f(r['blood_recall'])} | {_f(r['flag_fdp'])} (max {_f(r['flag_fdp_max'])}) | "
+                f"{_f(r['flag_recall'])} | {reach} | {verdict} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def machine() -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
-            f"{platform.python_version()}, 1-minute load {load:.1f} at the end")
+    return (
+        f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
+        f"{platform.python_version()}, 1-minute load {load:.1f} at the end"
+    )
+
+
+def skipped_note(skipped: Sequence[str]) -> str:
+    """The report's note on the requested models this tcrtrack does not know."""
+    return "; skipped (unknown to this tcrtrack): " + ", ".join(skipped) if skipped else ""
 
 
 def runtime_line(args: argparse.Namespace, seconds: float) -> str:
     """The runtime, or where a re-rendered report's numbers come from."""
     if args.from_records:
-        return (f"rendered from the records `{args.from_records.name}` (per-patient compute summed over "
-                f"{args.jobs} process(es): {seconds:.0f} s); a method's name is the run's `--models` entry")
+        return (
+            f"rendered from the records `{args.from_records.name}` (per-patient compute summed over "
+            f"{args.jobs} process(es): {seconds:.0f} s); a method's name is the run's `--models` entry"
+        )
     return f"{seconds:.0f} s wall with {args.jobs} process(es)"
 
 
-def render_report(table: str, summary: pl.DataFrame, args: argparse.Namespace, methods: Sequence[str],
-                  skipped: Sequence[str], seconds: float, scenario_names: Sequence[str]) -> str:
+def render_report(
+    table: str,
+    summary: pl.DataFrame,
+    args: argparse.Namespace,
+    methods: Sequence[str],
+    skipped: Sequence[str],
+    seconds: float,
+    scenario_names: Sequence[str],
+) -> str:
     design = scenarios.Design().quick() if args.quick else scenarios.Design()
     laws = "\n".join(f"- `{name}`: {scenario_laws.get_scenario(name).description}" for name in scenario_names)
     passed = [r for r in summary.iter_rows(named=True) if r["method"] != "oracle"]
@@ -150,19 +187,23 @@ def render_report(table: str, summary: pl.DataFrame, args: argparse.Namespace, m
     per_method = []
     for m in methods:
         rows = [r for r in passed if r["method"] == m]
-        fails = sorted((r["scenario"] for r in rows if not (r["blood_fdp"] <= CEILING and r["flag_fdp"] <= CEILING)),
-                       key=list(scenario_names).index)
-        per_method.append(f"- `{m}`: {len(rows) - len(fails)} of {len(rows)} scenarios pass"
-                          + (f"; fails in {', '.join(fails)}" if fails else ""))
+        fails = sorted(
+            (r["scenario"] for r in rows if not (r["blood_fdp"] <= CEILING and r["flag_fdp"] <= CEILING)),
+            key=list(scenario_names).index,
+        )
+        per_method.append(
+            f"- `{m}`: {len(rows) - len(fails)} of {len(rows)} scenarios pass"
+            + (f"; fails in {', '.join(fails)}" if fails else "")
+        )
     return f"""# Accuracy of the calls on independent scenarios
 
 Generated by `benchmarks/accuracy.py` (do not edit by hand; rerun the command).
 
-- Date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC
-- Command: `python benchmarks/accuracy.py {' '.join(args.argv)}`
+- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC
+- Command: `python benchmarks/accuracy.py {" ".join(args.argv)}`
 - Machine: {machine()}
 - Runtime: {runtime_line(args, seconds)}
-- Methods: {', '.join(f'`{m}`' for m in methods)} and the oracle{'; skipped (unknown to this tcrtrack): ' + ', '.join(skipped) if skipped else ''}
+- Methods: {", ".join(f"`{m}`" for m in methods)} and the oracle{skipped_note(skipped)}
 
 ## Goal
 
@@ -179,7 +220,7 @@ patient: {design.n_background:,} background clones (power law, density f^-{desig
 {design.n_new} `new_expanded_tumor`, {design.n_blood_only} `blood_only`, {design.n_tumor_only} `tumor_only`
 planted clones; blood at days -14, 0 (baseline; two technical replicates in every other patient), 14, 28, 56
 (~{design.blood_depth // 1000}k templates +-30%); biopsies at -7, 28, 56 (~{design.tumor_depth // 1000}k +-30%).
-{args.patients} patient(s) x seeds {', '.join(map(str, args.seeds))}.
+{args.patients} patient(s) x seeds {", ".join(map(str, args.seeds))}.
 
 Truth: blood calls are true for `new_expanded_tumor` and `blood_only`; flags for `new_expanded_tumor`;
 product clones are not scored. FDP = false calls / calls (0 without calls). *Reachable*: planted clones with
@@ -209,12 +250,21 @@ and can exceed the oracle's flag recall, so compare it with the `+conjunction` r
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenarios", type=lambda s: s.split(","), default=list(scenario_laws.SCENARIOS),
-                        help="comma-separated scenario names (default: all)")
-    parser.add_argument("--models", type=lambda s: s.split(","), default=list(DEFAULT_MODELS),
-                        help="comma-separated tcrtrack models; unknown ones are skipped (default: %(default)s)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n", 1)[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--scenarios",
+        type=lambda s: s.split(","),
+        default=list(scenario_laws.SCENARIOS),
+        help="comma-separated scenario names (default: all)",
+    )
+    parser.add_argument(
+        "--models",
+        type=lambda s: s.split(","),
+        default=list(DEFAULT_MODELS),
+        help="comma-separated tcrtrack models; unknown ones are skipped (default: %(default)s)",
+    )
     parser.add_argument("--seeds", type=lambda s: [int(x) for x in s.split(",")], default=[0, 1, 2])
     parser.add_argument("--patients", type=int, default=4)
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
@@ -222,11 +272,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--oracle-replicates", type=int, default=20)
     parser.add_argument("--quick", action="store_true", help="1 seed, 1 small patient (for tests)")
     parser.add_argument("--out", type=Path, default=HERE / "ACCURACY.md")
-    parser.add_argument("--table", type=Path, default=None, help="the table alone (default: accuracy_table.md "
-                                                                 "beside --out)")
+    parser.add_argument(
+        "--table", type=Path, default=None, help="the table alone (default: accuracy_table.md beside --out)"
+    )
     parser.add_argument("--records", type=Path, default=None, help="also write the per-patient records (TSV)")
-    parser.add_argument("--from-records", type=Path, default=None,
-                        help="render the report from saved records (TSV of --records) instead of running")
+    parser.add_argument(
+        "--from-records",
+        type=Path,
+        default=None,
+        help="render the report from saved records (TSV of --records) instead of running",
+    )
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.quick:
@@ -242,9 +297,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     methods, skipped = scoring.methods_available(args.models)
     for name in skipped:
         print(f"warning: model {name!r} is unknown to this tcrtrack (CallSettings.model); skipped", file=sys.stderr)
-    tasks = [{"scenario": s, "seed": seed, "patients": args.patients, "models": methods, "quick": args.quick,
-              "oracle": args.oracle, "oracle_replicates": args.oracle_replicates}
-             for s in args.scenarios for seed in args.seeds]
+    tasks = [
+        {
+            "scenario": s,
+            "seed": seed,
+            "patients": args.patients,
+            "models": methods,
+            "quick": args.quick,
+            "oracle": args.oracle,
+            "oracle_replicates": args.oracle_replicates,
+        }
+        for s in args.scenarios
+        for seed in args.seeds
+    ]
     start = time.perf_counter()
     if args.from_records:  # the saved run: its methods, and the summed per-patient seconds
         records = pl.read_csv(args.from_records, separator="\t")
@@ -260,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     old = args.out.read_text() if args.out.exists() else ""
     start, end = "<!-- real-series:start -->", "<!-- real-series:end -->"
     if start in old and end in old:  # keep the section of benchmarks/real_series.py
-        report = report.rstrip() + "\n\n" + old[old.index(start):old.index(end) + len(end)] + "\n"
+        report = report.rstrip() + "\n\n" + old[old.index(start) : old.index(end) + len(end)] + "\n"
     args.out.write_text(report)
     (args.table or args.out.with_name("accuracy_table.md")).write_text(table)
     if args.records and not args.from_records:

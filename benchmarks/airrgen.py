@@ -20,14 +20,71 @@ import polars as pl
 
 from tcrtrack.simulate import AIRR_COLUMNS, airr_rows, library_counts
 
-TRBV = ("TRBV2", "TRBV3-1", "TRBV4-1", "TRBV4-2", "TRBV4-3", "TRBV5-1", "TRBV5-4", "TRBV5-5", "TRBV5-6",
-        "TRBV5-8", "TRBV6-1", "TRBV6-2", "TRBV6-3", "TRBV6-4", "TRBV6-5", "TRBV6-6", "TRBV6-8", "TRBV6-9",
-        "TRBV7-2", "TRBV7-3", "TRBV7-4", "TRBV7-6", "TRBV7-7", "TRBV7-8", "TRBV7-9", "TRBV9", "TRBV10-1",
-        "TRBV10-2", "TRBV10-3", "TRBV11-1", "TRBV11-2", "TRBV11-3", "TRBV12-3", "TRBV12-4", "TRBV12-5",
-        "TRBV13", "TRBV14", "TRBV15", "TRBV16", "TRBV18", "TRBV19", "TRBV20-1", "TRBV24-1", "TRBV25-1",
-        "TRBV27", "TRBV28", "TRBV29-1", "TRBV30")
-TRBJ = ("TRBJ1-1", "TRBJ1-2", "TRBJ1-3", "TRBJ1-4", "TRBJ1-5", "TRBJ1-6", "TRBJ2-1", "TRBJ2-2", "TRBJ2-3",
-        "TRBJ2-4", "TRBJ2-5", "TRBJ2-6", "TRBJ2-7")
+TRBV = (
+    "TRBV2",
+    "TRBV3-1",
+    "TRBV4-1",
+    "TRBV4-2",
+    "TRBV4-3",
+    "TRBV5-1",
+    "TRBV5-4",
+    "TRBV5-5",
+    "TRBV5-6",
+    "TRBV5-8",
+    "TRBV6-1",
+    "TRBV6-2",
+    "TRBV6-3",
+    "TRBV6-4",
+    "TRBV6-5",
+    "TRBV6-6",
+    "TRBV6-8",
+    "TRBV6-9",
+    "TRBV7-2",
+    "TRBV7-3",
+    "TRBV7-4",
+    "TRBV7-6",
+    "TRBV7-7",
+    "TRBV7-8",
+    "TRBV7-9",
+    "TRBV9",
+    "TRBV10-1",
+    "TRBV10-2",
+    "TRBV10-3",
+    "TRBV11-1",
+    "TRBV11-2",
+    "TRBV11-3",
+    "TRBV12-3",
+    "TRBV12-4",
+    "TRBV12-5",
+    "TRBV13",
+    "TRBV14",
+    "TRBV15",
+    "TRBV16",
+    "TRBV18",
+    "TRBV19",
+    "TRBV20-1",
+    "TRBV24-1",
+    "TRBV25-1",
+    "TRBV27",
+    "TRBV28",
+    "TRBV29-1",
+    "TRBV30",
+)
+TRBJ = (
+    "TRBJ1-1",
+    "TRBJ1-2",
+    "TRBJ1-3",
+    "TRBJ1-4",
+    "TRBJ1-5",
+    "TRBJ1-6",
+    "TRBJ2-1",
+    "TRBJ2-2",
+    "TRBJ2-3",
+    "TRBJ2-4",
+    "TRBJ2-5",
+    "TRBJ2-6",
+    "TRBJ2-7",
+)
 TRAV = ("TRAV1-2", "TRAV8-4", "TRAV12-2", "TRAV21", "TRAV38-2/DV8")
 TRAJ = ("TRAJ33", "TRAJ42", "TRAJ49")
 
@@ -36,8 +93,13 @@ _AA_OF_CODON = "FFLLSSSSYY**CC*WLLLLPPPPHHQQRRRRIIIMTTTTNNKKSSRRVVVVAAAADDEEGGGG
 _AMINO = "ACDEFGHIKLMNPQRSTVWY"
 _CODONS = [a + b + c for a in _BASES for b in _BASES for c in _BASES]
 # codon bytes per amino acid, padded by repetition to 6 synonyms (a uniform pick among synonyms)
-_SYN = np.array([[list(c.encode()) for c in (syn * 6)[:6]] for syn in
-                 ([c for c, aa in zip(_CODONS, _AA_OF_CODON) if aa == amino] for amino in _AMINO)], np.uint8)
+_SYN = np.array(
+    [
+        [list(c.encode()) for c in (syn * 6)[:6]]
+        for syn in ([c for c, aa in zip(_CODONS, _AA_OF_CODON, strict=False) if aa == amino] for amino in _AMINO)
+    ],
+    np.uint8,
+)
 _AA_BYTES = np.frombuffer(_AMINO.encode(), np.uint8)
 _STOP = np.frombuffer(b"TAG", np.uint8)
 
@@ -65,10 +127,12 @@ def clonotype_pool(n: int, *, rng: np.random.Generator) -> Clonotypes:
         codons = _SYN[aa, rng.integers(0, 6, aa.shape)]  # (rows, length, 3)
         junction_aa[rows] = _AA_BYTES[aa].view(f"S{length}").ravel()
         junction[rows] = codons.reshape(rows.size, 3 * length).view(f"S{3 * length}").ravel()
-    frame = pl.DataFrame({
-        "junction": pl.Series(junction.astype("S54")).cast(pl.String),
-        "junction_aa": pl.Series(junction_aa.astype("S18")).cast(pl.String),
-    })
+    frame = pl.DataFrame(
+        {
+            "junction": pl.Series(junction.astype("S54")).cast(pl.String),
+            "junction_aa": pl.Series(junction_aa.astype("S18")).cast(pl.String),
+        }
+    )
     kind = rng.random(n)
     nonproductive, tra = kind < 0.015, (kind >= 0.015) & (kind < 0.018)
     v_trb = np.array([f"{g}*01" for g in TRBV])[rng.integers(0, len(TRBV), n)]
@@ -79,18 +143,24 @@ def clonotype_pool(n: int, *, rng: np.random.Generator) -> Clonotypes:
     # TRBV6-2 and TRBV6-3 are identical germlines: aligners report both (an ambiguous call to resolve)
     v_call = np.where(v_call == "TRBV6-2*01", "TRBV6-2*01,TRBV6-3*01", v_call)
     frame = frame.with_columns(
-        v_call=pl.Series(v_call), j_call=pl.Series(np.where(tra, j_tra, j_trb)),
-        productive=pl.Series(np.where(nonproductive, "F", "T")), locus=pl.Series(np.where(tra, "TRA", "TRB")),
+        v_call=pl.Series(v_call),
+        j_call=pl.Series(np.where(tra, j_tra, j_trb)),
+        productive=pl.Series(np.where(nonproductive, "F", "T")),
+        locus=pl.Series(np.where(tra, "TRA", "TRB")),
     )
     # non-productive: a stop codon in the middle of the junction (as IgBLAST reports them)
     bad = pl.Series(nonproductive)
     middle = pl.col("junction_aa").str.len_chars() // 2
     frame = frame.with_columns(
-        junction_aa=pl.when(bad).then(pl.col("junction_aa").str.slice(0, middle) + "*"
-                                      + pl.col("junction_aa").str.slice(middle + 1))
+        junction_aa=pl.when(bad)
+        .then(pl.col("junction_aa").str.slice(0, middle) + "*" + pl.col("junction_aa").str.slice(middle + 1))
         .otherwise(pl.col("junction_aa")),
-        junction=pl.when(bad).then(pl.col("junction").str.slice(0, 3 * middle) + _STOP.tobytes().decode()
-                                   + pl.col("junction").str.slice(3 * middle + 3))
+        junction=pl.when(bad)
+        .then(
+            pl.col("junction").str.slice(0, 3 * middle)
+            + _STOP.tobytes().decode()
+            + pl.col("junction").str.slice(3 * middle + 3)
+        )
         .otherwise(pl.col("junction")),
     )
     return Clonotypes(frame)
@@ -129,8 +199,9 @@ def depth_for_richness(freq: np.ndarray, richness: int) -> int:
     return hi
 
 
-def library_with_richness(freq: np.ndarray, richness: int, *, dispersion: float,
-                          rng: np.random.Generator) -> np.ndarray:
+def library_with_richness(
+    freq: np.ndarray, richness: int, *, dispersion: float, rng: np.random.Generator
+) -> np.ndarray:
     """Counts of one library (:func:`tcrtrack.simulate.library_counts`) whose depth is chosen so that
     ~``richness`` clones are seen (one correction for the overdispersion, which hides clones)."""
     present = freq[freq > 0]
@@ -154,8 +225,9 @@ def single_sample(path: Path, *, clonotypes: int, seed: int = 0) -> Path:
     return write_airr(airr_frame(pool, counts, path.name.split(".")[0]), path)
 
 
-def sample_pair(*, clonotypes: int, seed: int = 0, dispersion: float = 0.1,
-                n_expanded: int = 500) -> tuple[np.ndarray, np.ndarray]:
+def sample_pair(
+    *, clonotypes: int, seed: int = 0, dispersion: float = 0.1, n_expanded: int = 500
+) -> tuple[np.ndarray, np.ndarray]:
     """Aligned counts ``(a, b)`` of two libraries of one repertoire, each with ~``clonotypes`` distinct
     clones, ``n_expanded`` clones 10-200x more frequent in ``b`` (the clone-wise expansion benchmark)."""
     rng = np.random.default_rng([seed, 2])
@@ -171,8 +243,9 @@ def sample_pair(*, clonotypes: int, seed: int = 0, dispersion: float = 0.1,
     return a[seen], b[seen]
 
 
-def cohort(out_dir: Path, *, patients: int, clonotypes: int, seed: int = 0,
-           dispersion: float = 0.1, n_planted: int = 50) -> Path:
+def cohort(
+    out_dir: Path, *, patients: int, clonotypes: int, seed: int = 0, dispersion: float = 0.1, n_planted: int = 50
+) -> Path:
     """A cohort of ``patients`` x 7 samples (blood d0/14/28/56, tumour d-7/28/56), each with ~``clonotypes``
     distinct clonotypes, and its sample sheet (returned). Blood and tumour of a patient share clones; a few
     planted clones expand in blood after infusion and accumulate in the tumour."""
@@ -202,8 +275,17 @@ def cohort(out_dir: Path, *, patients: int, clonotypes: int, seed: int = 0,
             sample = f"{pid}_{compartment}_d{day}_r1"
             rel = f"{pid}/{sample}.tsv.gz"
             write_airr(airr_frame(pool, counts, sample), out_dir / rel, level=1)
-            rows.append({"patient": pid, "sample": sample, "compartment": compartment, "day": day,
-                         "replicate": 1, "path": rel, "format": "airr"})
+            rows.append(
+                {
+                    "patient": pid,
+                    "sample": sample,
+                    "compartment": compartment,
+                    "day": day,
+                    "replicate": 1,
+                    "path": rel,
+                    "format": "airr",
+                }
+            )
     sheet = out_dir / "samples.tsv"
     sheet.write_text(pl.DataFrame(rows).sort("patient", "compartment", "day").write_csv(separator="\t"))
     return sheet

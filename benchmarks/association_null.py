@@ -53,26 +53,48 @@ def one_cohort(seed: int, *, patients: int, fold: float, folder: Path) -> pl.Dat
         responder = i % 2 == 0
         means = np.array([12.0, 6.0, 6.0]) * (fold if responder else 1.0)
         planted = tuple(int(max(k, 1)) for k in rng.poisson(means))
-        cohort = simulate_cohort(folder / f"p{i}", n_patients=1, n_clones=2000, blood_depth=20000, tumor_depth=10000,
-                                 n_planted=planted, post_days=(14, 28, 56), tumor_days=(-7, 28), replicate_patients=(),
-                                 seed=seed * 1000 + i)
+        cohort = simulate_cohort(
+            folder / f"p{i}",
+            n_patients=1,
+            n_clones=2000,
+            blood_depth=20000,
+            tumor_depth=10000,
+            n_planted=planted,
+            post_days=(14, 28, 56),
+            tumor_days=(-7, 28),
+            replicate_patients=(),
+            seed=seed * 1000 + i,
+        )
         samples = read_sample_sheet(cohort.sheet, check_files=False)
-        tables = {r["sample"]: ingest_converted(cohort.out_dir / r["path"], fmt="airr", locus="TRB",
-                                                productive_only=True, min_junction_aa_length=5,
-                                                definition="aa_vj").clonotypes.select(*ANNOTATION, "count",
-                                                                                       "frequency")
-                  for r in samples.iter_rows(named=True)}
+        tables = {
+            r["sample"]: ingest_converted(
+                cohort.out_dir / r["path"],
+                fmt="airr",
+                locus="TRB",
+                productive_only=True,
+                min_junction_aa_length=5,
+                definition="aa_vj",
+            ).clonotypes.select(*ANNOTATION, "count", "frequency")
+            for r in samples.iter_rows(named=True)
+        }
         calls = analyse_patient(samples, tables, settings=CallSettings())
         clones = calls.clones  # the counts of expansion_summary.tsv (tcrtrack.pipeline)
-        rows.append({"patient": f"P{i + 1:02d}", "response": "responder" if responder else "non-responder",
-                     "expanded_in_blood": int(clones["expanded_in_blood"].sum()),
-                     "new_expanded_in_blood": int((clones["expanded_in_blood"]
-                                                   & clones["new_in_blood"].fill_null(False)).sum()),
-                     "accumulating_in_tumor": int(clones["accumulates_in_tumor"].sum()),
-                     "flagged": calls.flagged.height})
+        rows.append(
+            {
+                "patient": f"P{i + 1:02d}",
+                "response": "responder" if responder else "non-responder",
+                "expanded_in_blood": int(clones["expanded_in_blood"].sum()),
+                "new_expanded_in_blood": int(
+                    (clones["expanded_in_blood"] & clones["new_in_blood"].fill_null(False)).sum()
+                ),
+                "accumulating_in_tumor": int(clones["accumulates_in_tumor"].sum()),
+                "flagged": calls.flagged.height,
+            }
+        )
     table = pl.DataFrame(rows)
-    return association_table(table.select("patient", *METRICS), table.select("patient", "response"),
-                             columns=["response"], n_boot=200).with_columns(seed=pl.lit(seed))
+    return association_table(
+        table.select("patient", *METRICS), table.select("patient", "response"), columns=["response"], n_boot=200
+    ).with_columns(seed=pl.lit(seed))
 
 
 def main() -> None:
@@ -90,10 +112,14 @@ def main() -> None:
     out = Path(__file__).parent / "out" / "association_null.tsv"
     out.parent.mkdir(exist_ok=True)
     table.write_csv(out, separator="\t")
-    print(f"{args.seeds} seeds x {args.patients} patients, responder_planted_fold={args.fold}, "
-          f"{time.perf_counter() - start:.0f} s")
-    print("| metric | tests | KS D | KS p | KS p, anti-conservative side | p <= 0.05 (95% CI) | p <= 0.10 | "
-          "median p | tests used |")
+    print(
+        f"{args.seeds} seeds x {args.patients} patients, responder_planted_fold={args.fold}, "
+        f"{time.perf_counter() - start:.0f} s"
+    )
+    print(
+        "| metric | tests | KS D | KS p | KS p, anti-conservative side | p <= 0.05 (95% CI) | p <= 0.10 | "
+        "median p | tests used |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for metric in table["metric"].unique(maintain_order=True):
         part = table.filter((pl.col("metric") == metric) & pl.col("p").is_not_null())
@@ -105,8 +131,10 @@ def main() -> None:
         hits = int(np.sum(p <= 0.05))
         ci = stats.binomtest(hits, p.size).proportion_ci()
         used = ", ".join(f"{t} {n}" for t, n in part.group_by("test").len().sort("test").iter_rows())
-        print(f"| {metric} | {p.size} | {ks.statistic:.3f} | {ks.pvalue:.3g} | {anti.pvalue:.3g} | {hits / p.size:.3f} "
-              f"({ci.low:.3f}-{ci.high:.3f}) | {np.mean(p <= 0.1):.3f} | {np.median(p):.3f} | {used} |")
+        print(
+            f"| {metric} | {p.size} | {ks.statistic:.3f} | {ks.pvalue:.3g} | {anti.pvalue:.3g} | {hits / p.size:.3f} "
+            f"({ci.low:.3f}-{ci.high:.3f}) | {np.mean(p <= 0.1):.3f} | {np.median(p):.3f} | {used} |"
+        )
 
 
 if __name__ == "__main__":

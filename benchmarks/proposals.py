@@ -34,12 +34,12 @@ def skbio_free_metrics(x: np.ndarray) -> dict[str, float]:
     rare = x[x <= 10]
     s_rare, n_rare = rare.size, int(rare.sum())
     out = {
-        "shannon": float(-np.sum(p * np.log(p))),                            # alpha.shannon(x)
-        "dominance": float(np.sum(p * p)),                                   # alpha.dominance(x)
-        "berger_parker_d": float(x.max() / total),                           # alpha.berger_parker_d(x)
-        "chao1": float(x.size + f1 * (f1 - 1) / (2.0 * (f2 + 1))),            # alpha.chao1(x, bias_corrected=True)
-        "hill_0.5": float(np.sum(np.sqrt(p)) ** 2),                          # alpha.hill(x, order=0.5)
-        "hill_4": float(np.sum(p**4) ** (-1.0 / 3.0)),                       # alpha.hill(x, order=4)
+        "shannon": float(-np.sum(p * np.log(p))),  # alpha.shannon(x)
+        "dominance": float(np.sum(p * p)),  # alpha.dominance(x)
+        "berger_parker_d": float(x.max() / total),  # alpha.berger_parker_d(x)
+        "chao1": float(x.size + f1 * (f1 - 1) / (2.0 * (f2 + 1))),  # alpha.chao1(x, bias_corrected=True)
+        "hill_0.5": float(np.sum(np.sqrt(p)) ** 2),  # alpha.hill(x, order=0.5)
+        "hill_4": float(np.sum(p**4) ** (-1.0 / 3.0)),  # alpha.hill(x, order=4)
     }
     # ACE (alpha.ace(x, rare_threshold=10)) where defined (tcrtrack.diversity._ace returns NaN otherwise)
     c_ace = 1.0 - f1 / n_rare if n_rare else float("nan")
@@ -56,10 +56,15 @@ def skbio_free_metrics(x: np.ndarray) -> dict[str, float]:
 def _skbio_metrics(x: np.ndarray) -> dict[str, float]:
     from skbio.diversity import alpha
 
-    return {"shannon": alpha.shannon(x), "dominance": alpha.dominance(x),
-            "berger_parker_d": alpha.berger_parker_d(x), "chao1": alpha.chao1(x, bias_corrected=True),
-            "hill_0.5": alpha.hill(x, order=0.5), "hill_4": alpha.hill(x, order=4),
-            "ace": alpha.ace(np.minimum(x, 11), rare_threshold=10)}
+    return {
+        "shannon": alpha.shannon(x),
+        "dominance": alpha.dominance(x),
+        "berger_parker_d": alpha.berger_parker_d(x),
+        "chao1": alpha.chao1(x, bias_corrected=True),
+        "hill_0.5": alpha.hill(x, order=0.5),
+        "hill_4": alpha.hill(x, order=4),
+        "ace": alpha.ace(np.minimum(x, 11), rare_threshold=10),
+    }
 
 
 def _cpu(fn, repeat: int = 5) -> float:
@@ -90,9 +95,9 @@ def measure(clones: int = 1_000_000) -> dict[str, object]:
     for share in (0.95, 0.5, 0.1):
         depth = int(share * total)
         out[f"rarefy_ms_at_{share}"] = {
-            "marginals (before)": 1000 * _cpu(lambda: np.random.default_rng(1).multivariate_hypergeometric(
-                x, depth, method="marginals")),
-            "package": 1000 * _cpu(lambda: rarefy(x, depth=depth, rng=np.random.default_rng(1))),
+            "marginals (before)": 1000
+            * _cpu(lambda d=depth: np.random.default_rng(1).multivariate_hypergeometric(x, d, method="marginals")),
+            "package": 1000 * _cpu(lambda d=depth: rarefy(x, depth=d, rng=np.random.default_rng(1))),
         }
     ours, theirs = skbio_free_metrics(x), _skbio_metrics(x)
     out["metrics_max_relative_difference"] = max(abs(ours[k] - theirs[k]) / abs(theirs[k]) for k in ours)

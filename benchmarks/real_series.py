@@ -32,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
-
 import scoring  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -60,8 +59,9 @@ def load(data: Path) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
     for path in files:
         day = int(re.findall(r"(\d+)", path.stem)[-1])
         sample = f"LS_d{day}"
-        result = ingest_converted(path, fmt="immunoseq_v2", locus="TRB", productive_only=True,
-                                  min_junction_aa_length=5, definition="aa_vj")
+        result = ingest_converted(
+            path, fmt="immunoseq_v2", locus="TRB", productive_only=True, min_junction_aa_length=5, definition="aa_vj"
+        )
         clonotypes[sample] = result.clonotypes
         rows.append({"patient": "LS", "sample": sample, "compartment": "blood", "day": day, "replicate": 1})
     return pl.DataFrame(rows), clonotypes
@@ -117,11 +117,11 @@ def figure(samples: pl.DataFrame, clonotypes: dict[str, pl.DataFrame], results: 
     ncol = min(3, post.height)
     nrow = -(-post.height // ncol)
     fig, grid = plt.subplots(nrow, ncol, figsize=(3.4 * ncol, 3.0 * nrow), sharey=True, squeeze=False)
-    axes = [list(grid.ravel()[:post.height])]
-    for extra in grid.ravel()[post.height:]:
+    axes = [list(grid.ravel()[: post.height])]
+    for extra in grid.ravel()[post.height :]:
         extra.set_visible(False)
     a_all = wide[f"count_{base}"].to_numpy()
-    for ax, (sample, day) in zip(axes[0], post.select("sample", "day").iter_rows()):
+    for ax, (sample, day) in zip(axes[0], post.select("sample", "day").iter_rows(), strict=False):
         b_all = wide[f"count_{sample}"].to_numpy()
         n_a, n_b = a_all.sum(), b_all.sum()
         both = (a_all > 0) & (b_all > 0)
@@ -141,7 +141,7 @@ def figure(samples: pl.DataFrame, clonotypes: dict[str, pl.DataFrame], results: 
             fx = rows["log10_freq"].to_numpy()
             centre = rows["center"].to_numpy() if "center" in rows.columns else np.zeros(rows.height)
             q = rows["q975"].to_numpy()
-            line, = ax.plot(fx, centre + q, lw=1, label=model)
+            (line,) = ax.plot(fx, centre + q, lw=1, label=model)
             ax.plot(fx, centre - q, lw=1, color=line.get_color())
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_title(f"day {day} vs day 0 ({both.sum()} shared)", fontsize=9)
@@ -156,17 +156,20 @@ def figure(samples: pl.DataFrame, clonotypes: dict[str, pl.DataFrame], results: 
     plt.close(fig)
 
 
-def section(samples: pl.DataFrame, clonotypes: dict[str, pl.DataFrame], results: dict, skipped: Sequence[str],
-            figure_path: Path) -> str:
-    depths = ", ".join(f"d{d}: {int(clonotypes[s]['count'].sum()):,}"
-                       for s, d in samples.select("sample", "day").iter_rows())
+def section(
+    samples: pl.DataFrame, clonotypes: dict[str, pl.DataFrame], results: dict, skipped: Sequence[str], figure_path: Path
+) -> str:
+    depths = ", ".join(
+        f"d{d}: {int(clonotypes[s]['count'].sum()):,}" for s, d in samples.select("sample", "day").iter_rows()
+    )
+    skipped_models = "; skipped models: " + ", ".join(skipped) if skipped else ""
     return f"""{START}
 ## Real series: LymphoSeq transplant blood, 7 days
 
 `benchmarks/real_series.py`: one patient after allogeneic bone-marrow transplant (Kanakry et al. 2016; LymphoSeq
 example data, immunoSEQ v2, top 1,000 sequences per sample; templates kept after ingest: {depths}). Day 0 is the
 baseline. No truth: reconstitution changes most of the repertoire, and a clone absent from a file may only be
-below its top-1,000 cut. Expanded calls per post day and model{'; skipped models: ' + ', '.join(skipped) if skipped else ''}:
+below its top-1,000 cut. Expanded calls per post day and model{skipped_models}:
 
 {day_table(samples, results)}
 
@@ -184,7 +187,7 @@ logit(b/n) - logit(N_b/(N_a+N_b)) against log10 of their pooled frequency, with 
 def write_section(report: Path, text: str) -> None:
     old = report.read_text() if report.exists() else ""
     if START in old and END in old:
-        new = old[:old.index(START)] + text.strip() + old[old.index(END) + len(END):]
+        new = old[: old.index(START)] + text.strip() + old[old.index(END) + len(END) :]
     else:
         new = old.rstrip() + "\n\n" + text
     report.write_text(new)

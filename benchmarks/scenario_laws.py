@@ -15,6 +15,7 @@ import numpy as np
 
 # --------------------------------------------------------------------------- noise laws
 
+
 @dataclass(frozen=True)
 class Noise:
     """One compartment's noise law (each part off at its default).
@@ -83,6 +84,7 @@ class Noise:
 
 # --------------------------------------------------------------------------- scenarios
 
+
 @dataclass(frozen=True)
 class Scenario:
     """A named generative law."""
@@ -112,11 +114,17 @@ def gamma() -> Scenario:
 
 def _lognormal(s: float) -> Scenario:
     law = Noise(draw_sigma=s, tech_sigma=0.1)
-    return Scenario(f"lognormal_{s:g}", (
-        f"Between-draw biological variation: each draw's (timepoint's) true frequencies x exp(N(0, {s:g}^2)), "
-        "shared by its technical replicates, plus technical noise x exp(N(0, 0.1^2)) per library, then a "
-        "multinomial of its depth; same law in the biopsies. Replicates are much tighter than draws, so a "
-        "noise fit on replicates alone underestimates the between-day noise."), law, law)
+    return Scenario(
+        f"lognormal_{s:g}",
+        (
+            f"Between-draw biological variation: each draw's (timepoint's) true frequencies x exp(N(0, {s:g}^2)), "
+            "shared by its technical replicates, plus technical noise x exp(N(0, 0.1^2)) per library, then a "
+            "multinomial of its depth; same law in the biopsies. Replicates are much tighter than draws, so a "
+            "noise fit on replicates alone underestimates the between-day noise."
+        ),
+        law,
+        law,
+    )
 
 
 def lognormal_02() -> Scenario:
@@ -183,8 +191,12 @@ def heterogeneous_biopsy() -> Scenario:
     """Spatial heterogeneity: every biopsy's true frequencies x exp(N(0, 1.0^2)) (a between-draw factor per
     biopsy) + technical 0.1 per library; blood lognormal (between-draw 0.2, technical 0.1); with the
     numerous tumour-only clones this traps a conjunction that trusts a noisy tumour test."""
-    return Scenario("heterogeneous_biopsy", _doc(heterogeneous_biopsy), Noise(draw_sigma=0.2, tech_sigma=0.1),
-                    Noise(draw_sigma=1.0, tech_sigma=0.1))
+    return Scenario(
+        "heterogeneous_biopsy",
+        _doc(heterogeneous_biopsy),
+        Noise(draw_sigma=0.2, tech_sigma=0.1),
+        Noise(draw_sigma=1.0, tech_sigma=0.1),
+    )
 
 
 def easy() -> Scenario:
@@ -193,9 +205,16 @@ def easy() -> Scenario:
 
 
 SCENARIOS: dict[str, Callable[[], Scenario]] = {
-    "gamma": gamma, "lognormal_0.2": lognormal_02, "lognormal_0.4": lognormal_04, "lognormal_0.6": lognormal_06,
-    "nb_powerlaw": nb_powerlaw, "jackpots": jackpots, "broad_change": broad_change, "product_50": product_50,
-    "shallow_post": shallow_post, "heterogeneous_biopsy": heterogeneous_biopsy,
+    "gamma": gamma,
+    "lognormal_0.2": lognormal_02,
+    "lognormal_0.4": lognormal_04,
+    "lognormal_0.6": lognormal_06,
+    "nb_powerlaw": nb_powerlaw,
+    "jackpots": jackpots,
+    "broad_change": broad_change,
+    "product_50": product_50,
+    "shallow_post": shallow_post,
+    "heterogeneous_biopsy": heterogeneous_biopsy,
 }
 EXTRA_SCENARIOS: dict[str, Callable[[], Scenario]] = {"easy": easy}
 

@@ -56,6 +56,7 @@ AMINO = np.array(list("ADEGHKLNPQRSTVY"))
 
 # --------------------------------------------------------------------------- patients
 
+
 @dataclass(frozen=True)
 class Design:
     """Sizes and depths of one patient."""
@@ -73,8 +74,16 @@ class Design:
 
     def quick(self) -> Design:
         """A small design for tests and ``--quick``."""
-        return replace(self, n_background=8_000, n_new=12, n_blood_only=6, n_tumor_only=60, n_product=400,
-                       blood_depth=60_000, tumor_depth=20_000)
+        return replace(
+            self,
+            n_background=8_000,
+            n_new=12,
+            n_blood_only=6,
+            n_tumor_only=60,
+            n_product=400,
+            blood_depth=60_000,
+            tumor_depth=20_000,
+        )
 
 
 @dataclass
@@ -113,8 +122,7 @@ class PatientState:
     def points(self, compartment: str) -> list[tuple[int, list[Library]]]:
         """(day, libraries) of a compartment, by day."""
         days = sorted({lib.day for lib in self.libraries if lib.compartment == compartment})
-        return [(d, [lib for lib in self.libraries if lib.compartment == compartment and lib.day == d])
-                for d in days]
+        return [(d, [lib for lib in self.libraries if lib.compartment == compartment and lib.day == d]) for d in days]
 
     def null_truth(self, compartment: str, day: int, reference_day: int, rng: np.random.Generator) -> np.ndarray:
         """True frequencies of timepoint ``day`` had nothing planted changed since ``reference_day``.
@@ -189,9 +197,9 @@ def _blood_trajectory(rng: np.random.Generator, baseline: np.ndarray, n: int) ->
     return np.maximum(out, baseline[:, None])
 
 
-def generate_patient(scenario: Scenario | str, *, seed: int, patient: int = 0, design: Design = Design(),
-                     replicates: bool | None = None) -> tuple[pl.DataFrame, dict[str, pl.DataFrame], pl.DataFrame,
-                                                             PatientState]:
+def generate_patient(
+    scenario: Scenario | str, *, seed: int, patient: int = 0, design: Design = Design(), replicates: bool | None = None
+) -> tuple[pl.DataFrame, dict[str, pl.DataFrame], pl.DataFrame, PatientState]:
     """One patient of a scenario: (samples, clonotypes, truth, state); reproducible from (seed, patient).
 
     ``replicates`` (default: even patients) gives the day-0 draw two technical replicates.
@@ -203,9 +211,14 @@ def generate_patient(scenario: Scenario | str, *, seed: int, patient: int = 0, d
     n_planted = d.n_new + d.n_blood_only + d.n_tumor_only
     n_product = d.n_product if sc.product_share > 0 else 0
     n = d.n_background + n_planted + n_product
-    category = np.array(["background"] * d.n_background + ["new_expanded_tumor"] * d.n_new
-                        + ["blood_only"] * d.n_blood_only + ["tumor_only"] * d.n_tumor_only
-                        + ["product"] * n_product, dtype=object)
+    category = np.array(
+        ["background"] * d.n_background
+        + ["new_expanded_tumor"] * d.n_new
+        + ["blood_only"] * d.n_blood_only
+        + ["tumor_only"] * d.n_tumor_only
+        + ["product"] * n_product,
+        dtype=object,
+    )
     ids = rng.permutation(np.arange(1, 10 * n + 1))[:n] + 100_000 * patient  # shuffled, sparse ids
     clone_ids = np.array([f"c{i:07d}" for i in ids], dtype=object)
 
@@ -233,8 +246,9 @@ def generate_patient(scenario: Scenario | str, *, seed: int, patient: int = 0, d
     changed = np.zeros(n, dtype=bool)
     broad = np.ones(d.n_background)
     if sc.broad_change_share > 0:
-        broad = _broad_factors(np.ones(d.n_background, dtype=bool), sc.broad_change_share,
-                               sc.broad_change_max_factor, rng)
+        broad = _broad_factors(
+            np.ones(d.n_background, dtype=bool), sc.broad_change_share, sc.broad_change_max_factor, rng
+        )
         changed[bg] = broad != 1.0
 
     def assemble(planted: list[tuple[slice, np.ndarray]], background: np.ndarray, product_share: float) -> np.ndarray:
@@ -259,8 +273,11 @@ def generate_patient(scenario: Scenario | str, *, seed: int, patient: int = 0, d
     for day in TUMOR_DAYS:
         post = day > 0
         factor = np.exp(rng.normal(0.0, 0.3, d.n_new)) if post else 1.0
-        planted = [(new, new_tlevel * factor if post else new_tpre), (bonly, bonly_t),
-                   (tonly, tonly_pre * tonly_fold if post else tonly_pre)]
+        planted = [
+            (new, new_tlevel * factor if post else new_tpre),
+            (bonly, bonly_t),
+            (tonly, tonly_pre * tonly_fold if post else tonly_pre),
+        ]
         true[("tumor", day)] = assemble(planted, tumor_bg, sc.product_tumor_share if post else 0.0)
     if n_product:
         f = np.zeros(n)
@@ -281,8 +298,9 @@ def generate_patient(scenario: Scenario | str, *, seed: int, patient: int = 0, d
             tag = f"d{day}".replace("-", "m")
             libraries.append(Library(f"{pid}_blood_{tag}_r{r}", "blood", day, r, depth(base)))
     for day in TUMOR_DAYS:
-        libraries.append(Library(f"{pid}_tumor_{f'd{day}'.replace('-', 'm')}_r1", "tumor", day, 1,
-                                 depth(d.tumor_depth)))
+        libraries.append(
+            Library(f"{pid}_tumor_{f'd{day}'.replace('-', 'm')}_r1", "tumor", day, 1, depth(d.tumor_depth))
+        )
     if n_product:
         libraries.append(Library(f"{pid}_product_d0_r1", "product", 0, 1, depth(d.blood_depth)))
 
@@ -300,21 +318,33 @@ def generate_patient(scenario: Scenario | str, *, seed: int, patient: int = 0, d
         keep = np.flatnonzero(c > 0)
         keep = keep[np.argsort(clone_ids[keep])]
         total = int(c.sum())
-        clonotypes[lib.sample] = pl.DataFrame({
-            "clone_id": pl.Series(clone_ids[keep], dtype=pl.Utf8), "junction_aa": pl.Series(junction[keep], dtype=pl.Utf8),
-            "v_gene": pl.Series(v[keep], dtype=pl.Utf8), "j_gene": pl.Series(j[keep], dtype=pl.Utf8),
-            "count": pl.Series(c[keep], dtype=pl.Int64), "frequency": pl.Series(c[keep] / max(total, 1))})
-    samples = pl.DataFrame({"patient": [pid] * len(libraries), "sample": [lib.sample for lib in libraries],
-                            "compartment": [lib.compartment for lib in libraries],
-                            "day": [lib.day for lib in libraries], "replicate": [lib.replicate for lib in libraries]},
-                           schema={"patient": pl.Utf8, "sample": pl.Utf8, "compartment": pl.Utf8, "day": pl.Int64,
-                                   "replicate": pl.Int64})
+        clonotypes[lib.sample] = pl.DataFrame(
+            {
+                "clone_id": pl.Series(clone_ids[keep], dtype=pl.Utf8),
+                "junction_aa": pl.Series(junction[keep], dtype=pl.Utf8),
+                "v_gene": pl.Series(v[keep], dtype=pl.Utf8),
+                "j_gene": pl.Series(j[keep], dtype=pl.Utf8),
+                "count": pl.Series(c[keep], dtype=pl.Int64),
+                "frequency": pl.Series(c[keep] / max(total, 1)),
+            }
+        )
+    samples = pl.DataFrame(
+        {
+            "patient": [pid] * len(libraries),
+            "sample": [lib.sample for lib in libraries],
+            "compartment": [lib.compartment for lib in libraries],
+            "day": [lib.day for lib in libraries],
+            "replicate": [lib.replicate for lib in libraries],
+        },
+        schema={"patient": pl.Utf8, "sample": pl.Utf8, "compartment": pl.Utf8, "day": pl.Int64, "replicate": pl.Int64},
+    )
     truth = truth_table(state, counts)
     return samples, clonotypes, truth, state
 
 
-def sample_libraries(state: PatientState, rng: np.random.Generator,
-                     true: dict[tuple[str, int], np.ndarray] | None = None) -> dict[str, np.ndarray]:
+def sample_libraries(
+    state: PatientState, rng: np.random.Generator, true: dict[tuple[str, int], np.ndarray] | None = None
+) -> dict[str, np.ndarray]:
     """Counts of every library (aligned on ``state.clone_ids``): one draw per timepoint, then each library."""
     true = state.true if true is None else true
     out: dict[str, np.ndarray] = {}
@@ -342,19 +372,21 @@ def truth_table(state: PatientState, counts: dict[str, np.ndarray]) -> pl.DataFr
     max_blood = np.max([counts[lib.sample] for lib in post_blood], axis=0) if post_blood else zero
     max_tumor = np.max([counts[lib.sample] for lib in post_tumor], axis=0) if post_tumor else zero
     cat = state.category
-    return pl.DataFrame({
-        "patient": [state.patient] * cat.size,
-        "clone_id": pl.Series(state.clone_ids, dtype=pl.Utf8),
-        "category": pl.Series(cat, dtype=pl.Utf8),
-        "blood_true": np.isin(cat, BLOOD_TRUE),
-        "flag_true": np.isin(cat, FLAG_TRUE),
-        "product": cat == "product",
-        "broad_changed": state.changed,
-        "baseline_freq": state.true[("blood", 0)],
-        "peak_post_freq": np.max([state.true[("blood", d)] for d in POST_BLOOD_DAYS], axis=0),
-        "peak_post_expected_count": expected_peak,
-        "tumor_pre_freq": state.true[("tumor", TUMOR_DAYS[0])],
-        "tumor_post_max_freq": np.max([state.true[("tumor", d)] for d in TUMOR_DAYS[1:]], axis=0),
-        "max_post_blood_count": max_blood,
-        "max_post_tumor_count": max_tumor,
-    })
+    return pl.DataFrame(
+        {
+            "patient": [state.patient] * cat.size,
+            "clone_id": pl.Series(state.clone_ids, dtype=pl.Utf8),
+            "category": pl.Series(cat, dtype=pl.Utf8),
+            "blood_true": np.isin(cat, BLOOD_TRUE),
+            "flag_true": np.isin(cat, FLAG_TRUE),
+            "product": cat == "product",
+            "broad_changed": state.changed,
+            "baseline_freq": state.true[("blood", 0)],
+            "peak_post_freq": np.max([state.true[("blood", d)] for d in POST_BLOOD_DAYS], axis=0),
+            "peak_post_expected_count": expected_peak,
+            "tumor_pre_freq": state.true[("tumor", TUMOR_DAYS[0])],
+            "tumor_post_max_freq": np.max([state.true[("tumor", d)] for d in TUMOR_DAYS[1:]], axis=0),
+            "max_post_blood_count": max_blood,
+            "max_post_tumor_count": max_tumor,
+        }
+    )

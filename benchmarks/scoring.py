@@ -59,25 +59,38 @@ REACHABLE_TUMOR = 5
 
 # --------------------------------------------------------------------------- scoring
 
+
 def _fdp(false: int, calls: int) -> float:
     return false / calls if calls else 0.0
 
 
 def score_calls(calls: pl.DataFrame, truth: pl.DataFrame) -> dict[str, float]:
     """Counts and rates of one patient's blood calls and flags (see the module docstring)."""
-    t = truth.filter(~pl.col("product")).join(
-        calls.select("clone_id", pl.col("expanded_in_blood").fill_null(False), pl.col("flagged").fill_null(False)),
-        on="clone_id", how="left").with_columns(pl.col("expanded_in_blood", "flagged").fill_null(False))
+    t = (
+        truth.filter(~pl.col("product"))
+        .join(
+            calls.select("clone_id", pl.col("expanded_in_blood").fill_null(False), pl.col("flagged").fill_null(False)),
+            on="clone_id",
+            how="left",
+        )
+        .with_columns(pl.col("expanded_in_blood", "flagged").fill_null(False))
+    )
     reach_blood = t["max_post_blood_count"] >= REACHABLE_BLOOD
     reach_flag = reach_blood & (t["max_post_tumor_count"] >= REACHABLE_TUMOR)
     blood, flag = t["expanded_in_blood"], t["flagged"]
     bt, ft = t["blood_true"], t["flag_true"]
     out = {
-        "blood_calls": int(blood.sum()), "blood_false": int((blood & ~bt).sum()), "blood_true": int(bt.sum()),
-        "blood_tp": int((blood & bt).sum()), "blood_reachable": int((bt & reach_blood).sum()),
+        "blood_calls": int(blood.sum()),
+        "blood_false": int((blood & ~bt).sum()),
+        "blood_true": int(bt.sum()),
+        "blood_tp": int((blood & bt).sum()),
+        "blood_reachable": int((bt & reach_blood).sum()),
         "blood_tp_reachable": int((blood & bt & reach_blood).sum()),
-        "flag_calls": int(flag.sum()), "flag_false": int((flag & ~ft).sum()), "flag_true": int(ft.sum()),
-        "flag_tp": int((flag & ft).sum()), "flag_reachable": int((ft & reach_flag).sum()),
+        "flag_calls": int(flag.sum()),
+        "flag_false": int((flag & ~ft).sum()),
+        "flag_true": int(ft.sum()),
+        "flag_tp": int((flag & ft).sum()),
+        "flag_reachable": int((ft & reach_flag).sum()),
         "flag_tp_reachable": int((flag & ft & reach_flag).sum()),
         "flag_false_tumor_only": int((flag & (t["category"] == "tumor_only")).sum()),
     }
@@ -87,17 +100,31 @@ def score_calls(calls: pl.DataFrame, truth: pl.DataFrame) -> dict[str, float]:
 
 def rates(c: dict[str, float]) -> dict[str, float]:
     """FDPs and recalls from summed counts (recall 0 with nothing to find)."""
-    return {"blood_fdp": _fdp(c["blood_false"], c["blood_calls"]),
-            "blood_recall": c["blood_tp"] / c["blood_true"] if c["blood_true"] else 0.0,
-            "blood_recall_reachable": c["blood_tp_reachable"] / c["blood_reachable"] if c["blood_reachable"] else 0.0,
-            "flag_fdp": _fdp(c["flag_false"], c["flag_calls"]),
-            "flag_recall": c["flag_tp"] / c["flag_true"] if c["flag_true"] else 0.0,
-            "flag_recall_reachable": c["flag_tp_reachable"] / c["flag_reachable"] if c["flag_reachable"] else 0.0}
+    return {
+        "blood_fdp": _fdp(c["blood_false"], c["blood_calls"]),
+        "blood_recall": c["blood_tp"] / c["blood_true"] if c["blood_true"] else 0.0,
+        "blood_recall_reachable": c["blood_tp_reachable"] / c["blood_reachable"] if c["blood_reachable"] else 0.0,
+        "flag_fdp": _fdp(c["flag_false"], c["flag_calls"]),
+        "flag_recall": c["flag_tp"] / c["flag_true"] if c["flag_true"] else 0.0,
+        "flag_recall_reachable": c["flag_tp_reachable"] / c["flag_reachable"] if c["flag_reachable"] else 0.0,
+    }
 
 
-COUNTS = ("blood_calls", "blood_false", "blood_true", "blood_tp", "blood_reachable", "blood_tp_reachable",
-          "flag_calls", "flag_false", "flag_true", "flag_tp", "flag_reachable", "flag_tp_reachable",
-          "flag_false_tumor_only")
+COUNTS = (
+    "blood_calls",
+    "blood_false",
+    "blood_true",
+    "blood_tp",
+    "blood_reachable",
+    "blood_tp_reachable",
+    "flag_calls",
+    "flag_false",
+    "flag_true",
+    "flag_tp",
+    "flag_reachable",
+    "flag_tp_reachable",
+    "flag_false_tumor_only",
+)
 RATES = ("blood_fdp", "blood_recall", "blood_recall_reachable", "flag_fdp", "flag_recall", "flag_recall_reachable")
 
 
@@ -110,14 +137,17 @@ def summarise(records: pl.DataFrame) -> pl.DataFrame:
         rows.append({**row, **rates(row)})
     seeds = pl.DataFrame(rows)
     return seeds.group_by("scenario", "method").agg(
-        *(pl.col(r).mean() for r in RATES), pl.col("blood_fdp").max().alias("blood_fdp_max"),
-        pl.col("flag_fdp").max().alias("flag_fdp_max"), (pl.col("blood_calls").sum() / pl.col("seed").n_unique()
-                                                         ).alias("blood_calls_per_seed"),
+        *(pl.col(r).mean() for r in RATES),
+        pl.col("blood_fdp").max().alias("blood_fdp_max"),
+        pl.col("flag_fdp").max().alias("flag_fdp_max"),
+        (pl.col("blood_calls").sum() / pl.col("seed").n_unique()).alias("blood_calls_per_seed"),
         (pl.col("flag_calls").sum() / pl.col("seed").n_unique()).alias("flag_calls_per_seed"),
-        pl.col("seed").n_unique().alias("seeds"))
+        pl.col("seed").n_unique().alias("seeds"),
+    )
 
 
 # --------------------------------------------------------------------------- multiplicity
+
 
 def bh(p: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg q-values."""
@@ -163,6 +193,7 @@ def tarone(p: np.ndarray, p_min: np.ndarray, alpha: float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- oracle null laws
+
 
 def _bin_of(n: np.ndarray, exact_up_to: int = 40, width: float = 0.1) -> np.ndarray:
     """Bin index of totals n >= 1: one bin per n up to ``exact_up_to``, then log bins ``width`` wide."""
@@ -230,7 +261,7 @@ class NullLaw:
             exceed = np.empty(small.size, dtype=np.int64)
             for j in np.unique(k):
                 sel = k == j
-                seg = self.r[self.start[j]:self.stop[j]]
+                seg = self.r[self.start[j] : self.stop[j]]
                 exceed[sel] = seg.size - np.searchsorted(seg, r[sel], side="left")
             out[small] = (1.0 + exceed) / (1.0 + self.stop[k] - self.start[k])
         large = np.flatnonzero(n > self.exact)
@@ -244,8 +275,17 @@ def _pooled(state, libs) -> np.ndarray:
     return sum(state.counts[lib.sample] for lib in libs)
 
 
-def null_pairs(state, compartment: str, ref_day: int, day: int, rng: np.random.Generator, *, replicates: int = 20,
-               boost_target: int = 10_000, boost_max: int = 1_000) -> tuple[np.ndarray, np.ndarray]:
+def null_pairs(
+    state,
+    compartment: str,
+    ref_day: int,
+    day: int,
+    rng: np.random.Generator,
+    *,
+    replicates: int = 20,
+    boost_target: int = 10_000,
+    boost_max: int = 1_000,
+) -> tuple[np.ndarray, np.ndarray]:
     """Null pairs of one comparison: ``replicates`` full re-runs of the scenario's sampling plus boosted
     per-clone replicates of the clones with large expected totals (see the module docstring)."""
     law = state.noise_of(compartment)
@@ -284,13 +324,14 @@ def null_pairs(state, compartment: str, ref_day: int, day: int, rng: np.random.G
         if clone.size:
             f_later = later_truths[0][clone]  # a re-drawn broad shift would differ per replicate; see docstring
             if state.scenario.broad_change_share > 0 and compartment == "blood" and day > 0:
-                f_later = np.stack([t[clone] for t in later_truths])[rng.integers(0, replicates, clone.size),
-                                                                       np.arange(clone.size)]
+                f_later = np.stack([t[clone] for t in later_truths])[
+                    rng.integers(0, replicates, clone.size), np.arange(clone.size)
+                ]
 
             def boosted(f, libs, z):
                 w = law.draw(f, rng)
                 total = np.zeros(f.size, dtype=np.int64)
-                for lib, zl in zip(libs, z):
+                for lib, zl in zip(libs, z, strict=False):
                     total += law.counts(law.library(w, rng) / zl, lib.depth, rng, exact_total=False)
                 return total
 
@@ -303,8 +344,9 @@ def _log2fc(a: np.ndarray, b: np.ndarray, n_a: int, n_b: int, c: float = 1.0) ->
     return np.log2(((b + c) / n_b) / ((a + c) / n_a))
 
 
-def oracle_pvalues(state, compartment: str, rng: np.random.Generator, **null_options
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def oracle_pvalues(
+    state, compartment: str, rng: np.random.Generator, **null_options
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(p, n, b, log2fc, p_min) arrays of shape (clones, post days) for the compartment's comparisons;
     ``p_min`` is the smallest p-value the clone's n can reach (at b = n), for Tarone's restriction."""
     points = state.points(compartment)
@@ -327,8 +369,16 @@ def oracle_pvalues(state, compartment: str, rng: np.random.Generator, **null_opt
     return tuple(np.column_stack(c) for c in cols)  # type: ignore[return-value]
 
 
-def oracle_calls(state, *, seed: int = 0, fdr: float = 0.05, min_log2fc: float = 1.0, min_count: int = 3,
-                 tumor_min_count: int = 3, **null_options) -> pl.DataFrame:
+def oracle_calls(
+    state,
+    *,
+    seed: int = 0,
+    fdr: float = 0.05,
+    min_log2fc: float = 1.0,
+    min_count: int = 3,
+    tumor_min_count: int = 3,
+    **null_options,
+) -> pl.DataFrame:
     """The oracle's ``clone_id, expanded_in_blood, flagged`` (plus its p- and q-values) for one patient."""
     rng = np.random.default_rng([seed, 7331, int(state.patient[1:])])
     pb, nb, bb, lb, mb = oracle_pvalues(state, "blood", rng, **null_options)
@@ -351,9 +401,18 @@ def oracle_calls(state, *, seed: int = 0, fdr: float = 0.05, min_log2fc: float =
     flag_q = np.full(n, np.nan)
     flag_q[both] = bh(flag_p[both])
     flagged = both & (np.nan_to_num(flag_q, nan=1.0) < fdr) & blood_effect & tumor_effect
-    return pl.DataFrame({"clone_id": pl.Series(state.clone_ids, dtype=pl.Utf8), "expanded_in_blood": expanded,
-                         "flagged": flagged, "blood_pvalue": blood_p, "blood_qvalue": blood_q,
-                         "tumor_pvalue": tumor_p, "flag_pvalue": flag_p, "flag_qvalue": flag_q})
+    return pl.DataFrame(
+        {
+            "clone_id": pl.Series(state.clone_ids, dtype=pl.Utf8),
+            "expanded_in_blood": expanded,
+            "flagged": flagged,
+            "blood_pvalue": blood_p,
+            "blood_qvalue": blood_q,
+            "tumor_pvalue": tumor_p,
+            "flag_pvalue": flag_p,
+            "flag_qvalue": flag_q,
+        }
+    )
 
 
 def methods_available(names: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -369,5 +428,4 @@ def methods_available(names: Sequence[str]) -> tuple[list[str], list[str]]:
         return list(names), []
     if not known:
         return list(names), []
-    return ([m for m in names if m.partition("+")[0] in known],
-            [m for m in names if m.partition("+")[0] not in known])
+    return ([m for m in names if m.partition("+")[0] in known], [m for m in names if m.partition("+")[0] not in known])

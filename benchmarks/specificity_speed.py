@@ -27,8 +27,13 @@ from tcrtrack.olga_source import generate_clonotypes
 from tcrtrack.specificity import annotate, read_database, specificity_groups, summarise_hits
 
 _AA = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
-_EPITOPES = (("NLVPMVATV", "pp65", "CMV"), ("GLCTLVAML", "BMLF1", "EBV"), ("GILGFVFTL", "M", "InfluenzaA"),
-             ("YLQPRTFLL", "Spike", "SARS-CoV-2"), ("ELAGIGILTV", "MLANA", "HomoSapiens"))
+_EPITOPES = (
+    ("NLVPMVATV", "pp65", "CMV"),
+    ("GLCTLVAML", "BMLF1", "EBV"),
+    ("GILGFVFTL", "M", "InfluenzaA"),
+    ("YLQPRTFLL", "Spike", "SARS-CoV-2"),
+    ("ELAGIGILTV", "MLANA", "HomoSapiens"),
+)
 
 
 def _mutate(seqs: list[str], rng: np.random.Generator, max_subs: int = 3) -> list[str]:
@@ -50,14 +55,26 @@ def synthetic_database(path: Path, *, records: int, seed: int) -> pl.DataFrame:
     variants = base[pick].with_columns(junction_aa=pl.Series(_mutate(base["junction_aa"][pick].to_list(), rng)))
     rows = pl.concat([base, variants])
     epitope = rng.integers(0, len(_EPITOPES), size=rows.height)
-    frame = pl.DataFrame({
-        "gene": "TRB", "cdr3": rows["junction_aa"], "species": "HomoSapiens",
-        "antigen.epitope": [_EPITOPES[e][0] for e in epitope], "antigen.gene": [_EPITOPES[e][1] for e in epitope],
-        "antigen.species": [_EPITOPES[e][2] for e in epitope], "complex.id": "0", "v.segm": rows["v_call"],
-        "j.segm": rows["j_call"], "v.end": "", "j.start": "", "mhc.a": "HLA-A*02:01", "mhc.b": "B2M",
-        "mhc.class": "MHCI", "reference.id": "synthetic",
-        "vdjdb.score": rng.integers(0, 4, size=rows.height).astype(str),
-    })
+    frame = pl.DataFrame(
+        {
+            "gene": "TRB",
+            "cdr3": rows["junction_aa"],
+            "species": "HomoSapiens",
+            "antigen.epitope": [_EPITOPES[e][0] for e in epitope],
+            "antigen.gene": [_EPITOPES[e][1] for e in epitope],
+            "antigen.species": [_EPITOPES[e][2] for e in epitope],
+            "complex.id": "0",
+            "v.segm": rows["v_call"],
+            "j.segm": rows["j_call"],
+            "v.end": "",
+            "j.start": "",
+            "mhc.a": "HLA-A*02:01",
+            "mhc.b": "B2M",
+            "mhc.class": "MHCI",
+            "reference.id": "synthetic",
+            "vdjdb.score": rng.integers(0, 4, size=rows.height).astype(str),
+        }
+    )
     frame.write_csv(path, separator="\t")
     return base
 
@@ -99,8 +116,10 @@ def main() -> None:
         grouped, edges = specificity_groups(clones)
         timings["specificity groups"] = time.perf_counter() - start
     total = sum(timings.values())
-    print(f"{args.clones} clones, {db.records.height} database records, POLARS_MAX_THREADS="
-          f"{os.environ['POLARS_MAX_THREADS']}")
+    print(
+        f"{args.clones} clones, {db.records.height} database records, POLARS_MAX_THREADS="
+        f"{os.environ['POLARS_MAX_THREADS']}"
+    )
     for name, seconds in timings.items():
         print(f"  {name:34s} {seconds:6.2f} s")
     print(f"  {'total':34s} {total:6.2f} s  (target < 10 s)")

@@ -30,17 +30,30 @@ def machine() -> dict[str, object]:
     except OSError:
         pass
     try:
-        mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                          if line.startswith("MemTotal")))
+        mem_kb = int(
+            next(
+                line.split()[1]
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")
+            )
+        )
     except (OSError, StopIteration):
         mem_kb = 0
     import scipy
     import snakemake
 
-    return {"date": dt.datetime.now().isoformat(timespec="seconds"), "nproc": os.cpu_count(), "cpu": cpu,
-            "ram_gib": round(mem_kb / 2**20, 1), "python": platform.python_version(),
-            "polars": pl.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "snakemake": snakemake.__version__, "load_average_at_start": os.getloadavg()}
+    return {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": round(mem_kb / 2**20, 1),
+        "python": platform.python_version(),
+        "polars": pl.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "snakemake": snakemake.__version__,
+        "load_average_at_start": os.getloadavg(),
+    }
 
 
 def clock(fn: Callable[[], object]) -> tuple[float, object]:

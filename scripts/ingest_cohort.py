@@ -1,7 +1,11 @@
 """Snakemake script of rule ingest_cohort: per-sample QC rows -> results/cohort/qc.tsv."""
+
 import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
+
 from tcrtrack.pipeline import gather_step
 from tcrtrack.scripting import run_step
 
-run_step(snakemake, lambda sm: gather_step(  # noqa: F821
-    tables=sm.input.qc, sheet=sm.input.sheet, out=sm.output.qc))
+run_step(
+    snakemake,
+    lambda sm: gather_step(tables=sm.input.qc, sheet=sm.input.sheet, out=sm.output.qc),
+)

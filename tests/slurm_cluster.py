@@ -35,8 +35,9 @@ PARTITION = "debug"
 
 
 def missing_tools() -> list[str]:
-    return [tool for tool in (*DAEMONS, *CLIENTS)
-            if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists()]
+    return [
+        tool for tool in (*DAEMONS, *CLIENTS) if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists()
+    ]
 
 
 def install_packages(timeout: float = 600) -> str | None:
@@ -46,8 +47,7 @@ def install_packages(timeout: float = 600) -> str | None:
     if shutil.which("apt-get") is None:
         return "no apt-get on this machine (SLURM is installed from Debian's packages)"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update"],
-                    ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES]):
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES]):
         try:
             done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -80,8 +80,11 @@ class SlurmCluster:
 
     root: Path
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
-    hostname: str = field(default_factory=lambda: subprocess.run(
-        ["hostname", "-s"], capture_output=True, text=True, check=True).stdout.strip())
+    hostname: str = field(
+        default_factory=lambda: subprocess.run(
+            ["hostname", "-s"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -95,8 +98,11 @@ class SlurmCluster:
     @property
     def env(self) -> dict[str, str]:
         """Environment for client commands (sbatch, squeue, snakemake's SLURM executor)."""
-        return {**os.environ, "SLURM_CONF": str(self.conf),
-                "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+        return {
+            **os.environ,
+            "SLURM_CONF": str(self.conf),
+            "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
 
     def write_wrappers(self) -> None:
         self.bin.mkdir(parents=True, exist_ok=True)
@@ -114,48 +120,54 @@ class SlurmCluster:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         os.chmod(self.root / "munge", 0o700)
         real_memory = max(_total_memory_mb() - 2048, 1024)  # leave room for the OS and the test itself
-        self.conf.write_text("\n".join([
-            "ClusterName=tcrtrack-test",
-            f"SlurmctldHost={self.hostname}(127.0.0.1)",
-            "SlurmUser=root",
-            "SlurmdUser=root",
-            f"SlurmctldPort={_free_port()}",
-            f"SlurmdPort={_free_port()}",
-            "AuthType=auth/munge",
-            "CredType=cred/munge",
-            f"AuthInfo=socket={self.root / 'munge' / 'munge.socket'}",
-            f"StateSaveLocation={self.root / 'state'}",
-            f"SlurmdSpoolDir={self.root / 'spool'}",
-            f"SlurmctldPidFile={self.root / 'slurmctld.pid'}",
-            f"SlurmdPidFile={self.root / 'slurmd.pid'}",
-            f"SlurmctldLogFile={self.root / 'log' / 'slurmctld.log'}",
-            f"SlurmdLogFile={self.root / 'log' / 'slurmd.log'}",
-            "ProctrackType=proctrack/linuxproc",
-            "TaskPlugin=task/none",
-            "MpiDefault=none",
-            "SwitchType=switch/none",
-            "SchedulerType=sched/backfill",
-            "SelectType=select/cons_tres",
-            "SelectTypeParameters=CR_Core_Memory",
-            "AccountingStorageType=accounting_storage/none",
-            "JobAcctGatherType=jobacct_gather/none",
-            "JobCompType=jobcomp/none",
-            "ReturnToService=2",
-            "MinJobAge=600",  # finished jobs stay visible to squeue, the status command without accounting
-            "SchedulerParameters=sched_interval=2",
-            "SlurmctldTimeout=30",
-            "SlurmdTimeout=60",
-            "InactiveLimit=0",
-            "KillWait=5",
-            f"NodeName={self.hostname} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={real_memory} State=UNKNOWN",
-            f"PartitionName={PARTITION} Nodes={self.hostname} Default=YES MaxTime=INFINITE State=UP",
-            "",
-        ]))
+        self.conf.write_text(
+            "\n".join(
+                [
+                    "ClusterName=tcrtrack-test",
+                    f"SlurmctldHost={self.hostname}(127.0.0.1)",
+                    "SlurmUser=root",
+                    "SlurmdUser=root",
+                    f"SlurmctldPort={_free_port()}",
+                    f"SlurmdPort={_free_port()}",
+                    "AuthType=auth/munge",
+                    "CredType=cred/munge",
+                    f"AuthInfo=socket={self.root / 'munge' / 'munge.socket'}",
+                    f"StateSaveLocation={self.root / 'state'}",
+                    f"SlurmdSpoolDir={self.root / 'spool'}",
+                    f"SlurmctldPidFile={self.root / 'slurmctld.pid'}",
+                    f"SlurmdPidFile={self.root / 'slurmd.pid'}",
+                    f"SlurmctldLogFile={self.root / 'log' / 'slurmctld.log'}",
+                    f"SlurmdLogFile={self.root / 'log' / 'slurmd.log'}",
+                    "ProctrackType=proctrack/linuxproc",
+                    "TaskPlugin=task/none",
+                    "MpiDefault=none",
+                    "SwitchType=switch/none",
+                    "SchedulerType=sched/backfill",
+                    "SelectType=select/cons_tres",
+                    "SelectTypeParameters=CR_Core_Memory",
+                    "AccountingStorageType=accounting_storage/none",
+                    "JobAcctGatherType=jobacct_gather/none",
+                    "JobCompType=jobcomp/none",
+                    "ReturnToService=2",
+                    "MinJobAge=600",  # finished jobs stay visible to squeue, the status command without accounting
+                    "SchedulerParameters=sched_interval=2",
+                    "SlurmctldTimeout=30",
+                    "SlurmdTimeout=60",
+                    "InactiveLimit=0",
+                    "KillWait=5",
+                    f"NodeName={self.hostname} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={real_memory} "
+                    "State=UNKNOWN",
+                    f"PartitionName={PARTITION} Nodes={self.hostname} Default=YES MaxTime=INFINITE State=UP",
+                    "",
+                ]
+            )
+        )
 
     def _spawn(self, name: str, command: list[str]) -> None:
         log = open(self.root / "log" / f"{name}.out", "wb")  # noqa: SIM115 (closed with the process)
-        self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                                start_new_session=True)
+        self.processes[name] = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )
 
     def start(self, timeout: float = 60) -> None:
         self.write_config()
@@ -163,13 +175,21 @@ class SlurmCluster:
         munge = self.root / "munge"
         key = munge / "munge.key"
         if not key.exists():
-            subprocess.run([_sbin("mungekey"), "--create", "--keyfile", str(key)], check=True,
-                           capture_output=True)
+            subprocess.run([_sbin("mungekey"), "--create", "--keyfile", str(key)], check=True, capture_output=True)
         os.chmod(key, 0o400)
-        self._spawn("munged", [_sbin("munged"), "--foreground", "--force", f"--socket={munge / 'munge.socket'}",
-                               f"--key-file={key}", f"--pid-file={munge / 'munged.pid'}",
-                               f"--log-file={self.root / 'log' / 'munged.log'}",
-                               f"--seed-file={munge / 'munged.seed'}"])
+        self._spawn(
+            "munged",
+            [
+                _sbin("munged"),
+                "--foreground",
+                "--force",
+                f"--socket={munge / 'munge.socket'}",
+                f"--key-file={key}",
+                f"--pid-file={munge / 'munged.pid'}",
+                f"--log-file={self.root / 'log' / 'munged.log'}",
+                f"--seed-file={munge / 'munged.seed'}",
+            ],
+        )
         self._wait(lambda: (munge / "munge.socket").exists(), timeout, "munged did not create its socket")
         self._spawn("slurmctld", [_sbin("slurmctld"), "-D", "-i", "-f", str(self.conf)])
         self._wait(lambda: self._ok(["scontrol", "ping"], "UP"), timeout, "slurmctld did not come up")
@@ -185,8 +205,9 @@ class SlurmCluster:
 
     def node_idle(self) -> bool:
         try:
-            done = subprocess.run(["sinfo", "--noheader", "--format=%t"], capture_output=True, text=True,
-                                  env=self.env, timeout=10)
+            done = subprocess.run(
+                ["sinfo", "--noheader", "--format=%t"], capture_output=True, text=True, env=self.env, timeout=10
+            )
         except subprocess.TimeoutExpired:
             return False
         return done.returncode == 0 and done.stdout.strip() in ("idle", "mix", "alloc")
@@ -213,8 +234,13 @@ class SlurmCluster:
     def stop(self) -> None:
         """Cancel remaining jobs, then stop the daemons (slurmd, slurmctld, munged) by PID."""
         if "slurmctld" in self.processes and self.processes["slurmctld"].poll() is None:
-            subprocess.run(["scancel", "--full", f"--partition={PARTITION}"], env=self.env, capture_output=True,
-                           timeout=30, check=False)
+            subprocess.run(
+                ["scancel", "--full", f"--partition={PARTITION}"],
+                env=self.env,
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
         for name in ("slurmd", "slurmctld", "munged"):
             proc = self.processes.pop(name, None)
             if proc is None or proc.poll() is not None:

@@ -7,11 +7,10 @@ an independent check of the harness, not of the models. The full benchmark is ``
 
 from __future__ import annotations
 
+import accuracy
 import numpy as np
 import polars as pl
 import pytest
-
-import accuracy
 import scenarios
 import scoring
 
@@ -19,26 +18,34 @@ import scoring
 def _truth(rows):
     cols = ["clone_id", "category", "max_post_blood_count", "max_post_tumor_count"]
     t = pl.DataFrame(rows, schema=cols, orient="row")
-    return t.with_columns(blood_true=pl.col("category").is_in(scenarios.BLOOD_TRUE),
-                          flag_true=pl.col("category").is_in(scenarios.FLAG_TRUE),
-                          product=pl.col("category") == "product")
+    return t.with_columns(
+        blood_true=pl.col("category").is_in(scenarios.BLOOD_TRUE),
+        flag_true=pl.col("category").is_in(scenarios.FLAG_TRUE),
+        product=pl.col("category") == "product",
+    )
 
 
-TRUTH = _truth([
-    ("c1", "new_expanded_tumor", 50, 10),   # reachable for flags
-    ("c2", "new_expanded_tumor", 50, 2),    # blood-reachable only
-    ("c3", "blood_only", 30, 0),
-    ("c4", "tumor_only", 5, 20),
-    ("c5", "background", 3, 0),
-    ("c6", "background", 1, 1),
-    ("c7", "product", 900, 50),
-])
+TRUTH = _truth(
+    [
+        ("c1", "new_expanded_tumor", 50, 10),  # reachable for flags
+        ("c2", "new_expanded_tumor", 50, 2),  # blood-reachable only
+        ("c3", "blood_only", 30, 0),
+        ("c4", "tumor_only", 5, 20),
+        ("c5", "background", 3, 0),
+        ("c6", "background", 1, 1),
+        ("c7", "product", 900, 50),
+    ]
+)
 
 
 def test_scoring_by_hand():
-    calls = pl.DataFrame({"clone_id": ["c1", "c3", "c4", "c5", "c7"],
-                          "expanded_in_blood": [True, True, True, True, True],
-                          "flagged": [True, False, True, False, True]})
+    calls = pl.DataFrame(
+        {
+            "clone_id": ["c1", "c3", "c4", "c5", "c7"],
+            "expanded_in_blood": [True, True, True, True, True],
+            "flagged": [True, False, True, False, True],
+        }
+    )
     s = scoring.score_calls(calls, TRUTH)
     # blood: calls c1 c3 c4 c5 (c7 product excluded) -> 4 calls, 2 false (c4, c5); 3 planted blood clones, 2 found
     assert (s["blood_calls"], s["blood_false"], s["blood_true"], s["blood_tp"]) == (4, 2, 3, 2)
@@ -51,19 +58,39 @@ def test_scoring_by_hand():
 
 
 def test_scoring_without_calls_and_missing_clones():
-    calls = pl.DataFrame({"clone_id": ["c6"], "expanded_in_blood": [False], "flagged": [None]},
-                         schema={"clone_id": pl.Utf8, "expanded_in_blood": pl.Boolean, "flagged": pl.Boolean})
+    calls = pl.DataFrame(
+        {"clone_id": ["c6"], "expanded_in_blood": [False], "flagged": [None]},
+        schema={"clone_id": pl.Utf8, "expanded_in_blood": pl.Boolean, "flagged": pl.Boolean},
+    )
     s = scoring.score_calls(calls, TRUTH)
     assert s["blood_calls"] == 0 and s["blood_fdp"] == 0.0 and s["flag_fdp"] == 0.0 and s["blood_recall"] == 0.0
 
 
 def test_summarise_pools_patients_then_averages_seeds():
     base = {k: 0 for k in scoring.COUNTS}
-    rec = [{**base, "scenario": "x", "method": "m", "seed": 0, "blood_calls": 10, "blood_false": 1, "blood_true": 5,
-            "blood_tp": 5},
-           {**base, "scenario": "x", "method": "m", "seed": 0, "blood_calls": 10, "blood_false": 3, "blood_true": 5,
-            "blood_tp": 4},
-           {**base, "scenario": "x", "method": "m", "seed": 1, "blood_calls": 0, "blood_true": 10}]
+    rec = [
+        {
+            **base,
+            "scenario": "x",
+            "method": "m",
+            "seed": 0,
+            "blood_calls": 10,
+            "blood_false": 1,
+            "blood_true": 5,
+            "blood_tp": 5,
+        },
+        {
+            **base,
+            "scenario": "x",
+            "method": "m",
+            "seed": 0,
+            "blood_calls": 10,
+            "blood_false": 3,
+            "blood_true": 5,
+            "blood_tp": 4,
+        },
+        {**base, "scenario": "x", "method": "m", "seed": 1, "blood_calls": 0, "blood_true": 10},
+    ]
     out = scoring.summarise(pl.DataFrame(rec)).row(0, named=True)
     assert out["blood_fdp"] == pytest.approx((4 / 20 + 0.0) / 2)
     assert out["blood_fdp_max"] == pytest.approx(0.2)
@@ -94,8 +121,10 @@ def test_generator_counts_sum_to_depths_and_seeds_reproduce():
     assert all(clonotypes[s].equals(again[1][s]) for s in clonotypes)
     other = scenarios.generate_patient("lognormal_0.2", seed=4, design=design)
     assert not clonotypes[state.libraries[0].sample].equals(other[1][state.libraries[0].sample])
-    assert all(len(j) >= 8 and j.startswith("CASS") and j.endswith("F")
-               for j in clonotypes[state.libraries[0].sample]["junction_aa"].head(20))
+    assert all(
+        len(j) >= 8 and j.startswith("CASS") and j.endswith("F")
+        for j in clonotypes[state.libraries[0].sample]["junction_aa"].head(20)
+    )
 
 
 def test_product_share_is_half_of_post_blood():
@@ -112,8 +141,17 @@ def test_product_share_is_half_of_post_blood():
 
 
 def test_easy_scenario_fisher_recovers_planted_truth():
-    records = accuracy.run_task({"scenario": "easy", "seed": 0, "patients": 1, "models": ["fisher"], "quick": True,
-                                 "oracle": False, "oracle_replicates": 5})
+    records = accuracy.run_task(
+        {
+            "scenario": "easy",
+            "seed": 0,
+            "patients": 1,
+            "models": ["fisher"],
+            "quick": True,
+            "oracle": False,
+            "oracle_replicates": 5,
+        }
+    )
     (r,) = records
     assert r["blood_recall_reachable"] >= 0.9, r
     assert r["blood_fdp"] <= 0.1, r

@@ -32,10 +32,15 @@ def _cohort(seed: int, *, n_per_group: int = 10, fold: float = 1.0) -> pl.DataFr
     size = 4.0  # NB variance mu + mu^2 / 4
     flagged = rng.negative_binomial(size, size / (size + mean))
     share = rng.beta(2, 20, size=2 * n_per_group) * np.where(np.arange(2 * n_per_group) < n_per_group, fold, 1)
-    return pl.DataFrame({
-        "patient": [f"P{i + 1:02d}" for i in range(2 * n_per_group)], "response": response,
-        "flagged": flagged.astype(np.int64), "tumor_share": share, "any_flagged": flagged > 5,
-    })
+    return pl.DataFrame(
+        {
+            "patient": [f"P{i + 1:02d}" for i in range(2 * n_per_group)],
+            "response": response,
+            "flagged": flagged.astype(np.int64),
+            "tumor_share": share,
+            "any_flagged": flagged > 5,
+        }
+    )
 
 
 def test_planted_threefold_difference():
@@ -49,16 +54,19 @@ def test_planted_threefold_difference():
     med = [float(v) for v in row["medians"].split("|")]
     assert med[1] > 2 * med[0]
     # power over 20 seeds: the planted 3x difference is found (p < 0.05) nearly always
-    hits = sum(compare_groups(_cohort(s, fold=3.0), group="response", metrics=["flagged"],
-                              n_boot=200)["p"][0] < 0.05 for s in range(20))
+    hits = sum(
+        compare_groups(_cohort(s, fold=3.0), group="response", metrics=["flagged"], n_boot=200)["p"][0] < 0.05
+        for s in range(20)
+    )
     assert hits >= 17
 
 
 def test_uniform_pvalues_without_a_planted_difference():
     ps_count, ps_share = [], []
     for seed in range(60):
-        out = compare_groups(_cohort(seed, n_per_group=8), group="response",
-                             metrics=["flagged", "tumor_share"], n_boot=50)
+        out = compare_groups(
+            _cohort(seed, n_per_group=8), group="response", metrics=["flagged", "tumor_share"], n_boot=50
+        )
         ps_count.append(out["p"][0])
         ps_share.append(out["p"][1])
     assert stats.kstest(ps_share, "uniform").pvalue > 0.01  # continuous metric: exact U
@@ -106,8 +114,7 @@ def test_exact_agreement_with_scipy(seed):
     u, p, test = mann_whitney(x, y)
     ref = stats.mannwhitneyu(x, y, method="exact")
     assert test == "mann_whitney_exact" and u == ref.statistic and p == ref.pvalue
-    table = pl.DataFrame({"patient": [f"p{i}" for i in range(16)], "g": ["a"] * 7 + ["b"] * 9,
-                          "m": np.r_[x, y]})
+    table = pl.DataFrame({"patient": [f"p{i}" for i in range(16)], "g": ["a"] * 7 + ["b"] * 9, "m": np.r_[x, y]})
     assert compare_groups(table, group="g", n_boot=10)["p"][0] == ref.pvalue
 
 
@@ -121,7 +128,7 @@ def test_rank_sum_dynamic_programme_equals_scipy_exact_without_ties(nx, ny):
     dist = _rank_sum_null(doubled, nx)
     assert dist.sum() == pytest.approx(1.0) and np.all(dist >= 0)
     observed = int(doubled[:nx].sum())
-    p = min(1.0, 2 * min(dist[:observed + 1].sum(), dist[observed:].sum()))
+    p = min(1.0, 2 * min(dist[: observed + 1].sum(), dist[observed:].sum()))
     assert p == pytest.approx(stats.mannwhitneyu(x, y, method="exact").pvalue, rel=1e-10, abs=1e-15)
 
 
@@ -166,7 +173,8 @@ def test_fisher_and_three_groups():
 def test_missing_metrics_are_counted():
     table = _cohort(2).with_columns(
         tumor_share=pl.when(pl.col("patient").is_in(["P01", "P12"])).then(None).otherwise(pl.col("tumor_share")),
-        response=pl.when(pl.col("patient") == "P20").then(None).otherwise(pl.col("response")))
+        response=pl.when(pl.col("patient") == "P20").then(None).otherwise(pl.col("response")),
+    )
     table = table.with_columns(pl.col("tumor_share").fill_null(float("nan")).alias("nan_share"))
     out = compare_groups(table, group="response", metrics=["tumor_share", "nan_share", "flagged"])
     for metric in ("tumor_share", "nan_share"):
@@ -194,11 +202,19 @@ def test_logrank_matches_scipy_and_survival_split():
     t1, t2 = rng.exponential(100, 12).round(), rng.exponential(250, 11).round()
     e1, e2 = rng.random(12) < 0.8, rng.random(11) < 0.7
     chi2, df, p = logrank(np.r_[t1, t2], np.r_[e1, e2], np.r_[["a"] * 12, ["b"] * 11])
-    ref = stats.logrank(stats.CensoredData(uncensored=t1[e1], right=t1[~e1]),
-                        stats.CensoredData(uncensored=t2[e2], right=t2[~e2]))
-    assert df == 1 and chi2 == pytest.approx(ref.statistic ** 2, rel=1e-9) and p == pytest.approx(ref.pvalue)
-    table = pl.DataFrame({"patient": [f"p{i}" for i in range(23)], "pfs_days": np.r_[t1, t2],
-                          "pfs_event": np.r_[e1, e2].astype(int), "flagged": np.r_[np.zeros(12), np.ones(11)]})
-    row = survival_association(table, time="pfs_days", event="pfs_event", by="flagged",
-                               threshold=0.5).row(0, named=True)
+    ref = stats.logrank(
+        stats.CensoredData(uncensored=t1[e1], right=t1[~e1]), stats.CensoredData(uncensored=t2[e2], right=t2[~e2])
+    )
+    assert df == 1 and chi2 == pytest.approx(ref.statistic**2, rel=1e-9) and p == pytest.approx(ref.pvalue)
+    table = pl.DataFrame(
+        {
+            "patient": [f"p{i}" for i in range(23)],
+            "pfs_days": np.r_[t1, t2],
+            "pfs_event": np.r_[e1, e2].astype(int),
+            "flagged": np.r_[np.zeros(12), np.ones(11)],
+        }
+    )
+    row = survival_association(table, time="pfs_days", event="pfs_event", by="flagged", threshold=0.5).row(
+        0, named=True
+    )
     assert row["groups"] == "high|low" and row["n_per_group"] == "11|12" and row["p"] == pytest.approx(p)

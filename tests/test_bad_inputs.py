@@ -34,10 +34,12 @@ from tcrtrack.ingest import DROP_REASONS, ingest_airr, read_airr_header
 from tcrtrack.samplesheet import read_sample_sheet
 
 HEADER = ["sequence_id", "productive", "locus", "v_call", "j_call", "junction_aa", "duplicate_count"]
-GOOD = [["r1", "T", "TRB", "TRBV5-1*01", "TRBJ2-7*01", "CASSLGQGYEQYF", "12"],
-        ["r2", "T", "TRB", "TRBV6-2*01,TRBV6-3*01", "TRBJ2-1*01", "CASSPDRGYTF", "7"],
-        ["r3", "F", "TRB", "TRBV5-1*01", "TRBJ2-7*01", "CASSLGQGYEQYF", "4"],
-        ["r4", "T", "TRA", "TRAV1-2*01", "TRAJ33*01", "CAVRDSNYQLIW", "5"]]
+GOOD = [
+    ["r1", "T", "TRB", "TRBV5-1*01", "TRBJ2-7*01", "CASSLGQGYEQYF", "12"],
+    ["r2", "T", "TRB", "TRBV6-2*01,TRBV6-3*01", "TRBJ2-1*01", "CASSPDRGYTF", "7"],
+    ["r3", "F", "TRB", "TRBV5-1*01", "TRBJ2-7*01", "CASSLGQGYEQYF", "4"],
+    ["r4", "T", "TRA", "TRAV1-2*01", "TRAJ33*01", "CAVRDSNYQLIW", "5"],
+]
 
 
 def airr_text(rows: list[list[str]] = GOOD, header: list[str] = HEADER, newline: str = "\n") -> str:
@@ -84,12 +86,22 @@ def lf_file(tmp_path: Path) -> Path:
 
 def random_rows(n: int, seed: int = 1) -> list[list[str]]:
     rng = random.Random(seed)
-    return [[f"r{i}", "T", "TRB", f"TRBV{rng.randint(1, 30)}*01", "TRBJ2-7*01",
-             "CASS" + "".join(rng.choices("ACDEFGHIKLMNPQRSTVWY", k=9)) + "F", str(rng.randint(1, 10**6))]
-            for i in range(n)]
+    return [
+        [
+            f"r{i}",
+            "T",
+            "TRB",
+            f"TRBV{rng.randint(1, 30)}*01",
+            "TRBJ2-7*01",
+            "CASS" + "".join(rng.choices("ACDEFGHIKLMNPQRSTVWY", k=9)) + "F",
+            str(rng.randint(1, 10**6)),
+        ]
+        for i in range(n)
+    ]
 
 
 # ---- whole-file conditions: errors ------------------------------------------------------------------
+
 
 def test_empty_file_zero_bytes(tmp_path):
     refused(write(tmp_path / "empty.tsv", b""), r"empty\.tsv: is empty \(0 bytes\)\. Fix: re-export")
@@ -118,11 +130,14 @@ def test_truncated_gzip(tmp_path, keep):
     refused(write(tmp_path / "cut.tsv.gz", data[:cut]), r"cut\.tsv\.gz: the gzip data is corrupt or truncated")
 
 
-@pytest.mark.parametrize(("content", "kind"), [
-    (bz2.compress(airr_text().encode()), "bzip2-compressed"),
-    (b"PK\x03\x04" + b"\x00" * 40, "a zip archive"),
-    (airr_text().encode("utf-16"), "UTF-16 text"),
-])
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        (bz2.compress(airr_text().encode()), "bzip2-compressed"),
+        (b"PK\x03\x04" + b"\x00" * 40, "a zip archive"),
+        (airr_text().encode("utf-16"), "UTF-16 text"),
+    ],
+)
 def test_other_compression_or_encoding(tmp_path, content, kind):
     refused(write(tmp_path / "other.tsv", content), rf"other\.tsv: is {kind}\. Fix: ")
 
@@ -143,19 +158,22 @@ def test_missing_required_column(tmp_path, drop):
     refused(write(tmp_path / "s.tsv", text), rf"required AIRR column\(s\) {drop} missing\. Fix: export")
 
 
-@pytest.mark.parametrize(("wrong", "right"), [("junctionaa", "junction_aa"), ("V_CALL", "v_call"),
-                                              ("jcall", "j_call")])
+@pytest.mark.parametrize(("wrong", "right"), [("junctionaa", "junction_aa"), ("V_CALL", "v_call"), ("jcall", "j_call")])
 def test_misspelled_column_gets_a_hint(tmp_path, wrong, right):
     header = [wrong if name == right else name for name in HEADER]
-    refused(write(tmp_path / "s.tsv", airr_text(header=header)),
-            rf"column\(s\) {right} missing \(did you mean '{wrong}' for '{right}'\?\)\. Fix: ")
+    refused(
+        write(tmp_path / "s.tsv", airr_text(header=header)),
+        rf"column\(s\) {right} missing \(did you mean '{wrong}' for '{right}'\?\)\. Fix: ",
+    )
 
 
 def test_duplicated_column_that_is_read(tmp_path):
     header = [*HEADER, "junction_aa"]
     rows = [[*fields, "CASSQDF"] for fields in GOOD]
-    refused(write(tmp_path / "s.tsv", airr_text(rows, header)),
-            r"column 'junction_aa' appears 2 times in the header \(columns 6, 8\)\. Fix: keep one column")
+    refused(
+        write(tmp_path / "s.tsv", airr_text(rows, header)),
+        r"column 'junction_aa' appears 2 times in the header \(columns 6, 8\)\. Fix: keep one column",
+    )
 
 
 def test_duplicated_column_that_is_not_read_is_ignored(tmp_path, lf_file):
@@ -171,24 +189,38 @@ def test_directory_and_missing_path(tmp_path):
 
 
 def test_another_locus_only_lists_the_fates(tmp_path):
-    rows = [["a", "T", "TRA", "TRAV1-2*01", "TRAJ33*01", "CAVRDSNYQLIW", "5"],
-            ["b", "T", "TRA", "TRAV12-1*01", "TRAJ20*01", "CVVNGDYKLSF", "3"],
-            ["c", "F", "TRB", "TRBV5-1*01", "TRBJ2-7*01", "CASSLGQGYEQYF", "4"]]
-    refused(write(tmp_path / "tra.tsv", airr_text(rows)),
-            r"no row is kept: 2 of 3 rows wrong_locus, 1 of 3 rows non_productive\. Fix: .*ingest\.locus")
+    rows = [
+        ["a", "T", "TRA", "TRAV1-2*01", "TRAJ33*01", "CAVRDSNYQLIW", "5"],
+        ["b", "T", "TRA", "TRAV12-1*01", "TRAJ20*01", "CVVNGDYKLSF", "3"],
+        ["c", "F", "TRB", "TRBV5-1*01", "TRBJ2-7*01", "CASSLGQGYEQYF", "4"],
+    ]
+    refused(
+        write(tmp_path / "tra.tsv", airr_text(rows)),
+        r"no row is kept: 2 of 3 rows wrong_locus, 1 of 3 rows non_productive\. Fix: .*ingest\.locus",
+    )
 
 
 # ---- row-level errors: name the row (= line of the file, header = row 1) and the column -------------
 
-@pytest.mark.parametrize(("value", "why"), [
-    ("abc", "text"), ("-3", "negative"), ("2.5", "fractional"), ("1e3", "exponent"), (" 12", "padded"),
-    (str(2**63), "beyond Int64"),
-])
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("abc", "text"),
+        ("-3", "negative"),
+        ("2.5", "fractional"),
+        ("1e3", "exponent"),
+        (" 12", "padded"),
+        (str(2**63), "beyond Int64"),
+    ],
+)
 def test_bad_count(tmp_path, value, why):
     rows = [GOOD[0], [*GOOD[1][:-1], value]]
-    refused(write(tmp_path / "s.tsv", airr_text(rows)),
-            rf"s\.tsv: row 3, column 'duplicate_count': '{re.escape(value)}' is not a whole number >= 0 .*"
-            r"Fix: duplicate_count must hold non-negative integer counts")
+    refused(
+        write(tmp_path / "s.tsv", airr_text(rows)),
+        rf"s\.tsv: row 3, column 'duplicate_count': '{re.escape(value)}' is not a whole number >= 0 .*"
+        r"Fix: duplicate_count must hold non-negative integer counts",
+    )
 
 
 def test_row_numbers_are_lines_of_the_file_even_after_blank_lines(tmp_path):
@@ -198,15 +230,20 @@ def test_row_numbers_are_lines_of_the_file_even_after_blank_lines(tmp_path):
 
 def test_counts_that_overflow_when_added_up(tmp_path):
     rows = [[*GOOD[0][:-1], str(2**62)], [*GOOD[1][:-1], str(2**62)]]
-    refused(write(tmp_path / "s.tsv", airr_text(rows)), r"column 'duplicate_count': the counts add up to "
-                                                        rf"{2**63}, more than 2\*\*63 - 1\. Fix:")
+    refused(
+        write(tmp_path / "s.tsv", airr_text(rows)),
+        r"column 'duplicate_count': the counts add up to "
+        rf"{2**63}, more than 2\*\*63 - 1\. Fix:",
+    )
 
 
 @pytest.mark.parametrize("value", ["yes", "no", "Y", "productive"])
 def test_productive_words_are_refused(tmp_path, value):
     rows = [GOOD[0], [GOOD[1][0], value, *GOOD[1][2:]]]
-    refused(write(tmp_path / "s.tsv", airr_text(rows)),
-            rf"row 3, column 'productive': '{value}' is not an AIRR boolean\. Fix: write productive as T or F")
+    refused(
+        write(tmp_path / "s.tsv", airr_text(rows)),
+        rf"row 3, column 'productive': '{value}' is not an AIRR boolean\. Fix: write productive as T or F",
+    )
 
 
 @pytest.mark.parametrize(("true", "false"), [("1", "0"), ("TRUE", "FALSE"), ("true", "false"), ("True", "False")])
@@ -220,8 +257,10 @@ def test_productive_spellings_that_are_accepted(tmp_path, lf_file, true, false):
 @pytest.mark.parametrize(("fields", "got"), [(GOOD[1][:-1], 6), ([*GOOD[1], "extra"], 8), (GOOD[1][:3], 3)])
 def test_ragged_rows(tmp_path, fields, got):
     text = airr_text([GOOD[0], fields, GOOD[2]])
-    refused(write(tmp_path / "s.tsv", text),
-            rf"s\.tsv: row 3 has {got} field\(s\) but the header has 7\. Fix: every row needs one tab-separated value")
+    refused(
+        write(tmp_path / "s.tsv", text),
+        rf"s\.tsv: row 3 has {got} field\(s\) but the header has 7\. Fix: every row needs one tab-separated value",
+    )
 
 
 def test_ragged_row_in_a_gzipped_crlf_file_after_blank_lines(tmp_path):
@@ -232,8 +271,11 @@ def test_ragged_row_in_a_gzipped_crlf_file_after_blank_lines(tmp_path):
 def test_latin1_in_a_column_that_is_read(tmp_path):
     rows = [GOOD[0], [*GOOD[1][:3], "TRBV6-2*01 (ré-annoté)", *GOOD[1][4:]]]
     path = write(tmp_path / "latin1.tsv", airr_text(rows).encode("latin-1"))
-    refused(path, r"latin1\.tsv: row 3, column 'v_call' is not UTF-8 text \(byte 0xe9.*Fix: convert the file to "
-                  r"UTF-8, e\.g\. iconv -f LATIN1 -t UTF-8")
+    refused(
+        path,
+        r"latin1\.tsv: row 3, column 'v_call' is not UTF-8 text \(byte 0xe9.*Fix: convert the file to "
+        r"UTF-8, e\.g\. iconv -f LATIN1 -t UTF-8",
+    )
 
 
 def test_latin1_in_a_column_that_is_not_read_is_ignored(tmp_path, lf_file):
@@ -248,6 +290,7 @@ def test_latin1_in_the_header(tmp_path):
 
 
 # ---- documented handling: parsed like a clean LF file, every row accounted for ----------------------
+
 
 @pytest.mark.parametrize("newline", ["\r\n", "\r"], ids=["crlf", "cr-only"])
 def test_line_endings_parse_like_lf(tmp_path, lf_file, newline):
@@ -294,17 +337,19 @@ def test_quoted_fields(tmp_path, lf_file):
 
 
 def test_unclosed_quote_that_swallows_a_row_is_refused(tmp_path):
-    rows = [GOOD[0], [*GOOD[1][:5], '"' + GOOD[1][5], GOOD[1][6]], [*GOOD[2][:5], "CASS\"", GOOD[2][6]], GOOD[3]]
-    refused(write(tmp_path / "s.tsv", airr_text(rows)),
-            r"row 3, column 'junction_aa': 'CASSPDRGYTF\\t7\\nr3.*' runs over several lines \(an unclosed quote\?\)\. "
-            r"Fix: close or remove the stray")
+    rows = [GOOD[0], [*GOOD[1][:5], '"' + GOOD[1][5], GOOD[1][6]], [*GOOD[2][:5], 'CASS"', GOOD[2][6]], GOOD[3]]
+    refused(
+        write(tmp_path / "s.tsv", airr_text(rows)),
+        r"row 3, column 'junction_aa': 'CASSPDRGYTF\\t7\\nr3.*' runs over several lines \(an unclosed quote\?\)\. "
+        r"Fix: close or remove the stray",
+    )
 
 
 def test_quoted_tab_after_the_first_256_kib_is_read_with_quotes(tmp_path):
     rows = [[*fields, "note"] for fields in random_rows(6000)]
     rows.append([*GOOD[0], '"a\ttab"'])
     path = write(tmp_path / "s.tsv", airr_text(rows, [*HEADER, "note"]))
-    assert b'"' not in path.read_bytes()[:1 << 18]
+    assert b'"' not in path.read_bytes()[: 1 << 18]
     qc = qc_of(path)
     assert (qc["input_rows"], qc["kept_rows"]) == (6001, 6001)
 
@@ -350,12 +395,20 @@ def test_whole_numbers_written_as_decimals_are_accepted(tmp_path):
 # ---- the sample sheet (cases not already in tests/test_samplesheet.py) ------------------------------
 
 SHEET_HEADER = ["patient", "sample", "compartment", "day", "replicate", "path", "format", "response"]
-SHEET_ROWS = [["P1", "P1_b0", "blood", "0", "1", "b0.tsv", "airr", "responder"],
-              ["P1", "P1_t", "tumor", "-7", "", "t.tsv", "", "responder"]]
+SHEET_ROWS = [
+    ["P1", "P1_b0", "blood", "0", "1", "b0.tsv", "airr", "responder"],
+    ["P1", "P1_t", "tumor", "-7", "", "t.tsv", "", "responder"],
+]
 
 
-def sheet(tmp_path: Path, rows: list[list[str]] = SHEET_ROWS, header: list[str] = SHEET_HEADER,
-          newline: str = "\n", prefix: str = "", encoding: str = "utf-8") -> Path:
+def sheet(
+    tmp_path: Path,
+    rows: list[list[str]] = SHEET_ROWS,
+    header: list[str] = SHEET_HEADER,
+    newline: str = "\n",
+    prefix: str = "",
+    encoding: str = "utf-8",
+) -> Path:
     for name in ("b0.tsv", "t.tsv", "b7.tsv"):
         (tmp_path / name).write_text("x")
     text = prefix + newline.join("\t".join(fields) for fields in [header, *rows]) + newline
@@ -378,8 +431,11 @@ def test_sheet_empty_missing_or_a_directory(tmp_path):
     sheet_refused(tmp_path, r"is a directory, not a sample sheet\. Fix: ")
 
 
-@pytest.mark.parametrize(("newline", "prefix"), [("\r\n", ""), ("\r", ""), ("\n", "\ufeff"), ("\r\n", "\ufeff")],
-                         ids=["crlf", "cr-only", "bom", "bom-crlf"])
+@pytest.mark.parametrize(
+    ("newline", "prefix"),
+    [("\r\n", ""), ("\r", ""), ("\n", "\ufeff"), ("\r\n", "\ufeff")],
+    ids=["crlf", "cr-only", "bom", "bom-crlf"],
+)
 def test_sheet_line_endings_and_bom_parse_like_lf(tmp_path, newline, prefix):
     expected = read_sample_sheet(sheet(tmp_path))
     samples = read_sample_sheet(sheet(tmp_path, newline=newline, prefix=prefix))
@@ -391,21 +447,28 @@ def test_sheet_line_endings_and_bom_parse_like_lf(tmp_path, newline, prefix):
 @pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
 def test_sheet_that_is_not_utf8(tmp_path, encoding):
     rows = [SHEET_ROWS[0], [*SHEET_ROWS[1][:-1], "répondeur"]]
-    pattern = r"row 3 is not UTF-8 text \(byte 0xe9.*Fix: save the sheet as UTF-8" if encoding == "latin-1" \
+    pattern = (
+        r"row 3 is not UTF-8 text \(byte 0xe9.*Fix: save the sheet as UTF-8"
+        if encoding == "latin-1"
         else r"the sheet is UTF-16 text\. Fix: save it as UTF-8"
+    )
     sheet_refused(sheet(tmp_path, rows, encoding=encoding), pattern)
 
 
 def test_sheet_duplicated_column(tmp_path):
     header = [*SHEET_HEADER[:-1], "day"]
-    sheet_refused(sheet(tmp_path, header=header),
-                  r"column 'day' appears more than once in the header \(columns 4, 8\)\. Fix: keep one column")
+    sheet_refused(
+        sheet(tmp_path, header=header),
+        r"column 'day' appears more than once in the header \(columns 4, 8\)\. Fix: keep one column",
+    )
 
 
 @pytest.mark.parametrize(("fields", "got"), [(SHEET_ROWS[1][:-1], 7), ([*SHEET_ROWS[1], "extra"], 9)])
 def test_sheet_ragged_rows(tmp_path, fields, got):
-    sheet_refused(sheet(tmp_path, [SHEET_ROWS[0], fields]),
-                  rf"row 3 has {got} field\(s\) but the header has 8\. Fix: give every row one tab-separated value")
+    sheet_refused(
+        sheet(tmp_path, [SHEET_ROWS[0], fields]),
+        rf"row 3 has {got} field\(s\) but the header has 8\. Fix: give every row one tab-separated value",
+    )
 
 
 def test_sheet_whitespace_around_values_and_names(tmp_path):
@@ -417,8 +480,15 @@ def test_sheet_whitespace_around_values_and_names(tmp_path):
 
 
 def test_sheet_comments_blank_lines_and_quotes(tmp_path):
-    path = sheet(tmp_path, [["# a comment line"], [], [f'"{value}"' for value in SHEET_ROWS[0]],
-                            [*SHEET_ROWS[1][:-1], '"responder, partial"']])
+    path = sheet(
+        tmp_path,
+        [
+            ["# a comment line"],
+            [],
+            [f'"{value}"' for value in SHEET_ROWS[0]],
+            [*SHEET_ROWS[1][:-1], '"responder, partial"'],
+        ],
+    )
     samples = read_sample_sheet(path)
     assert samples["sample"].to_list() == ["P1_b0", "P1_t"]
     assert samples["response"].to_list() == ["responder", "responder, partial"]
@@ -431,8 +501,10 @@ def test_sheet_errors_give_the_line_of_the_file_after_comments(tmp_path):
 
 def test_sheet_misspelled_column_gets_a_hint(tmp_path):
     header = [name if name != "compartment" else "compartement" for name in SHEET_HEADER]
-    sheet_refused(sheet(tmp_path, header=header),
-                  r"missing column\(s\) 'compartment' .*did you mean 'compartement' for 'compartment'\?.*Fix:")
+    sheet_refused(
+        sheet(tmp_path, header=header),
+        r"missing column\(s\) 'compartment' .*did you mean 'compartement' for 'compartment'\?.*Fix:",
+    )
 
 
 def test_sheet_path_that_is_a_directory(tmp_path):
@@ -458,21 +530,42 @@ _TRUE, _FALSE = {"T", "TRUE", "true", "True", "1"}, {"F", "FALSE", "false", "Fal
 _V = ["TRBV5-1*01", "TRBV5-1*02", "TRBV6-2*01,TRBV6-3*01", "TRBV6-2*01, TRBV6-2*02", "TRAV1-2*01", "IGHV1-2*02", ""]
 _J = ["TRBJ2-7*01", "TRBJ1-1*01,TRBJ2-1*01", "TRAJ33*01", ""]
 
-counts = st.one_of(st.just(""), st.just("0"), st.integers(0, 50).map(str), st.integers(0, 2**40).map(str),
-                   st.integers(1, 99).map(lambda n: f"{n}.0"))
-fuzz_rows = st.lists(st.fixed_dictionaries({
-    "productive": st.sampled_from(["T", "F", "", "TRUE", "false", "1", "0"]),
-    "locus": st.sampled_from(["TRB", "TRB", "TRA", "IGH", ""]),
-    "v_call": st.sampled_from(_V), "j_call": st.sampled_from(_J),
-    "junction_aa": st.one_of(st.just(""), st.text(alphabet="ACDEFGHIKLMNPQRSTVWY*_~", max_size=16),
-                             st.sampled_from(["CASSLGQGYEQYF", "CASSPDRGYTF", "CASSQDF"])),
-    "count": counts,
-}), min_size=1, max_size=30)
-layouts = st.fixed_dictionaries({
-    "newline": st.sampled_from(["\n", "\r\n", "\r"]), "bom": st.booleans(), "gzip": st.booleans(),
-    "quote": st.booleans(), "trailing_blank": st.booleans(),
-    "count_column": st.sampled_from(["duplicate_count", "umi_count"]), "shuffle": st.randoms(use_true_random=False),
-})
+counts = st.one_of(
+    st.just(""),
+    st.just("0"),
+    st.integers(0, 50).map(str),
+    st.integers(0, 2**40).map(str),
+    st.integers(1, 99).map(lambda n: f"{n}.0"),
+)
+fuzz_rows = st.lists(
+    st.fixed_dictionaries(
+        {
+            "productive": st.sampled_from(["T", "F", "", "TRUE", "false", "1", "0"]),
+            "locus": st.sampled_from(["TRB", "TRB", "TRA", "IGH", ""]),
+            "v_call": st.sampled_from(_V),
+            "j_call": st.sampled_from(_J),
+            "junction_aa": st.one_of(
+                st.just(""),
+                st.text(alphabet="ACDEFGHIKLMNPQRSTVWY*_~", max_size=16),
+                st.sampled_from(["CASSLGQGYEQYF", "CASSPDRGYTF", "CASSQDF"]),
+            ),
+            "count": counts,
+        }
+    ),
+    min_size=1,
+    max_size=30,
+)
+layouts = st.fixed_dictionaries(
+    {
+        "newline": st.sampled_from(["\n", "\r\n", "\r"]),
+        "bom": st.booleans(),
+        "gzip": st.booleans(),
+        "quote": st.booleans(),
+        "trailing_blank": st.booleans(),
+        "count_column": st.sampled_from(["duplicate_count", "umi_count"]),
+        "shuffle": st.randoms(use_true_random=False),
+    }
+)
 
 
 def render(rows: list[dict[str, str]], layout: dict) -> bytes:
@@ -496,10 +589,16 @@ def expected_fate(row: dict[str, str]) -> str:
         return "wrong_locus"
     if (prefix_v and prefix_v != "TRB") or (prefix_j and prefix_j != "TRB"):
         return "locus_gene_mismatch"
-    rules = [("non_productive", row["productive"] in _FALSE), ("productive_missing", row["productive"] == ""),
-             ("missing_junction", junction == ""), ("stop_codon", "*" in junction),
-             ("out_of_frame", "_" in junction or "~" in junction), ("too_short", len(junction) < 5),
-             ("missing_count", count == ""), ("zero_count", count != "" and int(count.split(".")[0]) == 0)]
+    rules = [
+        ("non_productive", row["productive"] in _FALSE),
+        ("productive_missing", row["productive"] == ""),
+        ("missing_junction", junction == ""),
+        ("stop_codon", "*" in junction),
+        ("out_of_frame", "_" in junction or "~" in junction),
+        ("too_short", len(junction) < 5),
+        ("missing_count", count == ""),
+        ("zero_count", count != "" and int(count.split(".")[0]) == 0),
+    ]
     return next((fate for fate, applies in rules if applies), "kept")
 
 
@@ -532,11 +631,11 @@ def test_fuzz_damaged_files_give_a_clear_error_or_a_full_account(tmp_path, data,
         position = data.draw(st.integers(0, len(text)))
         damage = data.draw(st.sampled_from([b"", b"\t", b"\n", b"\r", b'"', b"\xe9", b"\x00", b",", b"\xef\xbb\xbf"]))
         width = data.draw(st.integers(0, 4))
-        text[position:position + width] = damage
+        text[position : position + width] = damage
     content = bytes(text)
     if gzipped:
         content = gzip.compress(content)
-        content = content[:data.draw(st.integers(0, len(content)))]
+        content = content[: data.draw(st.integers(0, len(content)))]
     path = write(tmp_path / ("d.tsv.gz" if gzipped else "d.tsv"), content)
     try:
         qc_of(path)
@@ -548,10 +647,18 @@ def test_fuzz_damaged_files_give_a_clear_error_or_a_full_account(tmp_path, data,
 def _ingest_patient(tmp_path: Path, files: dict[str, Path]) -> None:
     from tcrtrack.pipeline import ingest_step
 
-    ingest_step(patient="P1", samples=list(files), repertoires=[str(p) for p in files.values()],
-                formats=["airr"] * len(files), clonotypes_dir=str(tmp_path / "clonotypes"),
-                qc_out=str(tmp_path / "qc.tsv"), locus="TRB", productive_only=True,
-                min_junction_aa_length=5, definition="aa_vj")
+    ingest_step(
+        patient="P1",
+        samples=list(files),
+        repertoires=[str(p) for p in files.values()],
+        formats=["airr"] * len(files),
+        clonotypes_dir=str(tmp_path / "clonotypes"),
+        qc_out=str(tmp_path / "qc.tsv"),
+        locus="TRB",
+        productive_only=True,
+        min_junction_aa_length=5,
+        definition="aa_vj",
+    )
 
 
 def test_patient_ingest_writes_a_table_per_sample_and_a_qc_row_each(tmp_path):

@@ -15,19 +15,29 @@ from tcrtrack.patient import CallSettings, analyse_patient
 SERIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "lymphoseq"
 DAYS = (0, 32, 83, 369, 949, 1320, 1496)
 
-pytestmark = pytest.mark.skipif(not SERIES.is_dir(), reason=f"real data not found at {SERIES} (../shared is "
-                                "beside the project root on the developers' machines and in CI only)")
+pytestmark = pytest.mark.skipif(
+    not SERIES.is_dir(),
+    reason=f"real data not found at {SERIES} (../shared is "
+    "beside the project root on the developers' machines and in CI only)",
+)
 
 
 @pytest.fixture(scope="module")
 def series():
     tables = {}
     for day in DAYS:
-        result = ingest_converted(SERIES / f"TRB_Unsorted_{day}.tsv", fmt="immunoseq_v2", locus="TRB",
-                                  productive_only=True, min_junction_aa_length=5, definition="aa_vj")
+        result = ingest_converted(
+            SERIES / f"TRB_Unsorted_{day}.tsv",
+            fmt="immunoseq_v2",
+            locus="TRB",
+            productive_only=True,
+            min_junction_aa_length=5,
+            definition="aa_vj",
+        )
         tables[f"d{day}"] = result.clonotypes
-    samples = pl.DataFrame({"patient": "LS", "sample": [f"d{d}" for d in DAYS], "compartment": "blood",
-                            "day": list(DAYS), "replicate": 1})
+    samples = pl.DataFrame(
+        {"patient": "LS", "sample": [f"d{d}" for d in DAYS], "compartment": "blood", "day": list(DAYS), "replicate": 1}
+    )
     return samples, tables
 
 
@@ -47,8 +57,11 @@ def test_default_model_calls_clones_where_fisher_calls_many(series):
 def test_every_fit_that_could_not_stand_alone_says_so(series):
     samples, tables = series
     calls = analyse_patient(samples, tables, settings=CallSettings())
-    fits = calls.noise.filter(pl.col("comparison").str.starts_with("blood_d")).group_by("comparison").agg(
-        pl.col("source").first(), pl.col("note").first(), pl.col("beta").first(), pl.col("null_share").first())
+    fits = (
+        calls.noise.filter(pl.col("comparison").str.starts_with("blood_d"))
+        .group_by("comparison")
+        .agg(pl.col("source").first(), pl.col("note").first(), pl.col("beta").first(), pl.col("null_share").first())
+    )
     for row in fits.iter_rows(named=True):
         at_bound = row["beta"] >= 0.5 or row["null_share"] < 0.5
         borrowed = row["source"] in ("fallback", "poisson")

@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def tcrtrack(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """The CLI in a subprocess (its snakemake child writes to the real stdout/stderr), in a Python with only what
     the README's install brings (tests/readme_env.py)."""
-    return subprocess.run([str(readme_python()), "-m", "tcrtrack.cli", *args], capture_output=True, text=True,
-                          timeout=900, cwd=cwd)
+    return subprocess.run(
+        [str(readme_python()), "-m", "tcrtrack.cli", *args], capture_output=True, text=True, timeout=900, cwd=cwd
+    )
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,17 @@ def cohort(tmp_path_factory) -> Path:
     """Two simulated patients; a fixed rarefaction depth, so that one patient's input does not touch the
     other's diversity (the common depth would otherwise depend on every sample)."""
     base = tmp_path_factory.mktemp("cli")
-    simulate_cohort(base / "data", n_patients=2, n_clones=1500, blood_depth=5000, tumor_depth=3000,
-                    n_planted=(5, 3, 3), replicate_patients=(0,), seed=5, sheet=base / "samples.tsv")
+    simulate_cohort(
+        base / "data",
+        n_patients=2,
+        n_clones=1500,
+        blood_depth=5000,
+        tumor_depth=3000,
+        n_planted=(5, 3, 3),
+        replicate_patients=(0,),
+        seed=5,
+        sheet=base / "samples.tsv",
+    )
     (base / "run.yaml").write_text("diversity:\n  depth: 1500\n")
     return base
 
@@ -68,9 +78,11 @@ def test_a_config_file_that_is_not_yaml_is_one_line_naming_it(tmp_path):
     (tmp_path / "run" / "config").mkdir(parents=True)
     (tmp_path / "run" / "config" / "config.yaml").write_text("a:\n\tb: 1\n")
     sheet = ROOT / "config" / "samples.tsv"
-    for args, name in ((["validate", str(sheet), "--configfile", str(broken)], broken),
-                       (["run", "-n", "--configfile", str(broken), "--outdir", str(tmp_path)], broken),
-                       (["run", "-n", "--outdir", str(tmp_path / "run")], tmp_path / "run" / "config" / "config.yaml")):
+    for args, name in (
+        (["validate", str(sheet), "--configfile", str(broken)], broken),
+        (["run", "-n", "--configfile", str(broken), "--outdir", str(tmp_path)], broken),
+        (["run", "-n", "--outdir", str(tmp_path / "run")], tmp_path / "run" / "config" / "config.yaml"),
+    ):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 1 and "Traceback" not in result.output, result.output
         lines = result.output.strip().splitlines()
@@ -79,11 +91,24 @@ def test_a_config_file_that_is_not_yaml_is_one_line_naming_it(tmp_path):
 
 def test_run_refuses_unknown_patient_and_missing_sheet(cohort, tmp_path):
     runner = CliRunner()
-    result = runner.invoke(main, ["run", "--samples", str(cohort / "samples.tsv"), "--configfile",
-                                  str(cohort / "run.yaml"), "--outdir", str(tmp_path), "--patient", "P7"])
+    result = runner.invoke(
+        main,
+        [
+            "run",
+            "--samples",
+            str(cohort / "samples.tsv"),
+            "--configfile",
+            str(cohort / "run.yaml"),
+            "--outdir",
+            str(tmp_path),
+            "--patient",
+            "P7",
+        ],
+    )
     assert result.exit_code == 1
-    assert result.output.strip() == (f"Error: patient 'P7' is not in {cohort / 'samples.tsv'} (patients: P01, P02). "
-                                     "Fix: use one of those ids")
+    assert result.output.strip() == (
+        f"Error: patient 'P7' is not in {cohort / 'samples.tsv'} (patients: P01, P02). Fix: use one of those ids"
+    )
     missing = runner.invoke(main, ["run", "--samples", str(tmp_path / "nope.tsv"), "--outdir", str(tmp_path)])
     assert missing.exit_code == 1 and len(missing.output.strip().splitlines()) == 1
     assert "nope.tsv" in missing.output and "Traceback" not in missing.output
@@ -113,8 +138,16 @@ def test_patient_dry_run_in_a_fresh_folder_plans_kinetics_and_every_registry_out
     kinetics job and writes every per-patient output of tcrtrack.registry for P01."""
     from tcrtrack.registry import patient_files
 
-    done = tcrtrack("run", "--samples", str(ROOT / "config" / "samples.tsv"), "--outdir", str(tmp_path / "fresh"),
-                    "--patient", "P01", "-n")
+    done = tcrtrack(
+        "run",
+        "--samples",
+        str(ROOT / "config" / "samples.tsv"),
+        "--outdir",
+        str(tmp_path / "fresh"),
+        "--patient",
+        "P01",
+        "-n",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     plan = done.stdout + done.stderr
     assert "rule kinetics:" in plan
@@ -127,8 +160,18 @@ def test_patient_dry_run_in_a_fresh_folder_plans_kinetics_and_every_registry_out
 
 @pytest.mark.slow
 def test_patient_dry_run_plans_only_that_patient(cohort, tmp_path):
-    done = tcrtrack("run", "--samples", str(cohort / "samples.tsv"), "--configfile", str(cohort / "run.yaml"),
-                    "--outdir", str(tmp_path / "fresh"), "--patient", "P01", "--dry-run")
+    done = tcrtrack(
+        "run",
+        "--samples",
+        str(cohort / "samples.tsv"),
+        "--configfile",
+        str(cohort / "run.yaml"),
+        "--outdir",
+        str(tmp_path / "fresh"),
+        "--patient",
+        "P01",
+        "--dry-run",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     plan = done.stdout + done.stderr
     for rule in ("ingest", "expansion", "overlap", "figures"):
@@ -141,8 +184,17 @@ def test_patient_dry_run_plans_only_that_patient(cohort, tmp_path):
 @pytest.fixture(scope="module")
 def full_run(cohort) -> Path:
     workdir = cohort / "work"
-    done = tcrtrack("run", "--samples", str(cohort / "samples.tsv"), "--configfile", str(cohort / "run.yaml"),
-                    "--outdir", str(workdir), "--cores", "2")
+    done = tcrtrack(
+        "run",
+        "--samples",
+        str(cohort / "samples.tsv"),
+        "--configfile",
+        str(cohort / "run.yaml"),
+        "--outdir",
+        str(workdir),
+        "--cores",
+        "2",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     for patient in ("P01", "P02"):  # a live line per patient and stage
         assert re.search(rf"^tcrtrack: {patient}: ingest done \(\d+ of \d+ steps\)$", done.stderr, re.M), patient
@@ -180,20 +232,46 @@ def test_run_patient_reruns_only_that_patient_and_the_cohort_tables(cohort, full
     lines = gzip.decompress(target.read_bytes()).decode().splitlines()
     target.write_bytes(gzip.compress(("\n".join(lines[:-1]) + "\n").encode()))  # drop the last row
     os.utime(target)
-    done = tcrtrack("run", "--samples", str(cohort / "samples.tsv"), "--configfile", str(cohort / "run.yaml"),
-                    "--outdir", str(full_run), "--cores", "2", "--patient", "P02")
+    done = tcrtrack(
+        "run",
+        "--samples",
+        str(cohort / "samples.tsv"),
+        "--configfile",
+        str(cohort / "run.yaml"),
+        "--outdir",
+        str(full_run),
+        "--cores",
+        "2",
+        "--patient",
+        "P02",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     after = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file()}
     changed = {p.relative_to(results).as_posix() for p in after if after[p] != before.get(p)}
     assert changed, "nothing was rebuilt"
     assert not [c for c in changed if "P01" in c], sorted(changed)
-    assert {"patients/P02/clones.parquet", "patients/P02/figures/expansion_scatter.png",
-            "clonotypes/P02/P02_blood_d14_r1.parquet", "cohort/expansion_summary.tsv",
-            "cohort/public_clones.tsv", "cohort/figures/flagged_by_group.png"} <= changed
+    assert {
+        "patients/P02/clones.parquet",
+        "patients/P02/figures/expansion_scatter.png",
+        "clonotypes/P02/P02_blood_d14_r1.parquet",
+        "cohort/expansion_summary.tsv",
+        "cohort/public_clones.tsv",
+        "cohort/figures/flagged_by_group.png",
+    } <= changed
     # the patient is the unit of work: its other samples are re-ingested in the same job, to the same bytes
     assert (results / "clonotypes" / "P02" / "P02_blood_d28_r1.parquet").read_bytes() == untouched
-    again = tcrtrack("run", "--samples", str(cohort / "samples.tsv"), "--configfile", str(cohort / "run.yaml"),
-                     "--outdir", str(full_run), "--patient", "P02", "--dry-run")
+    again = tcrtrack(
+        "run",
+        "--samples",
+        str(cohort / "samples.tsv"),
+        "--configfile",
+        str(cohort / "run.yaml"),
+        "--outdir",
+        str(full_run),
+        "--patient",
+        "P02",
+        "--dry-run",
+    )
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
@@ -205,8 +283,9 @@ def test_convert_writes_a_valid_airr_file_from_an_immunoseq_export(tmp_path):
     from tcrtrack.cli import main
 
     out = tmp_path / "day0.airr.tsv"
-    result = CliRunner().invoke(main, ["convert", "--from", "immunoseq_v2",
-                                       str(SHARED_DATA / "lymphoseq" / "TRB_Unsorted_0.tsv"), str(out)])
+    result = CliRunner().invoke(
+        main, ["convert", "--from", "immunoseq_v2", str(SHARED_DATA / "lymphoseq" / "TRB_Unsorted_0.tsv"), str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert "immunoseq_v2" in result.output and "1000 rows" in result.output
     import airr
@@ -217,14 +296,18 @@ def test_convert_writes_a_valid_airr_file_from_an_immunoseq_export(tmp_path):
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent (outside the project's CI)")
 def test_convert_warns_about_a_truncated_export(tmp_path):
     """LymphoSeq's day 83 file keeps 0.49 of its sample (SOURCE.md); day 32 holds all of it (920 rows)."""
-    warned = CliRunner().invoke(main, ["convert", str(SHARED_DATA / "lymphoseq" / "TRB_Unsorted_83.tsv"),
-                                       str(tmp_path / "d83.tsv")])
+    warned = CliRunner().invoke(
+        main, ["convert", str(SHARED_DATA / "lymphoseq" / "TRB_Unsorted_83.tsv"), str(tmp_path / "d83.tsv")]
+    )
     assert warned.exit_code == 0, warned.output
-    assert warned.stderr.startswith("warning: frequencyCount (%) implies a whole-sample depth of 484664, of which the "
-                                    "file keeps 0.49: the file is truncated")
+    assert warned.stderr.startswith(
+        "warning: frequencyCount (%) implies a whole-sample depth of 484664, of which the "
+        "file keeps 0.49: the file is truncated"
+    )
     assert "absence from a truncated file is not evidence of absence" in warned.stderr
-    complete = CliRunner().invoke(main, ["convert", str(SHARED_DATA / "lymphoseq" / "TRB_Unsorted_32.tsv"),
-                                         str(tmp_path / "d32.tsv")])
+    complete = CliRunner().invoke(
+        main, ["convert", str(SHARED_DATA / "lymphoseq" / "TRB_Unsorted_32.tsv"), str(tmp_path / "d32.tsv")]
+    )
     assert complete.exit_code == 0 and "warning" not in complete.stderr
 
 
@@ -234,10 +317,12 @@ def test_convert_a_vdjtools_table_to_airr(tmp_path):
     import airr
 
     source = tmp_path / "sample.vdjtools.txt"
-    source.write_text("count\tfreq\tcdr3nt\tcdr3aa\tv\td\tj\n"
-                      "10\t0.5\tTGTGCCAGCAGCCAAGATTTTAGAACACTAGACATGCAAGAGACCCAGTACTTC\tCASSQDFRTLDMQETQYF\tTRBV4-2\t.\tTRBJ2-5\n"
-                      "6\t0.3\tTGTGCCAGGATATGGCTAGGAGAGACCCAGTACTTC\tCARIWLGETQYF\tTRBV6-5\t.\tTRBJ2-5\n"
-                      "4\t0.2\tTGTGCCAGCAGTTTAGGGACAGGGGGCTACACCTTC\tCASSLGTGGYTF\tTRBV7-9\tTRBD1\tTRBJ1-2\n")
+    source.write_text(
+        "count\tfreq\tcdr3nt\tcdr3aa\tv\td\tj\n"
+        "10\t0.5\tTGTGCCAGCAGCCAAGATTTTAGAACACTAGACATGCAAGAGACCCAGTACTTC\tCASSQDFRTLDMQETQYF\tTRBV4-2\t.\tTRBJ2-5\n"
+        "6\t0.3\tTGTGCCAGGATATGGCTAGGAGAGACCCAGTACTTC\tCARIWLGETQYF\tTRBV6-5\t.\tTRBJ2-5\n"
+        "4\t0.2\tTGTGCCAGCAGTTTAGGGACAGGGGGCTACACCTTC\tCASSLGTGGYTF\tTRBV7-9\tTRBD1\tTRBJ1-2\n"
+    )
     out = tmp_path / "sample.airr.tsv"
     result = CliRunner().invoke(main, ["convert", "--from", "vdjtools", str(source), str(out)])
     assert result.exit_code == 0, result.output
@@ -255,17 +340,35 @@ def test_validate_convert_and_simulate_as_the_readme_shows_them(tmp_path):
     demo sheet, `tcrtrack convert` of a VDJtools table, and `tcrtrack simulate` (with its progress line)."""
     valid = tcrtrack("validate", str(ROOT / "config" / "samples.tsv"))
     assert valid.returncode == 0, valid.stderr[-2000:]
-    assert valid.stdout.strip().splitlines()[-1].endswith("35 samples of 4 patients, every file read in full "
-                                                          "(locus TRB): no problem")
+    assert (
+        valid.stdout.strip()
+        .splitlines()[-1]
+        .endswith("35 samples of 4 patients, every file read in full (locus TRB): no problem")
+    )
     source = tmp_path / "s.vdjtools.txt"
-    source.write_text("count\tfreq\tcdr3nt\tcdr3aa\tv\td\tj\n"
-                      "6\t0.6\tTGTGCCAGGATATGGCTAGGAGAGACCCAGTACTTC\tCARIWLGETQYF\tTRBV6-5\t.\tTRBJ2-5\n"
-                      "4\t0.4\tTGTGCCAGCAGTTTAGGGACAGGGGGCTACACCTTC\tCASSLGTGGYTF\tTRBV7-9\tTRBD1\tTRBJ1-2\n")
+    source.write_text(
+        "count\tfreq\tcdr3nt\tcdr3aa\tv\td\tj\n"
+        "6\t0.6\tTGTGCCAGGATATGGCTAGGAGAGACCCAGTACTTC\tCARIWLGETQYF\tTRBV6-5\t.\tTRBJ2-5\n"
+        "4\t0.4\tTGTGCCAGCAGTTTAGGGACAGGGGGCTACACCTTC\tCASSLGTGGYTF\tTRBV7-9\tTRBD1\tTRBJ1-2\n"
+    )
     converted = tcrtrack("convert", "--from", "vdjtools", str(source), str(tmp_path / "s.airr.tsv"))
     assert converted.returncode == 0, converted.stderr[-2000:]
     assert converted.stdout.startswith(f"{source} (vdjtools) -> {tmp_path / 's.airr.tsv'}: 2 rows")
-    simulated = tcrtrack("simulate", "--out", str(tmp_path / "sim"), "--patients", "1", "--clones", "1000",
-                         "--blood-depth", "500", "--tumor-depth", "300", "--seed", "2")
+    simulated = tcrtrack(
+        "simulate",
+        "--out",
+        str(tmp_path / "sim"),
+        "--patients",
+        "1",
+        "--clones",
+        "1000",
+        "--blood-depth",
+        "500",
+        "--tumor-depth",
+        "300",
+        "--seed",
+        "2",
+    )
     assert simulated.returncode == 0, simulated.stderr[-2000:]
     assert re.search(r"simulating cohort (\d+)/\1\n", simulated.stderr), simulated.stderr[-500:]
     assert (tmp_path / "sim" / "samples.tsv").is_file() and simulated.stdout.startswith("wrote ")

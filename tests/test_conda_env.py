@@ -107,8 +107,14 @@ def test_sdm_conda_creates_the_env_from_its_copy_and_runs_jobs_without_tcrtrack_
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TCRTRACK_SNAKEFILE")}
     env["PATH"] = f"{base / 'bin'}{os.pathsep}{env['PATH']}"
     targets = ["results/provenance.json", "results/qc/P01.tsv"]
-    done = subprocess.run([sys.executable, "-m", "tcrtrack.cli", "run", "--cores", "1", "--", *targets,
-                           "--sdm", "conda"], cwd=run, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "tcrtrack.cli", "run", "--cores", "1", "--", *targets, "--sdm", "conda"],
+        cwd=run,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     commands = [json.loads(line) for line in log.read_text().splitlines()]
     create = [c for c in commands if c[:2] == ["env", "create"]]
@@ -137,7 +143,21 @@ def test_a_checkout_relative_pip_path_fails_where_snakemake_creates_the_env(tmp_
     conda = base / "bin" / "conda"
     conda.write_text(FAKE_CONDA.format(python=sys.executable, base=str(base), log=str(base / "log"), site=""))
     conda.chmod(0o755)
-    done = subprocess.run([str(conda), "env", "create", "--quiet", "--no-default-packages", "--file", str(copy),
-                           "--prefix", str(copy.with_suffix(""))], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            str(conda),
+            "env",
+            "create",
+            "--quiet",
+            "--no-default-packages",
+            "--file",
+            str(copy),
+            "--prefix",
+            str(copy.with_suffix("")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode != 0 and "does not appear to be a Python project" in done.stderr
     assert str(run / ".snakemake") in done.stderr

@@ -30,19 +30,24 @@ def loglik(b0: float, b1: float, d: float, x=X, y=Y, n=N) -> float:
 
 def grid_max(y, *, d_fixed: float | None = None):
     """Two-stage grid maximisation over (b0, b1, D): a coarse global grid, then a fine one around its best."""
+
     def search(b0s, b1s, ds):
         best = (-np.inf, None)
         for d in ds:
             mu = N[None, None, :] * np.exp(b0s[:, None, None] + b1s[None, :, None] * X[None, None, :])
-            ll = (stats.poisson.logpmf(y, mu) if d == 0 else
-                  stats.nbinom.logpmf(y, 1.0 / d, 1.0 / (1.0 + d * mu))).sum(-1)
+            ll = (stats.poisson.logpmf(y, mu) if d == 0 else stats.nbinom.logpmf(y, 1.0 / d, 1.0 / (1.0 + d * mu))).sum(
+                -1
+            )
             i, j = np.unravel_index(np.argmax(ll), ll.shape)
             if ll[i, j] > best[0]:
                 best = (ll[i, j], (b0s[i], b1s[j], d))
         return best
+
     ds = [d_fixed] if d_fixed is not None else [0.0, *np.geomspace(1e-3, 10, 41)]
     _, (b0, b1, d) = search(np.linspace(-14, -6, 161), np.linspace(-0.2, 0.1, 151), ds)
-    fine_d = [d_fixed] if d_fixed is not None else sorted({0.0, *np.geomspace(max(d, 1e-3) / 1.5, max(d, 1e-3) * 1.5, 21)})
+    fine_d = (
+        [d_fixed] if d_fixed is not None else sorted({0.0, *np.geomspace(max(d, 1e-3) / 1.5, max(d, 1e-3) * 1.5, 21)})
+    )
     return search(np.linspace(b0 - 0.1, b0 + 0.1, 201), np.linspace(b1 - 0.004, b1 + 0.004, 161), fine_d)
 
 
@@ -72,15 +77,18 @@ def test_fixed_dispersion_equals_a_brute_force_grid_maximum():
 
 def independent_profile(b1: float, y, d_fixed: float | None) -> float:
     """max over b0 (and D >= 0 unless fixed) of the independent log-likelihood at fixed b1."""
+
     def neg(p):
         return -loglik(p[0], b1, d_fixed if d_fixed is not None else math.exp(p[1]), y=y)
+
     start = math.log(y.sum() / (N * np.exp(b1 * X)).sum())
     if d_fixed is not None:
         return -optimize.minimize_scalar(lambda a: neg([a]), bracket=(start - 1, start + 1)).fun
     best = -optimize.minimize_scalar(lambda a: -loglik(a, b1, 0.0, y=y), bracket=(start - 1, start + 1)).fun
     for u0 in (-4.0, -1.0, 1.0):
-        res = optimize.minimize(neg, [start, u0], method="Nelder-Mead",
-                                options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000})
+        res = optimize.minimize(
+            neg, [start, u0], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000}
+        )
         best = max(best, -res.fun if res.x[1] < math.log(10.0) else -np.inf)
     return best
 
@@ -89,8 +97,10 @@ def independent_profile(b1: float, y, d_fixed: float | None) -> float:
 def test_profile_interval_ends_have_deviance_chi2_and_match_brentq(counts, d_fixed):
     fit = fit_one(counts, adjust=False, dispersion=d_fixed)
     top = loglik(fit.b0[0], fit.b1[0], fit.dispersion[0], y=counts)
+
     def dev(b1):
         return 2 * (top - independent_profile(b1, counts, d_fixed)) - CHI2_95
+
     assert CHI2_95 == stats.chi2.ppf(0.95, 1)  # the written-out constant is scipy's, to the last bit
     assert dev(fit.b1_low[0]) == pytest.approx(0.0, abs=2e-3)
     low = optimize.brentq(dev, fit.b1[0] - 1.0, fit.b1[0], xtol=1e-9)
@@ -104,8 +114,17 @@ def test_profile_interval_ends_have_deviance_chi2_and_match_brentq(counts, d_fix
 
 
 def test_interval_reaches_no_decay_gives_an_infinite_upper_bound():
-    fit = fit_decay(pl.DataFrame({"clone_id": "A", "day": [7, 14, 28, 42, 56], "count": [30, 3, 1, 2, 1],
-                                  "depth": 10**5, "frequency": [c / 1e5 for c in (30, 3, 1, 2, 1)]})).row(0, named=True)
+    fit = fit_decay(
+        pl.DataFrame(
+            {
+                "clone_id": "A",
+                "day": [7, 14, 28, 42, 56],
+                "count": [30, 3, 1, 2, 1],
+                "depth": 10**5,
+                "frequency": [c / 1e5 for c in (30, 3, 1, 2, 1)],
+            }
+        )
+    ).row(0, named=True)
     assert fit["half_life_days"] is not None and fit["half_life_ci_high"] == math.inf
     assert 0 < fit["half_life_ci_low"] < fit["half_life_days"]
 
@@ -132,9 +151,15 @@ def near_limit(n: int, *, dispersion: float, seed: int) -> pl.DataFrame:
     if dispersion > 0:
         mu = mu * rng.gamma(1 / dispersion, dispersion, size=mu.shape)
     counts = np.column_stack([np.full(n, 60), rng.poisson(mu)])
-    return pl.DataFrame({"clone_id": np.repeat([f"C{i:04d}" for i in range(n)], 6),
-                         "day": np.tile(np.r_[7, days], n), "count": counts.ravel(), "depth": 10**5,
-                         "frequency": counts.ravel() / 1e5})
+    return pl.DataFrame(
+        {
+            "clone_id": np.repeat([f"C{i:04d}" for i in range(n)], 6),
+            "day": np.tile(np.r_[7, days], n),
+            "count": counts.ravel(),
+            "depth": 10**5,
+            "frequency": counts.ravel() / 1e5,
+        }
+    )
 
 
 @pytest.mark.parametrize("dispersion", [0.0, 0.2])

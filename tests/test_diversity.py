@@ -291,7 +291,10 @@ def test_rarefied_row_is_mean_and_sd_of_manual_loop() -> None:
     assert df.columns == list(OUTPUT_SCHEMA)
     full, rare = df.row(0, named=True), df.row(1, named=True)
     assert (full["depth_type"], full["depth"], rare["depth_type"], rare["depth"]) == (
-        "full", int(x.sum()), "rarefied", depth
+        "full",
+        int(x.sum()),
+        "rarefied",
+        depth,
     )
     assert full["note"] is None and rare["note"] is None
     assert all(full[f"{k}_subsampling_sd"] is None for k in METRIC_NAMES)
@@ -330,16 +333,21 @@ def test_depth_equal_total_and_single_iteration() -> None:
 
 
 def test_common_depths_per_compartment_or_cohort() -> None:
-    totals = pl.DataFrame({"sample": ["b1", "b2", "t1", "t2", "p"], "compartment": ["blood", "blood", "tumor",
-                                                                                  "tumor", "product"],
-                           "total": [5000, 3000, 400, 900, 7000]})
+    totals = pl.DataFrame(
+        {
+            "sample": ["b1", "b2", "t1", "t2", "p"],
+            "compartment": ["blood", "blood", "tumor", "tumor", "product"],
+            "total": [5000, 3000, 400, 900, 7000],
+        }
+    )
     by = common_depths(totals)
     assert by["depth"].to_list() == [3000, 3000, 400, 400, 7000]
     assert by["basis"].to_list()[:3] == ["smallest blood sample"] * 2 + ["smallest tumor sample"]
     assert common_depths(totals, by_compartment=False)["depth"].to_list() == [400] * 5
     assert common_depths(totals, configured=1000)["depth"].to_list() == [1000] * 5
-    mapped = common_depths(totals.with_columns(total=None), configured={"blood": 2000, "tumor": 300, "product": 50},
-                           by_compartment=False)
+    mapped = common_depths(
+        totals.with_columns(total=None), configured={"blood": 2000, "tumor": 300, "product": 50}, by_compartment=False
+    )
     assert mapped["depth"].to_list() == [2000, 2000, 300, 300, 50] and set(mapped["basis"]) == {"configured"}
     with pytest.raises(ValueError, match="no depth for compartment 'product'"):
         common_depths(totals, configured={"blood": 2000, "tumor": 300})

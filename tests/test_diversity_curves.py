@@ -26,7 +26,7 @@ SMALL = [5, 3, 2, 2, 1, 1, 1]  # n = 15, S = 7, f1 = 3, f2 = 2
 def _hand_small(m: int) -> tuple[float, float, float, float]:
     n, s, f1, f2 = 15, 7, 3, 2
     extra = m - n
-    f0 = (n - 1) / n * f1 ** 2 / (2 * f2)  # 14/15 * 9/4 = 2.1
+    f0 = (n - 1) / n * f1**2 / (2 * f2)  # 14/15 * 9/4 = 2.1
     d0 = s + f0 * (1 - (1 - f1 / (n * f0 + f1)) ** extra)
     h_obs = -sum(x / n * math.log(x / n) for x in SMALL)
     first = 0.0  # sum_k 1/k sum_i X_i/n C(n-X_i,k)/C(n-1,k)
@@ -51,7 +51,7 @@ def test_full_depth_equals_observed():
     assert row["method"] == "observed"
     assert row["hill_0"] == x.size
     assert row["hill_1"] == pytest.approx(math.exp(-np.sum(p * np.log(p))), rel=1e-12)
-    assert row["hill_2"] == pytest.approx(1 / np.sum(p ** 2), rel=1e-12)
+    assert row["hill_2"] == pytest.approx(1 / np.sum(p**2), rel=1e-12)
     # the interpolation formula one template short of n approaches the observed value
     below = hill_at(x, [int(x.sum()) - 1]).row(0, named=True)
     assert x.size - 1 <= below["hill_0"] <= x.size
@@ -81,8 +81,7 @@ def test_interpolation_is_the_mean_of_rarefactions():
     x = x[x > 0]
     n = int(x.sum())
     for m in (n // 10, n // 3, (3 * n) // 4):
-        draws = np.stack([np.random.default_rng([7, i]).multivariate_hypergeometric(x, m)
-                          for i in range(200)])
+        draws = np.stack([np.random.default_rng([7, i]).multivariate_hypergeometric(x, m) for i in range(200)])
         rich = (draws > 0).sum(axis=1)
         ps = draws / m
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -115,8 +114,11 @@ def test_interpolation_matches_the_stages_seeded_rarefactions(fraction):
     rare = sample_diversity(x, depth=depth, n_iterations=iterations, seed=4).row(1, named=True)
     expected = hill_at(x, [depth]).row(0, named=True)
     assert rare["depth_type"] == "rarefied" and expected["method"] == "interpolated"
-    for metric, value in (("richness", expected["hill_0"]), ("shannon_nats", math.log(expected["hill_1"])),
-                          ("simpson", 1 / expected["hill_2"])):
+    for metric, value in (
+        ("richness", expected["hill_0"]),
+        ("shannon_nats", math.log(expected["hill_1"])),
+        ("simpson", 1 / expected["hill_2"]),
+    ):
         spread = rare[f"{metric}_subsampling_sd"]
         assert spread > 0
         assert abs(rare[metric] - value) < 4 * spread / math.sqrt(iterations), metric
@@ -143,7 +145,7 @@ def test_bootstrap_assemblage_and_curve_intervals():
     prob = bootstrap_assemblage(x)
     assert prob.sum() == pytest.approx(1) and prob.size == x.size + math.ceil(14 / 15 * 36 / 6)
     # the unseen clones carry 1 - C(n)
-    assert prob[x.size:].sum() == pytest.approx(1 - coverage_at(x, [int(x.sum())])[0], rel=1e-9)
+    assert prob[x.size :].sum() == pytest.approx(1 - coverage_at(x, [int(x.sum())])[0], rel=1e-9)
     curve = inext_curve(x, knots=10, n_boot=30, seed=1)
     again = inext_curve(x, knots=10, n_boot=30, seed=1)
     assert curve.equals(again)

@@ -23,18 +23,31 @@ def one_scale(sd: float, *, center: float = 0.0, beta: float = 0.0) -> Empirical
 
 def quad_tail(b: int, n: int, *, theta: float, sd: float) -> float:
     """P(X >= b), X | pi ~ Binomial(n, pi), logit(pi) ~ N(theta, sd^2), by adaptive quadrature (scipy)."""
+
     def integrand(z):
         return stats.binom.sf(b - 1, n, special.expit(theta + sd * z)) * stats.norm.pdf(z)
+
     # the integrand peaks where the binomial tail turns on; give quad that point
     turn = (special.logit(min(max(b / n, 1e-9), 1 - 1e-9)) - theta) / sd
     points = sorted({-8.0, 0.0, float(np.clip(turn, -30, 30)), 38.0})
-    return sum(integrate.quad(integrand, lo, hi, epsabs=0, epsrel=1e-10, limit=200)[0]
-               for lo, hi in itertools.pairwise(points))
+    return sum(
+        integrate.quad(integrand, lo, hi, epsabs=0, epsrel=1e-10, limit=200)[0] for lo, hi in itertools.pairwise(points)
+    )
 
 
-@pytest.mark.parametrize(("b", "n", "theta", "sd"), [
-    (5, 8, 0.0, 0.32), (40, 60, 0.2, 0.45), (30, 30, 0.0, 0.45), (160, 160, 0.0, 0.32), (300, 400, -0.5, 0.15),
-    (2, 2, 1.6, 0.9), (1500, 2000, 0.0, 0.1), (12, 40, -1.6, 0.65)])
+@pytest.mark.parametrize(
+    ("b", "n", "theta", "sd"),
+    [
+        (5, 8, 0.0, 0.32),
+        (40, 60, 0.2, 0.45),
+        (30, 30, 0.0, 0.45),
+        (160, 160, 0.0, 0.32),
+        (300, 400, -0.5, 0.15),
+        (2, 2, 1.6, 0.9),
+        (1500, 2000, 0.0, 0.1),
+        (12, 40, -1.6, 0.65),
+    ],
+)
 def test_pvalue_equals_quadrature_of_its_definition(b, n, theta, sd):
     model = one_scale(sd)
     sd_grid = model.component_sd([1e-5])[0][int(np.argmax(model.weights))]
@@ -55,14 +68,16 @@ def test_zero_sd_is_the_binomial_test():
     model = poisson_null()
     for b, n, theta in ((3, 10, 0.0), (9, 10, 0.4), (50, 50, -1.0)):
         assert model.pvalues(b, n, offset=theta, total_depth=1e5) == pytest.approx(
-            stats.binom.sf(b - 1, n, special.expit(theta)), rel=1e-9)
+            stats.binom.sf(b - 1, n, special.expit(theta)), rel=1e-9
+        )
 
 
 def test_no_template_later_gives_p_one_and_minimum_is_all_later():
     model = one_scale(0.3)
     assert model.pvalues(0, 12, offset=0.0, total_depth=1e5) == 1.0
     assert model.min_pvalues(7, offset=0.0, total_depth=1e5) == pytest.approx(
-        model.pvalues(7, 7, offset=0.0, total_depth=1e5))
+        model.pvalues(7, 7, offset=0.0, total_depth=1e5)
+    )
 
 
 def lognormal_pair(rng, *, n_clones=60_000, depth_a=150_000, depth_b=150_000, sd=0.3):
@@ -102,7 +117,7 @@ def test_calibrated_on_gamma_library_noise_and_negative_binomial_power_law():
     m = [f * 150_000, f * 150_000]
     nb = []
     for mean in m:
-        var = mean + 0.7 * mean ** 1.1
+        var = mean + 0.7 * mean**1.1
         p = mean / var
         nb.append(rng.negative_binomial(mean * p / (1 - p), p))
     for a, b in (gamma, nb):

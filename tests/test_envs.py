@@ -67,7 +67,8 @@ def test_every_pip_entry_resolves_where_snakemake_creates_the_env(tmp_path):
         if target.startswith((".", "/", "~")) or "/" in target:
             path = (copy.parent / target).expanduser()
             assert path.is_file() or (path / "pyproject.toml").is_file() or (path / "setup.py").is_file(), (
-                f"{entry}: {path.resolve()} is no package (from the env file's copy in .snakemake/conda/)")
+                f"{entry}: {path.resolve()} is no package (from the env file's copy in .snakemake/conda/)"
+            )
             continue
         try:
             requirement = Requirement(target)
@@ -90,8 +91,9 @@ def test_scripts_import_tcrtrack_without_it_installed():
         "import tcrtrack.pipeline\n"
         "print(tcrtrack.__file__)\n"
     )
-    done = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT / "scripts")
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT / "scripts"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == str(ROOT / "src" / "tcrtrack" / "__init__.py")
     for script in (ROOT / "scripts").glob("*.py"):

@@ -14,8 +14,9 @@ import tcrtrack.noise as nz
 
 
 def constant_rho(rho: float) -> nz.NoiseModel:
-    return nz.NoiseModel(source="replicates", log10_freq=(-4.0,), rho_bins=(rho,), n_clones=(1000,),
-                         p_null=(float("nan"),))
+    return nz.NoiseModel(
+        source="replicates", log10_freq=(-4.0,), rho_bins=(rho,), n_clones=(1000,), p_null=(float("nan"),)
+    )
 
 
 def bb_pair(rng, freqs, depth_a, depth_b, rho, expanded=None, fold=None):
@@ -59,12 +60,12 @@ def test_log2_fold_change_by_hand():
 
 
 TABLES = [  # (a, b, n_a, n_b)
-    (0, 5, 1000, 800),     # new clone
-    (5, 0, 1000, 800),     # gone: p = 1
-    (0, 0, 1000, 800),     # untested: p = 1
+    (0, 5, 1000, 800),  # new clone
+    (5, 0, 1000, 800),  # gone: p = 1
+    (0, 0, 1000, 800),  # untested: p = 1
     (3, 40, 5000, 20000),
     (12, 12, 3000, 3000),
-    (2, 800, 1000, 800),   # b = n_b
+    (2, 800, 1000, 800),  # b = n_b
     (1000, 800, 1000, 800),  # a = n_a and b = n_b
     (40, 3, 20000, 5000),
     (0, 3, 50_000, 7_000),  # shallow biopsy
@@ -83,8 +84,10 @@ def test_fisher_vectorised_equals_per_table():
     a = np.array([t[0] for t in TABLES[:5]])
     b = np.array([t[1] for t in TABLES[:5]])
     got = ex.fisher_pvalues(a, b, n_a=5000, n_b=20000)
-    expected = [stats.fisher_exact([[bi, 20000 - bi], [ai, 5000 - ai]], alternative="greater").pvalue
-                for ai, bi in zip(a, b, strict=True)]
+    expected = [
+        stats.fisher_exact([[bi, 20000 - bi], [ai, 5000 - ai]], alternative="greater").pvalue
+        for ai, bi in zip(a, b, strict=True)
+    ]
     np.testing.assert_allclose(got, expected, rtol=1e-9)
     assert got[1] == 1.0 and got[2] == 1.0
 
@@ -112,14 +115,17 @@ def test_betabinomial_equals_scipy_betabinom():
 
 
 def test_betabinomial_uses_frequency_dependent_rho():
-    model = nz.NoiseModel(source="bulk", log10_freq=(-5.0, -3.0), rho_bins=(0.05, 0.01),
-                          n_clones=(500, 500), p_null=(0.5, 0.5))
+    model = nz.NoiseModel(
+        source="bulk", log10_freq=(-5.0, -3.0), rho_bins=(0.05, 0.01), n_clones=(500, 500), p_null=(0.5, 0.5)
+    )
     n_a = n_b = 500_000  # n = 20 -> f = 2e-5; n = 2000 -> f = 2e-3
     a, b = np.array([5, 700]), np.array([15, 1300])
     got = ex.betabinomial_pvalues(a, b, n_a=n_a, n_b=n_b, noise=model)
     rho = model.rho((a + b) / (n_a + n_b))
-    expected = [stats.betabinom.sf(bi - 1, ai + bi, 0.5 * (1 / r - 1), 0.5 * (1 / r - 1))
-                for ai, bi, r in zip(a, b, rho, strict=True)]
+    expected = [
+        stats.betabinom.sf(bi - 1, ai + bi, 0.5 * (1 / r - 1), 0.5 * (1 / r - 1))
+        for ai, bi, r in zip(a, b, rho, strict=True)
+    ]
     np.testing.assert_allclose(got, expected, rtol=1e-8, atol=1e-10)
     assert 0.01 < rho[0] < 0.05 and rho[1] == 0.01
 
@@ -131,8 +137,10 @@ def test_betabinomial_reduces_to_binomial_test(noise):
     n_a, n_b = 70_000, 30_000
     got = ex.betabinomial_pvalues(a, b, n_a=n_a, n_b=n_b, noise=noise)
     p0 = n_b / (n_a + n_b)
-    expected = [stats.binomtest(int(bi), int(ai + bi), p0, alternative="greater").pvalue if ai + bi else 1.0
-                for ai, bi in zip(a, b, strict=True)]
+    expected = [
+        stats.binomtest(int(bi), int(ai + bi), p0, alternative="greater").pvalue if ai + bi else 1.0
+        for ai, bi in zip(a, b, strict=True)
+    ]
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
@@ -201,8 +209,7 @@ def test_pvalues_and_qvalues_equal_the_per_clone_computation_exactly():
 def test_result_table_columns_nulls_and_rule():
     a = np.array([0, 0, 1, 50, 2, 0])
     b = np.array([0, 60, 1, 40, 30, 2])
-    out = ex.expansion_table(a, b, n_a=10_000, n_b=10_000, model="fisher", fdr=0.05, min_log2fc=1.0,
-                            min_count=5)
+    out = ex.expansion_table(a, b, n_a=10_000, n_b=10_000, model="fisher", fdr=0.05, min_log2fc=1.0, min_count=5)
     assert out.schema == pl.Schema(ex.RESULT_SCHEMA)
     assert out.height == a.size
     assert out["count_ref"].to_list() == a.tolist() and out["count_post"].to_list() == b.tolist()
@@ -223,8 +230,11 @@ def test_arrays_are_the_table_columns():
     table = ex.expansion_table(a, b, n_a=10_000, n_b=10_000, noise=constant_rho(0.01))
     arrays = ex.expansion_arrays(a, b, n_a=10_000, n_b=10_000, noise=constant_rho(0.01))
     assert list(arrays) == table.columns
-    assert pl.DataFrame(arrays, schema=ex.RESULT_SCHEMA).with_columns(
-        pl.col("pvalue", "qvalue").fill_nan(None)).equals(table)
+    assert (
+        pl.DataFrame(arrays, schema=ex.RESULT_SCHEMA)
+        .with_columns(pl.col("pvalue", "qvalue").fill_nan(None))
+        .equals(table)
+    )
 
 
 def test_result_table_does_not_share_the_callers_arrays():
@@ -303,11 +313,10 @@ def test_realised_fdr_near_nominal_with_planted_expansions():
 
     # the default: overdispersed model, noise fitted on this comparison's bulk
     fdr_bulk, power_bulk = realised(ex.expansion_table(a, b, n_a=n_a, n_b=n_b, min_log2fc=0.0, min_count=0))
-    fdr_fisher, _ = realised(ex.expansion_table(a, b, n_a=n_a, n_b=n_b, model="fisher", min_log2fc=0.0,
-                                               min_count=0))
+    fdr_fisher, _ = realised(ex.expansion_table(a, b, n_a=n_a, n_b=n_b, model="fisher", min_log2fc=0.0, min_count=0))
     assert fdr_bulk <= 0.075  # nominal 0.05 (measured ~0.01: discreteness is conservative)
-    assert power_bulk > 0.6   # and it still finds the clear expansions
-    assert fdr_fisher > 0.2   # measured ~0.5
+    assert power_bulk > 0.6  # and it still finds the clear expansions
+    assert fdr_fisher > 0.2  # measured ~0.5
 
 
 # --------------------------------------------------------------------------- edge cases

@@ -14,8 +14,13 @@ from tcrtrack.patient import CallSettings, analyse_patient
 from tcrtrack.pipeline import figures_cohort_step, figures_step
 from tcrtrack.plots import COHORT_FIGURES, PATIENT_FIGURES
 from tcrtrack.plots.cohort import NO_GROUP, _pairs, patient_groups
-from tcrtrack.plots.expansion import (clone_tracking, expansion_scatter, fold_change_bound, scatter_panels,
-                                      tracked_clones)
+from tcrtrack.plots.expansion import (
+    clone_tracking,
+    expansion_scatter,
+    fold_change_bound,
+    scatter_panels,
+    tracked_clones,
+)
 from tcrtrack.plots.noise import noise_diagnostic
 from tcrtrack.plots.noise_betabinomial import dispersion_by_bin, model_from_rows
 from tcrtrack.plots.patient import overlap_heatmap
@@ -24,22 +29,42 @@ from tcrtrack.schema import CLONOTYPE_SCHEMA
 
 # hand-made samples of ~10k templates: "new" needs a baseline bound above the default 1e-5
 SETTINGS = CallSettings(model="overdispersed", new_max_frequency=1e-3)
-SAMPLES = [("b0r1", "blood", 0, 1), ("b0r2", "blood", 0, 2), ("b14", "blood", 14, 1), ("b28", "blood", 28, 1),
-           ("t0", "tumor", -7, 1), ("t28", "tumor", 28, 1)]
+SAMPLES = [
+    ("b0r1", "blood", 0, 1),
+    ("b0r2", "blood", 0, 2),
+    ("b14", "blood", 14, 1),
+    ("b28", "blood", 28, 1),
+    ("t0", "tumor", -7, 1),
+    ("t28", "tumor", 28, 1),
+]
 
 
 def table(counts: dict[str, int]) -> pl.DataFrame:
     total = sum(counts.values())
-    rows = [{"clone_id": f"{aa}|TRBV5-1|TRBJ2-7", "junction_aa": aa, "v_gene": "TRBV5-1", "j_gene": "TRBJ2-7",
-             "junction": None, "count": n, "frequency": n / total, "v_ambiguous": False, "j_ambiguous": False}
-            for aa, n in counts.items() if n > 0]
+    rows = [
+        {
+            "clone_id": f"{aa}|TRBV5-1|TRBJ2-7",
+            "junction_aa": aa,
+            "v_gene": "TRBV5-1",
+            "j_gene": "TRBJ2-7",
+            "junction": None,
+            "count": n,
+            "frequency": n / total,
+            "v_ambiguous": False,
+            "j_ambiguous": False,
+        }
+        for aa, n in counts.items()
+        if n > 0
+    ]
     return pl.DataFrame(rows, schema=CLONOTYPE_SCHEMA)
 
 
 def sheet(patient: str = "P1", response: str = "responder") -> pl.DataFrame:
-    return pl.DataFrame(SAMPLES, schema={"sample": pl.Utf8, "compartment": pl.Utf8, "day": pl.Int64,
-                                         "replicate": pl.Int64}, orient="row").with_columns(
-        patient=pl.lit(patient), response=pl.lit(response))
+    return pl.DataFrame(
+        SAMPLES,
+        schema={"sample": pl.Utf8, "compartment": pl.Utf8, "day": pl.Int64, "replicate": pl.Int64},
+        orient="row",
+    ).with_columns(patient=pl.lit(patient), response=pl.lit(response))
 
 
 @pytest.fixture(scope="module")
@@ -78,16 +103,18 @@ def test_scatter_panels_classify_flagged_expanded_and_new(patient):
     assert category["CASSOLDF"] == "other"
     assert "CASSTUMF" not in category  # absent at baseline and at day 28: not drawn
     assert d28.n_expanded == int(calls.clones["blood_d28_significant"].fill_null(False).sum())
-    assert d28.depth_baseline == sum(int(t) for t in calls.clones.select(
-        pl.col("count_b0r1") + pl.col("count_b0r2")).sum().row(0))
+    assert d28.depth_baseline == sum(
+        int(t) for t in calls.clones.select(pl.col("count_b0r1") + pl.col("count_b0r2")).sum().row(0)
+    )
 
 
 def test_fold_change_bound_is_where_log2fc_equals_the_threshold():
     # a = 10, b = 21 of 1000 each, pseudocount 1: log2(((21 + 1)/1000) / ((10 + 1)/1000)) = 1 exactly
     bound = fold_change_bound(np.array([0.010]), min_log2fc=1, pseudocount=1, depth_baseline=1000, depth_later=1000)
     assert bound[0] == pytest.approx(0.021)
-    assert fold_change_bound(np.zeros(1), min_log2fc=1, pseudocount=1, depth_baseline=1000,
-                             depth_later=1000)[0] == pytest.approx(0.001)
+    assert fold_change_bound(np.zeros(1), min_log2fc=1, pseudocount=1, depth_baseline=1000, depth_later=1000)[
+        0
+    ] == pytest.approx(0.001)
 
 
 def test_tracked_clones_put_flagged_first(patient):
@@ -112,8 +139,7 @@ def test_dispersion_index_matches_simulated_binomial_and_beta_binomial():
     flat = dispersion_by_bin(n - binomial_b, binomial_b, model=NoiseModel(source="poisson"), min_clones=500)
     assert np.allclose(flat["observed"].to_numpy(), 1.0, atol=0.15)
     rho = 0.02
-    model = NoiseModel(source="bulk", log10_freq=(-6.0, -1.0), rho_bins=(rho, rho), n_clones=(1, 1),
-                       p_null=(0.5, 0.5))
+    model = NoiseModel(source="bulk", log10_freq=(-6.0, -1.0), rho_bins=(rho, rho), n_clones=(1, 1), p_null=(0.5, 0.5))
     alpha = beta = 0.5 * (1 / rho - 1)
     bb = stats.betabinom.rvs(n, alpha, beta, random_state=2)
     over = dispersion_by_bin(n - bb, bb, model=model, min_clones=500)
@@ -150,19 +176,35 @@ def test_patient_figure_step_writes_every_figure(tmp_path, patient, monkeypatch)
     for name, frame in tables.items():
         path = tmp_path / f"div_{name}.parquet"
         sample_diversity(frame["count"].to_numpy(), depth=1000, n_iterations=2, seed=0).with_columns(
-            sample=pl.lit(name)).write_parquet(path)
+            sample=pl.lit(name)
+        ).write_parquet(path)
         diversity.append(str(path))
     figures = {name: str(tmp_path / "figures" / f"{name}.png") for name in PATIENT_FIGURES}
-    figures_step(patient="P1", clones=str(clones), noise=str(noise), overlap=str(overlap),
-                 diversity=diversity, sheet=str(sheet_path), settings=SETTINGS.__dict__, figures=figures)
+    figures_step(
+        patient="P1",
+        clones=str(clones),
+        noise=str(noise),
+        overlap=str(overlap),
+        diversity=diversity,
+        sheet=str(sheet_path),
+        settings=SETTINGS.__dict__,
+        figures=figures,
+    )
     for png in figures.values():
         assert non_blank_png(png), png
         pdf = tmp_path / "figures" / png.replace(".png", ".pdf").split("/")[-1]
         assert pdf.read_bytes()[:5] == b"%PDF-"
     with pytest.raises(ValueError, match="unknown figures"):
-        figures_step(patient="P1", clones=str(clones), noise=str(noise), overlap=str(overlap),
-                     diversity=diversity, sheet=str(sheet_path), settings=SETTINGS.__dict__,
-                     figures={"volcano": str(tmp_path / "v.png")})
+        figures_step(
+            patient="P1",
+            clones=str(clones),
+            noise=str(noise),
+            overlap=str(overlap),
+            diversity=diversity,
+            sheet=str(sheet_path),
+            settings=SETTINGS.__dict__,
+            figures={"volcano": str(tmp_path / "v.png")},
+        )
 
 
 def test_titles_name_the_patient_and_the_days(patient):
@@ -170,7 +212,9 @@ def test_titles_name_the_patient_and_the_days(patient):
     scatter = expansion_scatter(calls.clones, samples, patient="P1", settings=SETTINGS)
     assert scatter._suptitle.get_text().startswith("P1 ·") and "day 0" in scatter._suptitle.get_text()
     assert [ax.get_title().split("\n")[0] for ax in scatter.axes if ax.get_visible()][:2] == [
-        "day 14 vs baseline (day 0)", "day 28 vs baseline (day 0)"]
+        "day 14 vs baseline (day 0)",
+        "day 28 vs baseline (day 0)",
+    ]
     heatmap = overlap_heatmap(patient_overlap(samples, tables), samples, patient="P1")
     assert "blood days 0, 14, 28 · tumour days −7, 28" in heatmap._suptitle.get_text()
     assert "technical replicates" in heatmap._suptitle.get_text()
@@ -178,10 +222,12 @@ def test_titles_name_the_patient_and_the_days(patient):
 
 def test_figures_are_byte_identical_across_saves(tmp_path, patient):
     samples, _, calls = patient
-    first = save_figure(expansion_scatter(calls.clones, samples, patient="P1", settings=SETTINGS), tmp_path / "a.png",
-                        pdf=True)
-    second = save_figure(expansion_scatter(calls.clones, samples, patient="P1", settings=SETTINGS), tmp_path / "b.png",
-                         pdf=True)
+    first = save_figure(
+        expansion_scatter(calls.clones, samples, patient="P1", settings=SETTINGS), tmp_path / "a.png", pdf=True
+    )
+    second = save_figure(
+        expansion_scatter(calls.clones, samples, patient="P1", settings=SETTINGS), tmp_path / "b.png", pdf=True
+    )
     for one, two in zip(first, second, strict=True):
         assert one.read_bytes() == two.read_bytes()
 
@@ -206,8 +252,9 @@ def test_edge_cases_draw_a_message_instead_of_failing(tmp_path, patient):
     scatter = expansion_scatter(calls.clones, tumour_only, patient="P1", settings=SETTINGS)
     assert "not tested" in " ".join(t.get_text() for ax in scatter.axes for t in ax.texts)
     single = samples.filter(pl.col("sample") == "b14")
-    save_figure(overlap_heatmap(patient_overlap(single, {"b14": tables["b14"]}), single, patient="P1"),
-                tmp_path / "one.png")
+    save_figure(
+        overlap_heatmap(patient_overlap(single, {"b14": tables["b14"]}), single, patient="P1"), tmp_path / "one.png"
+    )
     save_figure(noise_diagnostic(pl.DataFrame(), calls.clones, samples, patient="P1"), tmp_path / "noise.png")
     assert non_blank_png(tmp_path / "none.png")
 
@@ -239,25 +286,47 @@ def test_overlap_summary_pairs(patient):
 
 def test_cohort_figure_step(tmp_path, patient):
     samples, tables, calls = patient
-    both = pl.concat([samples, sheet("P2", "non-responder").with_columns(
-        pl.col("sample") + "_2")]).with_columns(path=pl.col("sample") + ".tsv")
+    both = pl.concat([samples, sheet("P2", "non-responder").with_columns(pl.col("sample") + "_2")]).with_columns(
+        path=pl.col("sample") + ".tsv"
+    )
     write_tsv(both, tmp_path / "samples.tsv")
     from tcrtrack.diversity import sample_diversity
 
-    diversity = pl.concat([
-        sample_diversity(tables[s.removesuffix("_2")]["count"].to_numpy(), depth=1000, n_iterations=2, seed=0)
-        .with_columns(patient=pl.lit(p), sample=pl.lit(s)) for p, s in both.select("patient", "sample").iter_rows()])
+    diversity = pl.concat(
+        [
+            sample_diversity(
+                tables[s.removesuffix("_2")]["count"].to_numpy(), depth=1000, n_iterations=2, seed=0
+            ).with_columns(patient=pl.lit(p), sample=pl.lit(s))
+            for p, s in both.select("patient", "sample").iter_rows()
+        ]
+    )
     write_tsv(diversity, tmp_path / "diversity.tsv")
-    write_tsv(pl.DataFrame({"patient": ["P1", "P2"], "expanded_in_blood": [2, 0], "flagged": [1, 0],
-                            "flagged_share_max_biopsy": [0.01, None],
-                            "flagged_share_by_biopsy": ["d28=0.01", None]}), tmp_path / "summary.tsv")
+    write_tsv(
+        pl.DataFrame(
+            {
+                "patient": ["P1", "P2"],
+                "expanded_in_blood": [2, 0],
+                "flagged": [1, 0],
+                "flagged_share_max_biopsy": [0.01, None],
+                "flagged_share_by_biopsy": ["d28=0.01", None],
+            }
+        ),
+        tmp_path / "summary.tsv",
+    )
     overlap = patient_overlap(samples, tables).with_columns(patient=pl.lit("P1"))
     write_tsv(overlap, tmp_path / "overlap.tsv")
     write_tsv(pl.DataFrame(schema={"junction_aa": pl.Utf8, "n_flagged_patients": pl.Int64}), tmp_path / "pub.tsv")
     figures = {name: str(tmp_path / f"{name}.png") for name in COHORT_FIGURES}
-    figures_cohort_step(diversity=str(tmp_path / "diversity.tsv"), summary=str(tmp_path / "summary.tsv"),
-                        overlap=str(tmp_path / "overlap.tsv"), public=str(tmp_path / "pub.tsv"),
-                        sheet=str(tmp_path / "samples.tsv"), group_by="response", baseline_day=None, figures=figures)
+    figures_cohort_step(
+        diversity=str(tmp_path / "diversity.tsv"),
+        summary=str(tmp_path / "summary.tsv"),
+        overlap=str(tmp_path / "overlap.tsv"),
+        public=str(tmp_path / "pub.tsv"),
+        sheet=str(tmp_path / "samples.tsv"),
+        group_by="response",
+        baseline_day=None,
+        figures=figures,
+    )
     for png in figures.values():
         assert non_blank_png(png)
     assert read_tsv(tmp_path / "summary.tsv").height == 2

@@ -21,18 +21,50 @@ from tcrtrack.gene_usage import (
 
 # 10 clonotypes, 100 templates. c09 names two V genes (commas), c10 is flagged ambiguous by ingest,
 # c08 has no J call.
-TEN = pl.DataFrame({
-    "clone_id": [f"c{i:02d}" for i in range(1, 11)],
-    "junction_aa": ["CASSLGF", "CASSPGQF", "CASSQETQYF", "CASRLGF", "CASSLAGEQFF",
-                    "CASSGF", "CASSPRQF", "CASSYSTDTQYF", "CASTGF", None],
-    "v_gene": ["TRBV20-1", "TRBV20-1", "TRBV5-1", "TRBV5-1", "TRBV20-1",
-               "TRBV7-9", "TRBV7-9", "TRBV20-1", "TRBV6-2*01,TRBV6-3*01", "TRBV12-3"],
-    "j_gene": ["TRBJ2-7", "TRBJ1-1", "TRBJ2-5", "TRBJ2-7", "TRBJ2-1",
-               "TRBJ2-7", "TRBJ1-1", "", "TRBJ2-7", "TRBJ2-1"],
-    "count": [40, 10, 10, 5, 5, 5, 5, 10, 6, 4],
-    "v_ambiguous": [False] * 9 + [True],
-    "j_ambiguous": [False] * 10,
-})
+TEN = pl.DataFrame(
+    {
+        "clone_id": [f"c{i:02d}" for i in range(1, 11)],
+        "junction_aa": [
+            "CASSLGF",
+            "CASSPGQF",
+            "CASSQETQYF",
+            "CASRLGF",
+            "CASSLAGEQFF",
+            "CASSGF",
+            "CASSPRQF",
+            "CASSYSTDTQYF",
+            "CASTGF",
+            None,
+        ],
+        "v_gene": [
+            "TRBV20-1",
+            "TRBV20-1",
+            "TRBV5-1",
+            "TRBV5-1",
+            "TRBV20-1",
+            "TRBV7-9",
+            "TRBV7-9",
+            "TRBV20-1",
+            "TRBV6-2*01,TRBV6-3*01",
+            "TRBV12-3",
+        ],
+        "j_gene": [
+            "TRBJ2-7",
+            "TRBJ1-1",
+            "TRBJ2-5",
+            "TRBJ2-7",
+            "TRBJ2-1",
+            "TRBJ2-7",
+            "TRBJ1-1",
+            "",
+            "TRBJ2-7",
+            "TRBJ2-1",
+        ],
+        "count": [40, 10, 10, 5, 5, 5, 5, 10, 6, 4],
+        "v_ambiguous": [False] * 9 + [True],
+        "j_ambiguous": [False] * 10,
+    }
+)
 
 
 def _as_dict(frame: pl.DataFrame, column: str) -> dict:
@@ -65,7 +97,8 @@ def test_j_and_vj_usage():
     j = gene_usage(TEN, segment="j")  # c08 has no J: 9 clonotypes, 90 templates
     assert _as_dict(j, "clonotypes") == {"TRBJ1-1": 2, "TRBJ2-1": 2, "TRBJ2-5": 1, "TRBJ2-7": 4}
     assert _as_dict(j, "template_share") == pytest.approx(
-        {"TRBJ1-1": 15 / 90, "TRBJ2-1": 9 / 90, "TRBJ2-5": 10 / 90, "TRBJ2-7": 56 / 90})
+        {"TRBJ1-1": 15 / 90, "TRBJ2-1": 9 / 90, "TRBJ2-5": 10 / 90, "TRBJ2-7": 56 / 90}
+    )
     vj = gene_usage(TEN, segment="vj")
     assert _as_dict(vj, "templates")["TRBV20-1|TRBJ2-7"] == 40
     assert _as_dict(vj, "clonotypes")["TRBV7-9|TRBJ1-1"] == 1
@@ -85,8 +118,8 @@ def test_divergence_and_comparisons():
     p = gene_usage(TEN, segment="v")["template_share"].to_numpy()
     q = gene_usage(other, segment="v")["template_share"].to_numpy()
     m = (p + q) / 2
-    kl_p = sum(a * math.log2(a / b) for a, b in zip(p, m))
-    kl_q = sum(a * math.log2(a / b) for a, b in zip(q, m))
+    kl_p = sum(a * math.log2(a / b) for a, b in zip(p, m, strict=False))
+    kl_q = sum(a * math.log2(a / b) for a, b in zip(q, m, strict=False))
     by_hand = 0.5 * kl_p + 0.5 * kl_q
     assert js_divergence(p, q) == pytest.approx(by_hand, rel=1e-12)
     pair = pairwise_divergence({"a": TEN, "b": other, "c": TEN}, weight="templates")
@@ -102,8 +135,15 @@ def test_divergence_and_comparisons():
 
 
 def test_split_by_flag():
-    wide = TEN.select("clone_id", "junction_aa", "v_gene", "j_gene", count_A=pl.col("count"),
-                      count_B=pl.col("count") * 0 + 1, flagged=pl.Series([True, False, True] + [False] * 7))
+    wide = TEN.select(
+        "clone_id",
+        "junction_aa",
+        "v_gene",
+        "j_gene",
+        count_A=pl.col("count"),
+        count_B=pl.col("count") * 0 + 1,
+        flagged=pl.Series([True, False, True] + [False] * 7),
+    )
     flagged, background = split_by_flag(wide)
     assert flagged["clone_id"].to_list() == ["c01", "c03"] and flagged["count"].to_list() == [41, 11]
     assert background.height == 8

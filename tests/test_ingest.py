@@ -31,35 +31,53 @@ def write_airr(path: Path, rows: list[dict[str, object]], *, columns: list[str] 
     return path
 
 
-def row(junction_aa="CASSLGQGYEQYF", v="TRBV5-1*01", j="TRBJ2-7*01", count=10, productive="T", locus="TRB",
-        junction=None):
-    return {"productive": productive, "locus": locus, "v_call": v, "j_call": j, "junction": junction,
-            "junction_aa": junction_aa, "duplicate_count": count}
+def row(
+    junction_aa="CASSLGQGYEQYF", v="TRBV5-1*01", j="TRBJ2-7*01", count=10, productive="T", locus="TRB", junction=None
+):
+    return {
+        "productive": productive,
+        "locus": locus,
+        "v_call": v,
+        "j_call": j,
+        "junction": junction,
+        "junction_aa": junction_aa,
+        "duplicate_count": count,
+    }
 
 
 MIXED = [
     row(count=10),
-    row(count=5, v="TRBV5-1*02"),                      # same gene, other allele: same clonotype
+    row(count=5, v="TRBV5-1*02"),  # same gene, other allele: same clonotype
     row(junction_aa="CASSPDRGYTF", count=7, v="TRBV6-2*01,TRBV6-3*01"),  # ambiguous V
-    row(junction_aa="CASSPDRGYTF", count=3, v="TRBV7-9*01"),            # other V: other aa_vj clonotype
-    row(count=4, productive="F"),                      # non_productive
+    row(junction_aa="CASSPDRGYTF", count=3, v="TRBV7-9*01"),  # other V: other aa_vj clonotype
+    row(count=4, productive="F"),  # non_productive
     row(count=6, locus="TRA", v="TRAV1-2*01", j="TRAJ33*01"),  # wrong_locus
-    row(junction_aa=None, count=2),                    # missing_junction
-    row(junction_aa="CASS*GYF", count=8),              # stop_codon
-    row(junction_aa="CASS_GYF", count=9),              # out_of_frame
-    row(junction_aa="CAS", count=11),                  # too_short
-    row(count=0),                                      # zero_count
-    row(count=None),                                   # missing_count
-    row(v="TRAV1-2*01", count=12),                     # locus column TRB, V gene TRA
+    row(junction_aa=None, count=2),  # missing_junction
+    row(junction_aa="CASS*GYF", count=8),  # stop_codon
+    row(junction_aa="CASS_GYF", count=9),  # out_of_frame
+    row(junction_aa="CAS", count=11),  # too_short
+    row(count=0),  # zero_count
+    row(count=None),  # missing_count
+    row(v="TRAV1-2*01", count=12),  # locus column TRB, V gene TRA
 ]
 
 
 def test_fates_and_clonotypes_on_a_hand_made_file(tmp_path):
     result = ingest_airr(write_airr(tmp_path / "s.tsv", MIXED))
     qc = result.qc.row(0, named=True)
-    expected_rows = {"kept": 4, "non_productive": 1, "wrong_locus": 1, "missing_junction": 1, "stop_codon": 1,
-                     "out_of_frame": 1, "too_short": 1, "zero_count": 1, "missing_count": 1,
-                     "locus_gene_mismatch": 1, "productive_missing": 0}
+    expected_rows = {
+        "kept": 4,
+        "non_productive": 1,
+        "wrong_locus": 1,
+        "missing_junction": 1,
+        "stop_codon": 1,
+        "out_of_frame": 1,
+        "too_short": 1,
+        "zero_count": 1,
+        "missing_count": 1,
+        "locus_gene_mismatch": 1,
+        "productive_missing": 0,
+    }
     for fate, rows in expected_rows.items():
         assert qc[f"{fate}_rows"] == rows, fate
     assert qc["kept_count"] == 10 + 5 + 7 + 3
@@ -68,8 +86,11 @@ def test_fates_and_clonotypes_on_a_hand_made_file(tmp_path):
     assert qc["count_source"] == "duplicate_count"
     assert qc["v_ambiguous_rows"] == 1
     clonotypes = result.clonotypes
-    assert clonotypes["clone_id"].to_list() == ["CASSLGQGYEQYF|TRBV5-1|TRBJ2-7", "CASSPDRGYTF|TRBV6-2|TRBJ2-7",
-                                                "CASSPDRGYTF|TRBV7-9|TRBJ2-7"]
+    assert clonotypes["clone_id"].to_list() == [
+        "CASSLGQGYEQYF|TRBV5-1|TRBJ2-7",
+        "CASSPDRGYTF|TRBV6-2|TRBJ2-7",
+        "CASSPDRGYTF|TRBV7-9|TRBJ2-7",
+    ]
     assert clonotypes["count"].to_list() == [15, 7, 3]
     assert clonotypes["frequency"].to_list() == pytest.approx([15 / 25, 7 / 25, 3 / 25])
     assert clonotypes["v_ambiguous"].to_list() == [False, True, False]
@@ -128,8 +149,12 @@ def test_umi_count_is_used_when_duplicate_count_is_absent(tmp_path):
 
 def test_single_cell_counts_cells_not_contigs(tmp_path):
     columns = [*HEADER, "cell_id"]
-    rows = [{**row(count=50), "cell_id": "AAAC-1"}, {**row(count=20), "cell_id": "AAAC-1"},
-            {**row(count=30), "cell_id": "CCCG-1"}, {**row(junction_aa="CASSQDF", count=99), "cell_id": "GGGT-1"}]
+    rows = [
+        {**row(count=50), "cell_id": "AAAC-1"},
+        {**row(count=20), "cell_id": "AAAC-1"},
+        {**row(count=30), "cell_id": "CCCG-1"},
+        {**row(junction_aa="CASSQDF", count=99), "cell_id": "GGGT-1"},
+    ]
     result = ingest_airr(write_airr(tmp_path / "s.tsv", rows, columns=columns))
     assert dict(result.clonotypes.select("junction_aa", "count").iter_rows()) == {"CASSLGQGYEQYF": 2, "CASSQDF": 1}
     assert result.qc["count_source"][0].startswith("cells")
@@ -166,10 +191,18 @@ def test_huge_counts_do_not_overflow(tmp_path):
 
 
 junctions = st.one_of(st.none(), st.text(alphabet="ACDEFGHIKLMNPQRSTVWY*_", min_size=0, max_size=15))
-rows_strategy = st.lists(st.builds(
-    row, junction_aa=junctions, v=st.sampled_from(["TRBV5-1*01", "TRBV6-2*01,TRBV6-3*01", "TRAV1-2*01", None]),
-    count=st.one_of(st.none(), st.integers(0, 10**6)), productive=st.sampled_from(["T", "F", None]),
-    locus=st.sampled_from(["TRB", "TRA", None])), min_size=1, max_size=40)
+rows_strategy = st.lists(
+    st.builds(
+        row,
+        junction_aa=junctions,
+        v=st.sampled_from(["TRBV5-1*01", "TRBV6-2*01,TRBV6-3*01", "TRAV1-2*01", None]),
+        count=st.one_of(st.none(), st.integers(0, 10**6)),
+        productive=st.sampled_from(["T", "F", None]),
+        locus=st.sampled_from(["TRB", "TRA", None]),
+    ),
+    min_size=1,
+    max_size=40,
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -199,6 +232,7 @@ def test_count_and_productive_fields_have_the_types_ingest_parses():
 
 # ---- the two readers of tcrtrack.airr_reader: Polars' line split (fast) and Arrow's CSV reader ---------------
 
+
 def polars_split(path: Path) -> pl.DataFrame | None:
     """The fast reader's frame, or None when it leaves the file to Arrow's reader."""
     sniffed = _sniff(path)
@@ -210,18 +244,41 @@ def arrow_read(path: Path) -> pl.DataFrame:
     return _read_columns(path, sniffed, [name for name in READ_FIELDS if name in sniffed.names])[0]
 
 
-cells = st.sampled_from(["", "T", "F", "TRB", "TRA", "TRBV5-1*01", "TRBV6-2*01,TRBV6-3*01", "CASSLGQGYEQYF", "12",
-                         " 7 ", "0", "n/a", "é", "\x00", "NA"])
-layouts = st.fixed_dictionaries({
-    "newline": st.sampled_from(["\n", "\r\n"]), "bom": st.booleans(), "gzip": st.booleans(),
-    "blank_after": st.sets(st.integers(0, 20), max_size=3), "note_last": st.booleans(),
-    "notes": st.sampled_from([1, 12]),  # 12 unread columns after the read ones: the split stops before them
-})
+cells = st.sampled_from(
+    [
+        "",
+        "T",
+        "F",
+        "TRB",
+        "TRA",
+        "TRBV5-1*01",
+        "TRBV6-2*01,TRBV6-3*01",
+        "CASSLGQGYEQYF",
+        "12",
+        " 7 ",
+        "0",
+        "n/a",
+        "é",
+        "\x00",
+        "NA",
+    ]
+)
+layouts = st.fixed_dictionaries(
+    {
+        "newline": st.sampled_from(["\n", "\r\n"]),
+        "bom": st.booleans(),
+        "gzip": st.booleans(),
+        "blank_after": st.sets(st.integers(0, 20), max_size=3),
+        "note_last": st.booleans(),
+        "notes": st.sampled_from([1, 12]),  # 12 unread columns after the read ones: the split stops before them
+    }
+)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=st.lists(st.lists(cells, min_size=len(HEADER), max_size=len(HEADER)), min_size=1, max_size=20),
-       layout=layouts)
+@given(
+    rows=st.lists(st.lists(cells, min_size=len(HEADER), max_size=len(HEADER)), min_size=1, max_size=20), layout=layouts
+)
 def test_polars_line_split_reads_what_arrow_reads(tmp_path, rows, layout):
     notes = [f"note{index}" for index in range(layout["notes"])]
     header = [*HEADER, *notes] if layout["note_last"] else [*notes, *HEADER]
@@ -291,8 +348,11 @@ def test_real_airr_community_files_are_accounted_for():
         assert qc["input_rows"] == raw.height
         assert qc["input_count"] == raw["duplicate_count"].cast(pl.Int64).fill_null(0).sum()
         # independently: productive IGH rows with a clean junction
-        productive = raw.filter((pl.col("productive") == "T") & ~pl.col("junction_aa").str.contains(r"[*_~]")
-                                & pl.col("v_call").str.starts_with("IGH"))
+        productive = raw.filter(
+            (pl.col("productive") == "T")
+            & ~pl.col("junction_aa").str.contains(r"[*_~]")
+            & pl.col("v_call").str.starts_with("IGH")
+        )
         assert qc["kept_rows"] == productive.height
 
 

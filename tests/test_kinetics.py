@@ -30,8 +30,9 @@ DEPTH = 2**20
 
 
 def sheet(rows: list[tuple[str, str, int, int]]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema={"sample": pl.Utf8, "compartment": pl.Utf8, "day": pl.Int64,
-                                      "replicate": pl.Int64}, orient="row").with_columns(patient=pl.lit("P1"))
+    return pl.DataFrame(
+        rows, schema={"sample": pl.Utf8, "compartment": pl.Utf8, "day": pl.Int64, "replicate": pl.Int64}, orient="row"
+    ).with_columns(patient=pl.lit("P1"))
 
 
 def wide(counts: dict[str, dict[str, int]], *, fill_to: int | None = DEPTH, **flags: list[str]) -> pl.DataFrame:
@@ -51,8 +52,9 @@ def wide(counts: dict[str, dict[str, int]], *, fill_to: int | None = DEPTH, **fl
 
 
 def long(days: list[int], counts: list[int], *, depth: int = DEPTH, clone: str = "A") -> pl.DataFrame:
-    return pl.DataFrame({"clone_id": clone, "day": days, "count": counts, "depth": depth,
-                         "frequency": [c / depth for c in counts]})
+    return pl.DataFrame(
+        {"clone_id": clone, "day": days, "count": counts, "depth": depth, "frequency": [c / depth for c in counts]}
+    )
 
 
 # --- half-life -----------------------------------------------------------------------------------------
@@ -94,14 +96,20 @@ def test_noisy_decay_is_recovered_within_tolerance():
     truth = f0[:, None] * 2.0 ** (-(days[None, :] - 7) / half_life)
     noisy = truth * rng.gamma(1 / 0.05, 0.05, size=truth.shape)  # overdispersion D = 0.05
     counts = rng.poisson(noisy * depth)
-    frame = pl.DataFrame({"clone_id": np.repeat([f"C{i:03d}" for i in range(n_clones)], days.size),
-                          "day": np.tile(days, n_clones), "count": counts.ravel(), "depth": depth,
-                          "frequency": counts.ravel() / depth})
+    frame = pl.DataFrame(
+        {
+            "clone_id": np.repeat([f"C{i:03d}" for i in range(n_clones)], days.size),
+            "day": np.tile(days, n_clones),
+            "count": counts.ravel(),
+            "depth": depth,
+            "frequency": counts.ravel() / depth,
+        }
+    )
     fits = fit_decay(frame)
     estimates = fits["half_life_days"].drop_nulls()
     assert estimates.len() >= 0.9 * n_clones
     assert estimates.median() == pytest.approx(half_life, rel=0.1)
-    covered = ((fits["half_life_ci_low"] <= half_life) & (fits["half_life_ci_high"].fill_null(np.inf) >= half_life))
+    covered = (fits["half_life_ci_low"] <= half_life) & (fits["half_life_ci_high"].fill_null(np.inf) >= half_life)
     # 95% profile-likelihood interval; with counts in the hundreds the dispersion D dominates the noise and is
     # estimated from 5 points, and the chi2_1 cutoff is then anti-conservative (about 0.83 here, the old t
     # interval was exact for this log-normal-like noise); a fixed, known D restores about 0.95
@@ -118,7 +126,8 @@ def test_zeros_after_the_peak_stay_in_the_fit():
     fit = fit_decay(long([7, 14, 28, 42, 56], [800, 400, 0, 100, 50])).row(0, named=True)
     assert fit["peak_day"] == 7 and fit["n_post_peak_points"] == 4 and fit["n_post_peak_days"] == 4
     assert fit["half_life_days"] is not None and fit["half_life_note"].startswith(
-        "fitted on days 14-56 (4 days, 3 detected; NB dispersion ")
+        "fitted on days 14-56 (4 days, 3 detected; NB dispersion "
+    )
     assert fit["half_life_ci_low"] < fit["half_life_days"] < fit["half_life_ci_high"]
     assert fit["last_detected_day"] == 56 and fit["detected_at_last_day"]
     # a zero at the end pulls the half-life down compared with the detected points alone
@@ -127,15 +136,17 @@ def test_zeros_after_the_peak_stay_in_the_fit():
 
 
 def test_not_estimable_cases():
-    frame = pl.concat([
-        long([7, 14, 28], [1, 5, 40], clone="LATE"),  # peak at the last day
-        long([7, 14, 28], [0, 0, 0], clone="GONE"),  # never detected after infusion
-        long([7, 14, 28], [30, 20, 0], clone="LOST"),  # detected, then not at the last day
-        long([7, 14, 28, 42], [50, 50, 50, 50], clone="FLAT"),  # no decline
-        long([7, 14, 28, 42, 56], [50, 0, 0, 0, 0], clone="ZERO"),  # not seen after the peak
-        long([7, 14, 28, 42, 56], [50, 0, 3, 0, 0], clone="ONCE"),  # seen on one post-peak day
-        long([7, 14, 28, 42, 56], [50, 1, 2, 5, 9], clone="RISE"),  # rises again after the peak
-    ])
+    frame = pl.concat(
+        [
+            long([7, 14, 28], [1, 5, 40], clone="LATE"),  # peak at the last day
+            long([7, 14, 28], [0, 0, 0], clone="GONE"),  # never detected after infusion
+            long([7, 14, 28], [30, 20, 0], clone="LOST"),  # detected, then not at the last day
+            long([7, 14, 28, 42], [50, 50, 50, 50], clone="FLAT"),  # no decline
+            long([7, 14, 28, 42, 56], [50, 0, 0, 0, 0], clone="ZERO"),  # not seen after the peak
+            long([7, 14, 28, 42, 56], [50, 0, 3, 0, 0], clone="ONCE"),  # seen on one post-peak day
+            long([7, 14, 28, 42, 56], [50, 1, 2, 5, 9], clone="RISE"),  # rises again after the peak
+        ]
+    )
     fits = {r["clone_id"]: r for r in fit_decay(frame).iter_rows(named=True)}
     assert fits["LATE"]["half_life_note"] == "not estimable: 0 post-peak days"
     assert fits["LATE"]["peak_day"] == 28 and fits["LATE"]["n_post_peak_days"] == 0
@@ -168,15 +179,23 @@ def test_detection_probability_formula():
     assert detection_probability(np.array([0.01]), 100)[0] == pytest.approx(1 - 0.99**100, rel=1e-12)
     assert detection_probability(np.array([0.0, 1.0]), 50).tolist() == [0.0, 1.0]
     assert detection_probability(np.array([0.01]), 100, dispersion=0.5)[0] == pytest.approx(
-        1 - (1 + 0.5 * 0.01 * 100) ** (-1 / 0.5), rel=1e-12)
+        1 - (1 + 0.5 * 0.01 * 100) ** (-1 / 0.5), rel=1e-12
+    )
     with pytest.raises(ValueError, match="dispersion"):
         detection_probability(np.array([0.1]), 10, dispersion=-1)
 
 
 @pytest.fixture
 def product_patient():
-    samples = sheet([("b0", "blood", 0, 1), ("p1", "product", 0, 1), ("p2", "product", 0, 2),
-                     ("b14", "blood", 14, 1), ("b28", "blood", 28, 1)])
+    samples = sheet(
+        [
+            ("b0", "blood", 0, 1),
+            ("p1", "product", 0, 1),
+            ("p2", "product", 0, 2),
+            ("b14", "blood", 14, 1),
+            ("b28", "blood", 28, 1),
+        ]
+    )
     counts = {
         "b0": {"A": 0, "B": 0, "C": 2, "X": 50},
         "p1": {"A": 40, "B": 20, "C": 5},  # pooled with p2: A 60, B 30, C 10 -> pi = .6, .3, .1
@@ -185,8 +204,11 @@ def product_patient():
         "b28": {"A": 0, "B": 0, "C": 0, "X": 50},
     }
     table = wide(counts, fill_to=None)
-    table = table.with_columns(pl.when(pl.col("clone_id") == "BG").then(0).otherwise(pl.col(c)).alias(c)
-                               for c in table.columns if c.startswith("count_"))
+    table = table.with_columns(
+        pl.when(pl.col("clone_id") == "BG").then(0).otherwise(pl.col(c)).alias(c)
+        for c in table.columns
+        if c.startswith("count_")
+    )
     fill = {"b0": 48, "b14": 44, "b28": 50}  # makes depths 100 at every blood day
     table = pl.concat([table, pl.DataFrame({"clone_id": ["Z"], **{f"count_{s}": [fill.get(s, 0)] for s in counts}})])
     return samples, table
@@ -217,11 +239,26 @@ def test_product_persistence_matches_a_hand_computation(product_patient):
 
 
 def test_no_product_sample_gives_an_empty_table_and_kinetics_of_flagged_clones_only():
-    samples = sheet([("b0", "blood", 0, 1), ("b7", "blood", 7, 1), ("b14", "blood", 14, 1),
-                     ("b21", "blood", 21, 1), ("b28", "blood", 28, 1)])
-    table = wide({"b0": {"F": 0, "N": 10}, "b7": {"F": 4096, "N": 10}, "b14": {"F": 2048, "N": 10},
-                  "b21": {"F": 1024, "N": 10}, "b28": {"F": 512, "N": 10}},
-                 flagged=["F"], expanded_in_blood=["F"])
+    samples = sheet(
+        [
+            ("b0", "blood", 0, 1),
+            ("b7", "blood", 7, 1),
+            ("b14", "blood", 14, 1),
+            ("b21", "blood", 21, 1),
+            ("b28", "blood", 28, 1),
+        ]
+    )
+    table = wide(
+        {
+            "b0": {"F": 0, "N": 10},
+            "b7": {"F": 4096, "N": 10},
+            "b14": {"F": 2048, "N": 10},
+            "b21": {"F": 1024, "N": 10},
+            "b28": {"F": 512, "N": 10},
+        },
+        flagged=["F"],
+        expanded_in_blood=["F"],
+    )
     per = product_persistence(samples, table)
     assert per.height == 0 and per.schema == pl.Schema(PERSISTENCE_SCHEMA)
     kin = clone_kinetics(samples, table)
@@ -231,7 +268,7 @@ def test_no_product_sample_gives_an_empty_table_and_kinetics_of_flagged_clones_o
     assert row["half_life_days"] == pytest.approx(7.0) and row["last_blood_day"] == 28
     assert [c for c in kin.columns if c.startswith("freq_")] == [f"freq_blood_d{d}" for d in (0, 7, 14, 21, 28)]
     assert row["freq_blood_d0"] == 0 and row["freq_blood_d7"] == 4096 / DEPTH
-    assert list(kin.columns[:len(KINETICS_SCHEMA)]) == list(KINETICS_SCHEMA)
+    assert list(kin.columns[: len(KINETICS_SCHEMA)]) == list(KINETICS_SCHEMA)
 
 
 def test_product_clone_never_seen_after_infusion_and_no_post_infusion_blood(product_patient):
@@ -249,15 +286,29 @@ def test_product_clone_never_seen_after_infusion_and_no_post_infusion_blood(prod
 
 def test_cohort_table_and_summary(product_patient):
     samples, table = product_patient
-    flagged = sheet([("b0", "blood", 0, 1), ("b7", "blood", 7, 1), ("b14", "blood", 14, 1),
-                     ("b21", "blood", 21, 1), ("b35", "blood", 35, 1)])
-    t2 = wide({"b0": {"F": 0, "G": 0}, "b7": {"F": 4096, "G": 800}, "b14": {"F": 2048, "G": 400},
-               "b21": {"F": 1024, "G": 200}, "b35": {"F": 256, "G": 0}}, flagged=["F", "G"])
+    flagged = sheet(
+        [
+            ("b0", "blood", 0, 1),
+            ("b7", "blood", 7, 1),
+            ("b14", "blood", 14, 1),
+            ("b21", "blood", 21, 1),
+            ("b35", "blood", 35, 1),
+        ]
+    )
+    t2 = wide(
+        {
+            "b0": {"F": 0, "G": 0},
+            "b7": {"F": 4096, "G": 800},
+            "b14": {"F": 2048, "G": 400},
+            "b21": {"F": 1024, "G": 200},
+            "b35": {"F": 256, "G": 0},
+        },
+        flagged=["F", "G"],
+    )
     kin = {"P1": clone_kinetics(samples, table), "P2": clone_kinetics(flagged, t2)}
     cohort = cohort_kinetics(kin)
     assert cohort.height == 3 + 2 and set(cohort["patient"]) == {"P1", "P2"}
-    assert [c for c in cohort.columns if c.startswith("freq_")] == [
-        f"freq_blood_d{d}" for d in (0, 7, 14, 21, 28, 35)]
+    assert [c for c in cohort.columns if c.startswith("freq_")] == [f"freq_blood_d{d}" for d in (0, 7, 14, 21, 28, 35)]
     summary = kinetics_summary(kin, {"P1": product_persistence(samples, table)})
     p2 = summary.filter(pl.col("patient") == "P2").row(0, named=True)
     assert p2["n_flagged"] == 2 and p2["last_blood_day"] == 35
@@ -276,13 +327,27 @@ def test_cohort_table_and_summary(product_patient):
 
 
 def test_simulated_product_half_life_and_detection(tmp_path: Path):
-    sim = simulate_cohort(tmp_path, n_patients=1, n_clones=3_000, blood_depth=60_000, tumor_depth=2_000,
-                          post_days=(7, 14, 28, 42, 56), tumor_days=(28,), n_planted=(3, 2, 1),
-                          product_patients=(0,), n_product_clones=200, product_blood_share=0.15,
-                          product_half_life_days=15.0, dispersion=0.05, replicate_patients=(), seed=4)
+    sim = simulate_cohort(
+        tmp_path,
+        n_patients=1,
+        n_clones=3_000,
+        blood_depth=60_000,
+        tumor_depth=2_000,
+        post_days=(7, 14, 28, 42, 56),
+        tumor_days=(28,),
+        n_planted=(3, 2, 1),
+        product_patients=(0,),
+        n_product_clones=200,
+        product_blood_share=0.15,
+        product_half_life_days=15.0,
+        dispersion=0.05,
+        replicate_patients=(),
+        seed=4,
+    )
     samples = pl.read_csv(sim.sheet, separator="\t")
-    table = wide_counts({r["sample"]: ingest_airr(tmp_path / r["path"]).clonotypes
-                         for r in samples.iter_rows(named=True)})
+    table = wide_counts(
+        {r["sample"]: ingest_airr(tmp_path / r["path"]).clonotypes for r in samples.iter_rows(named=True)}
+    )
     per = product_persistence(samples, table, top_n=20)
     assert per["n_product_clones"][0] >= 190 and per["n_product_clones_at_baseline"][0] == 0
     truth = pl.read_csv(sim.product_truth, separator="\t")

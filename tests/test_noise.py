@@ -80,15 +80,14 @@ def test_betabinom_sf_far_tail_equals_pmf_sum():
 def test_betabinom_sf_rho_zero_is_binomial():
     n = np.arange(0, 400)
     k = n // 2 + 7
-    np.testing.assert_allclose(nz.betabinom_sf(k, n, p=0.45, rho=0.0), stats.binom.sf(k, n, 0.45),
-                               rtol=1e-9, atol=1e-300)
-    np.testing.assert_allclose(nz.betabinom_sf(k, n, p=0.45, rho=1e-10), stats.binom.sf(k, n, 0.45),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        nz.betabinom_sf(k, n, p=0.45, rho=0.0), stats.binom.sf(k, n, 0.45), rtol=1e-9, atol=1e-300
+    )
+    np.testing.assert_allclose(nz.betabinom_sf(k, n, p=0.45, rho=1e-10), stats.binom.sf(k, n, 0.45), rtol=1e-6)
 
 
 @settings(max_examples=60, deadline=None)
-@given(n=st.integers(0, 300), frac=st.floats(-0.1, 1.1), p=st.floats(0.01, 0.99),
-       rho=st.floats(1e-4, 0.5))
+@given(n=st.integers(0, 300), frac=st.floats(-0.1, 1.1), p=st.floats(0.01, 0.99), rho=st.floats(1e-4, 0.5))
 def test_betabinom_sf_property_matches_scipy(n, frac, p, rho):
     k = int(np.floor(frac * n))
     a, b = nz.beta_params(p, rho)
@@ -101,8 +100,13 @@ def test_betabinom_sf_property_matches_scipy(n, frac, p, rho):
 
 
 def test_noise_model_interpolation_by_hand():
-    model = nz.NoiseModel(source="replicates", log10_freq=(-5.0, -4.0), rho_bins=(0.02, 0.01),
-                          n_clones=(500, 300), p_null=(np.nan, np.nan))
+    model = nz.NoiseModel(
+        source="replicates",
+        log10_freq=(-5.0, -4.0),
+        rho_bins=(0.02, 0.01),
+        n_clones=(500, 300),
+        p_null=(np.nan, np.nan),
+    )
     got = model.rho([10**-4.5, 10**-6, 10**-3, 0.0, 10**-4.0])
     np.testing.assert_allclose(got, [0.015, 0.02, 0.01, 0.02, 0.01])
     assert np.all(nz.poisson_noise().rho(np.logspace(-7, -1, 5)) == 0.0)
@@ -115,8 +119,7 @@ def test_noise_model_is_frozen_and_validated():
     with pytest.raises(ValueError, match="equal lengths"):
         nz.NoiseModel(source="bulk", log10_freq=(-5.0,), rho_bins=(), n_clones=(), p_null=())
     with pytest.raises(ValueError, match="increasing"):
-        nz.NoiseModel(source="bulk", log10_freq=(-4.0, -5.0), rho_bins=(0.1, 0.1),
-                      n_clones=(1, 1), p_null=(0.5, 0.5))
+        nz.NoiseModel(source="bulk", log10_freq=(-4.0, -5.0), rho_bins=(0.1, 0.1), n_clones=(1, 1), p_null=(0.5, 0.5))
     with pytest.raises(ValueError, match="rho_bins"):
         nz.NoiseModel(source="bulk", log10_freq=(-4.0,), rho_bins=(0.7,), n_clones=(1,), p_null=(0.5,))
     with pytest.raises(ValueError, match="source"):
@@ -124,8 +127,14 @@ def test_noise_model_is_frozen_and_validated():
 
 
 def test_noise_model_to_frame():
-    model = nz.NoiseModel(source="replicates", log10_freq=(-5.0, -4.0), rho_bins=(0.02, 0.01),
-                          n_clones=(500, 300), p_null=(np.nan, np.nan), note="n")
+    model = nz.NoiseModel(
+        source="replicates",
+        log10_freq=(-5.0, -4.0),
+        rho_bins=(0.02, 0.01),
+        n_clones=(500, 300),
+        p_null=(np.nan, np.nan),
+        note="n",
+    )
     frame = model.to_frame()
     assert frame.columns == ["source", "bin", "log10_freq", "rho", "n_clones", "p_null", "note"]
     assert frame["rho"].to_list() == [0.02, 0.01]
@@ -166,8 +175,10 @@ def test_rho_recovery_gamma_poisson_replicates():
 def test_rho_recovery_abundance_dependent_three_replicates():
     rng = np.random.default_rng(13)
     f = powerlaw_freqs(rng, 150_000)
+
     def truth(x):
         return np.clip(0.03 - 0.01 * (np.log10(x) + 5.0), 0.004, 0.05)  # decreasing with frequency
+
     depth = 400_000
     n = rng.poisson(f * 3 * depth)
     # three aliquots of one draw: Dirichlet shares with per-aliquot concentration (1/rho - 1)/2,
@@ -180,8 +191,8 @@ def test_rho_recovery_abundance_dependent_three_replicates():
     centres = np.asarray(model.log10_freq)
     informative = centres > np.log10(20 / (2 * depth))  # bins of n >~ 20 per pair
     assert informative.sum() >= 3
-    got = model.rho(10**centres[informative])
-    np.testing.assert_allclose(got, truth(10**centres[informative]), rtol=0.3, atol=0.002)
+    got = model.rho(10 ** centres[informative])
+    np.testing.assert_allclose(got, truth(10 ** centres[informative]), rtol=0.3, atol=0.002)
     assert got[0] > got[-1]  # the decrease is recovered
 
 
@@ -243,8 +254,7 @@ def test_too_few_informative_clones_falls_back_to_poisson():
 
 
 def test_too_few_informative_clones_uses_supplied_fallback():
-    prior = nz.NoiseModel(source="replicates", log10_freq=(-4.0,), rho_bins=(0.03,),
-                          n_clones=(900,), p_null=(np.nan,))
+    prior = nz.NoiseModel(source="replicates", log10_freq=(-4.0,), rho_bins=(0.03,), n_clones=(900,), p_null=(np.nan,))
     model = nz.fit_noise_from_bulk([1, 2], [3, 0], n_a=500, n_b=500, fallback=prior)
     assert model.source == "replicates" and model.rho_bins == (0.03,)
     assert "fallback" in model.note

@@ -13,22 +13,44 @@ from tcrtrack.plots.noise_fits import null_fits, null_sd_from_rows, resolve_time
 from tcrtrack.plots.style import save_figure
 from tcrtrack.schema import CLONOTYPE_SCHEMA
 
-SAMPLES = [("bm14", "blood", -14, 1), ("b0r1", "blood", 0, 1), ("b0r2", "blood", 0, 2), ("b14", "blood", 14, 1),
-           ("b28", "blood", 28, 1), ("t0", "tumor", -7, 1), ("t28", "tumor", 28, 1)]
+SAMPLES = [
+    ("bm14", "blood", -14, 1),
+    ("b0r1", "blood", 0, 1),
+    ("b0r2", "blood", 0, 2),
+    ("b14", "blood", 14, 1),
+    ("b28", "blood", 28, 1),
+    ("t0", "tumor", -7, 1),
+    ("t28", "tumor", 28, 1),
+]
 MODELS = ("overdispersed", "betabinomial", "fisher")
 
 
 def table(counts: np.ndarray) -> pl.DataFrame:
     total = int(counts.sum())
-    rows = [{"clone_id": f"CASS{i:05d}F|TRBV5-1|TRBJ2-7", "junction_aa": f"CASS{i:05d}F", "v_gene": "TRBV5-1",
-             "j_gene": "TRBJ2-7", "junction": None, "count": int(n), "frequency": n / total, "v_ambiguous": False,
-             "j_ambiguous": False} for i, n in enumerate(counts) if n > 0]
+    rows = [
+        {
+            "clone_id": f"CASS{i:05d}F|TRBV5-1|TRBJ2-7",
+            "junction_aa": f"CASS{i:05d}F",
+            "v_gene": "TRBV5-1",
+            "j_gene": "TRBJ2-7",
+            "junction": None,
+            "count": int(n),
+            "frequency": n / total,
+            "v_ambiguous": False,
+            "j_ambiguous": False,
+        }
+        for i, n in enumerate(counts)
+        if n > 0
+    ]
     return pl.DataFrame(rows, schema=CLONOTYPE_SCHEMA)
 
 
 def sheet() -> pl.DataFrame:
-    return pl.DataFrame(SAMPLES, schema={"sample": pl.Utf8, "compartment": pl.Utf8, "day": pl.Int64,
-                                         "replicate": pl.Int64}, orient="row").with_columns(patient=pl.lit("P1"))
+    return pl.DataFrame(
+        SAMPLES,
+        schema={"sample": pl.Utf8, "compartment": pl.Utf8, "day": pl.Int64, "replicate": pl.Int64},
+        orient="row",
+    ).with_columns(patient=pl.lit("P1"))
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +65,15 @@ def patient():
         lam = freq * np.exp(sigma * rng.standard_normal(k)) * np.where(up & (np.arange(k) < 30), 20.0, 1.0)
         return table(rng.poisson(lam / lam.sum() * depth))
 
-    tables = {"bm14": draw(20_000, 0.4), "b0r1": draw(25_000, 0.2), "b0r2": draw(20_000, 0.2),
-              "b14": draw(30_000, 0.4, up=True), "b28": draw(15_000, 0.4, up=True), "t0": draw(5_000, 0.7),
-              "t28": draw(6_000, 0.7)}
+    tables = {
+        "bm14": draw(20_000, 0.4),
+        "b0r1": draw(25_000, 0.2),
+        "b0r2": draw(20_000, 0.2),
+        "b14": draw(30_000, 0.4, up=True),
+        "b28": draw(15_000, 0.4, up=True),
+        "t0": draw(5_000, 0.7),
+        "t28": draw(6_000, 0.7),
+    }
     samples = sheet()
     return samples, {model: analyse_patient(samples, tables, settings=CallSettings(model=model)) for model in MODELS}
 
@@ -108,7 +136,10 @@ def test_spread_by_bin_equals_a_hand_computation():
     a = np.array([10, 20, 5, 40, 0, 3, 8, 1])
     b = np.array([12, 15, 9, 30, 3, 0, 20, 2])
     n_a, n_b = 1000.0, 2000.0
-    sd_null = lambda f: np.full(np.shape(f), 0.3)
+
+    def sd_null(f):
+        return np.full(np.shape(f), 0.3)
+
     table = spread_by_bin(a, b, n_a=n_a, n_b=n_b, null_sd=sd_null, bin_width=10.0, min_clones=1)
     # independent: clones seen in both samples, log((b/N_b)/(a/N_a)), MAD about the median
     both = (a > 0) & (b > 0)
@@ -136,8 +167,14 @@ def test_spread_by_bin_recovers_simulated_noise():
     lam = np.exp(rng.uniform(np.log(5), np.log(2000), k))
     a = rng.poisson(lam * np.exp(sigma * rng.standard_normal(k)))
     b = rng.poisson(2 * lam * np.exp(sigma * rng.standard_normal(k)))
-    table = spread_by_bin(a, b, n_a=float(a.sum()), n_b=float(b.sum()),
-                          null_sd=lambda f: np.full(np.shape(f), np.sqrt(2) * sigma), min_clones=500)
+    table = spread_by_bin(
+        a,
+        b,
+        n_a=float(a.sum()),
+        n_b=float(b.sum()),
+        null_sd=lambda f: np.full(np.shape(f), np.sqrt(2) * sigma),
+        min_clones=500,
+    )
     big = table.filter(pl.col("median_min_count") >= 20)
     assert big.height >= 3
     assert np.allclose(big["observed"].to_numpy() / big["expected"].to_numpy(), 1.0, atol=0.08)
@@ -173,8 +210,11 @@ def test_resolve_timepoint_pools_the_baseline():
 def test_no_comparisons_or_missing_samples_draw_a_message(tmp_path, patient):
     samples, calls = patient
     clones = calls["overdispersed"].clones
-    for noise in (pl.DataFrame(), pl.DataFrame(schema={"comparison": pl.Utf8}),
-                  pl.DataFrame(schema={"comparison": pl.Utf8, "source": pl.Utf8, "sd": pl.Float64})):
+    for noise in (
+        pl.DataFrame(),
+        pl.DataFrame(schema={"comparison": pl.Utf8}),
+        pl.DataFrame(schema={"comparison": pl.Utf8, "source": pl.Utf8, "sd": pl.Float64}),
+    ):
         fig = noise_diagnostic(noise, clones, samples, patient="P1")
         assert "no comparisons tested" in texts(fig)
         save_figure(fig, tmp_path / "empty.png")
@@ -202,23 +242,34 @@ def test_a_borrowed_fit_is_marked_and_its_check_attributed(tmp_path):
     assert tumour["source"][0] == "fallback"
     fig = noise_diagnostic(calls.noise, calls.clones, samples, patient="P1")
     words = texts(fig)
-    assert "tumour day 28 vs day −7 (too few shared clones: shape borrowed) · lower-tail check of the borrowed fit" \
+    assert (
+        "tumour day 28 vs day −7 (too few shared clones: shape borrowed) · lower-tail check of the borrowed fit"
         in words
+    )
     assert "note: only" in words
     save_figure(fig, tmp_path / "borrowed.png")
     assert non_blank_png(tmp_path / "borrowed.png")
 
 
 def test_the_check_leaves_out_product_clones_and_uses_full_depths():
-    samples = pl.DataFrame({"sample": ["b0", "b14"], "compartment": ["blood", "blood"], "day": [0, 14],
-                            "replicate": [1, 1]})
+    samples = pl.DataFrame(
+        {"sample": ["b0", "b14"], "compartment": ["blood", "blood"], "day": [0, 14], "replicate": [1, 1]}
+    )
     a, b = np.array([10, 20, 30, 5]), np.array([12, 25, 300, 6])
     product = np.array([False, False, True, False])
-    clones = pl.DataFrame({"count_b0": a, "count_b14": b, "freq_b0": a / 100.0, "freq_b14": b / b.sum(),
-                           "in_product": product})  # b0 a truncated export of 100 templates
-    noise = pl.DataFrame({"comparison": ["blood_d14 vs blood_d0"] * 2, "source": ["bulk"] * 2,
-                          "log10_freq": [-6.0, -1.0], "sd": [0.3, 0.3], "lower_tail_005": [0.05] * 2,
-                          "note": [None, None]})
+    clones = pl.DataFrame(
+        {"count_b0": a, "count_b14": b, "freq_b0": a / 100.0, "freq_b14": b / b.sum(), "in_product": product}
+    )  # b0 a truncated export of 100 templates
+    noise = pl.DataFrame(
+        {
+            "comparison": ["blood_d14 vs blood_d0"] * 2,
+            "source": ["bulk"] * 2,
+            "log10_freq": [-6.0, -1.0],
+            "sd": [0.3, 0.3],
+            "lower_tail_005": [0.05] * 2,
+            "note": [None, None],
+        }
+    )
     (fit,) = null_fits(noise, clones, samples, bin_width=10.0, min_clones=1)
     keep = ~product
     n_a, n_b = 100 - 30, b.sum() - 300

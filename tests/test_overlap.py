@@ -14,8 +14,9 @@ from tcrtrack.pipeline import overlap_cohort_step, overlap_step
 
 
 def table(counts: dict[str, int]) -> pl.DataFrame:
-    return pl.DataFrame({"clone_id": list(counts), "count": list(counts.values())},
-                        schema={"clone_id": pl.Utf8, "count": pl.Int64})
+    return pl.DataFrame(
+        {"clone_id": list(counts), "count": list(counts.values())}, schema={"clone_id": pl.Utf8, "count": pl.Int64}
+    )
 
 
 def pair(frame: pl.DataFrame, a: str, b: str) -> dict:
@@ -25,8 +26,7 @@ def pair(frame: pl.DataFrame, a: str, b: str) -> dict:
 def test_hand_worked_example():
     # x = (2, 1, 1, 0), y = (1, 0, 3, 1): X = 4, Y = 5, sum xy = 5, Dx = 6/16, Dy = 11/25
     # MH = 2*5 / ((0.375 + 0.44) * 4 * 5) = 10 / 16.3; A = {c1,c2,c3}, B = {c1,c3,c4}: 2 shared, 4 in union
-    result = pairwise_overlap({"A": table({"c1": 2, "c2": 1, "c3": 1}),
-                               "B": table({"c1": 1, "c3": 3, "c4": 1})})
+    result = pairwise_overlap({"A": table({"c1": 2, "c2": 1, "c3": 1}), "B": table({"c1": 1, "c3": 3, "c4": 1})})
     row = result.row(0, named=True)
     assert (row["sample_a"], row["sample_b"]) == ("A", "B")
     assert row["morisita_horn"] == pytest.approx(10 / 16.3)
@@ -39,10 +39,14 @@ def test_hand_worked_example():
 
 def test_limits_identical_proportional_disjoint_and_subset():
     base = {"c1": 10, "c2": 5, "c3": 1}
-    result = pairwise_overlap({
-        "same": table(base), "double": table({k: 2 * v for k, v in base.items()}),
-        "other": table({"d1": 4, "d2": 4}), "subset": table({"c1": 3, "c2": 1}),
-    })
+    result = pairwise_overlap(
+        {
+            "same": table(base),
+            "double": table({k: 2 * v for k, v in base.items()}),
+            "other": table({"d1": 4, "d2": 4}),
+            "subset": table({"c1": 3, "c2": 1}),
+        }
+    )
     same_double = pair(result, "same", "double")
     assert same_double["morisita_horn"] == pytest.approx(1.0)
     assert same_double["jaccard"] == pytest.approx(1.0)
@@ -65,9 +69,12 @@ def test_empty_sample_gives_nulls_not_errors():
 def brute_force(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """Dense reference implementation of the formulas, one pair at a time."""
     a, b = x > 0, y > 0
-    mh = 2 * (x * y).sum() / (((x ** 2).sum() / x.sum() ** 2 + (y ** 2).sum() / y.sum() ** 2) * x.sum() * y.sum())
-    return {"morisita_horn": mh, "jaccard": (a & b).sum() / (a | b).sum(),
-            "overlap_coefficient": (a & b).sum() / min(a.sum(), b.sum())}
+    mh = 2 * (x * y).sum() / (((x**2).sum() / x.sum() ** 2 + (y**2).sum() / y.sum() ** 2) * x.sum() * y.sum())
+    return {
+        "morisita_horn": mh,
+        "jaccard": (a & b).sum() / (a | b).sum(),
+        "overlap_coefficient": (a & b).sum() / min(a.sum(), b.sum()),
+    }
 
 
 def test_vectorised_join_matches_brute_force_on_random_repertoires():
@@ -90,10 +97,15 @@ def test_duplicate_clone_rows_are_summed():
 
 
 def sheet() -> pl.DataFrame:
-    return pl.DataFrame({
-        "patient": ["P1"] * 5, "sample": ["t28", "b0r2", "b14", "b0r1", "tm7"],
-        "compartment": ["tumor", "blood", "blood", "blood", "tumor"], "day": [28, 0, 14, 0, -7],
-        "replicate": [1, 2, 1, 1, 1]})
+    return pl.DataFrame(
+        {
+            "patient": ["P1"] * 5,
+            "sample": ["t28", "b0r2", "b14", "b0r1", "tm7"],
+            "compartment": ["tumor", "blood", "blood", "blood", "tumor"],
+            "day": [28, 0, 14, 0, -7],
+            "replicate": [1, 2, 1, 1, 1],
+        }
+    )
 
 
 def test_samples_ordered_by_compartment_then_day_then_replicate():
@@ -112,18 +124,34 @@ def test_patient_overlap_adds_sample_metadata_and_matrix_is_symmetric():
 
 
 def clones(rows: list[tuple[str, str, str, int, int, bool]]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema={"junction_aa": pl.Utf8, "v_gene": pl.Utf8, "j_gene": pl.Utf8,
-                                      "count_s1": pl.Int64, "count_s2": pl.Int64, "flagged": pl.Boolean},
-                        orient="row")
+    return pl.DataFrame(
+        rows,
+        schema={
+            "junction_aa": pl.Utf8,
+            "v_gene": pl.Utf8,
+            "j_gene": pl.Utf8,
+            "count_s1": pl.Int64,
+            "count_s2": pl.Int64,
+            "flagged": pl.Boolean,
+        },
+        orient="row",
+    )
 
 
 def test_public_clones_by_junction_v_and_j():
-    result = public_clones({
-        "P1": clones([("CASSAF", "TRBV1", "TRBJ1", 3, 2, False), ("CASSBF", "TRBV2", "TRBJ1", 1, 0, False),
-                      ("CASSAF", "TRBV1", "TRBJ1", 1, 0, False)]),  # same rearrangement twice (nt definition)
-        "P2": clones([("CASSAF", "TRBV1", "TRBJ1", 0, 4, True), ("CASSBF", "TRBV3", "TRBJ1", 5, 0, False)]),
-        "P3": clones([("CASSAF", "TRBV1", "TRBJ1", 0, 0, False), ("CASSCF", "TRBV2", "TRBJ1", 1, 1, False)]),
-    })
+    result = public_clones(
+        {
+            "P1": clones(
+                [
+                    ("CASSAF", "TRBV1", "TRBJ1", 3, 2, False),
+                    ("CASSBF", "TRBV2", "TRBJ1", 1, 0, False),
+                    ("CASSAF", "TRBV1", "TRBJ1", 1, 0, False),
+                ]
+            ),  # same rearrangement twice (nt definition)
+            "P2": clones([("CASSAF", "TRBV1", "TRBJ1", 0, 4, True), ("CASSBF", "TRBV3", "TRBJ1", 5, 0, False)]),
+            "P3": clones([("CASSAF", "TRBV1", "TRBJ1", 0, 0, False), ("CASSCF", "TRBV2", "TRBJ1", 1, 1, False)]),
+        }
+    )
     assert result.height == 1  # CASSBF differs in V; P3's CASSAF has no templates
     row = result.row(0, named=True)
     assert (row["junction_aa"], row["n_patients"], row["patients"]) == ("CASSAF", 2, "P1,P2")
@@ -135,7 +163,8 @@ def test_public_clones_by_junction_v_and_j():
 
 def test_steps_write_tables(tmp_path):
     (tmp_path / "samples.tsv").write_text(
-        "patient\tsample\tcompartment\tday\tpath\nP1\tb0\tblood\t0\tb0.tsv\nP1\tt28\ttumor\t28\tt28.tsv\n")
+        "patient\tsample\tcompartment\tday\tpath\nP1\tb0\tblood\t0\tb0.tsv\nP1\tt28\ttumor\t28\tt28.tsv\n"
+    )
     paths = []
     for name, counts in {"b0": {"c1": 5, "c2": 1}, "t28": {"c1": 1, "c3": 2}}.items():
         path = tmp_path / f"{name}.parquet"
@@ -145,12 +174,17 @@ def test_steps_write_tables(tmp_path):
     written = read_tsv(tmp_path / "o.tsv")
     assert written["patient"].to_list() == ["P1"] and written["shared_clones"][0] == 1
     clones([("CASSAF", "TRBV1", "TRBJ1", 1, 0, False)]).with_columns(patient=pl.lit("P1")).write_parquet(
-        tmp_path / "c1.parquet")
+        tmp_path / "c1.parquet"
+    )
     clones([("CASSAF", "TRBV1", "TRBJ1", 2, 0, True)]).with_columns(patient=pl.lit("P2")).write_parquet(
-        tmp_path / "c2.parquet")
-    overlap_cohort_step(overlaps=[str(tmp_path / "o.tsv")], clones=[str(tmp_path / "c1.parquet"),
-                        str(tmp_path / "c2.parquet")], overlap_out=str(tmp_path / "co.tsv"),
-                        public_out=str(tmp_path / "pub.tsv"))
+        tmp_path / "c2.parquet"
+    )
+    overlap_cohort_step(
+        overlaps=[str(tmp_path / "o.tsv")],
+        clones=[str(tmp_path / "c1.parquet"), str(tmp_path / "c2.parquet")],
+        overlap_out=str(tmp_path / "co.tsv"),
+        public_out=str(tmp_path / "pub.tsv"),
+    )
     assert read_tsv(tmp_path / "pub.tsv")["patients"].to_list() == ["P1,P2"]
     assert read_tsv(tmp_path / "co.tsv").height == 1
 
@@ -162,8 +196,17 @@ def test_public_clones_equal_a_plain_python_count_and_read_lazily(min_patients):
     rng = np.random.default_rng(min_patients)
     cohort, expected = {}, {}
     for p in range(5):
-        rows = [(f"CAS{rng.integers(12)}F", f"TRBV{rng.integers(3)}", "TRBJ1", int(rng.integers(0, 3)),
-                 int(rng.integers(0, 2)), bool(rng.random() < 0.1)) for _ in range(40)]
+        rows = [
+            (
+                f"CAS{rng.integers(12)}F",
+                f"TRBV{rng.integers(3)}",
+                "TRBJ1",
+                int(rng.integers(0, 3)),
+                int(rng.integers(0, 2)),
+                bool(rng.random() < 0.1),
+            )
+            for _ in range(40)
+        ]
         cohort[f"P{p}"] = clones(rows)
         for junction, v, j, a, b, flagged in rows:
             if a + b:

@@ -20,9 +20,21 @@ DEFAULT = CallSettings(model="overdispersed", new_max_frequency=1e-3)
 def table(counts: dict[str, int]) -> pl.DataFrame:
     """A clonotype table from {junction_aa: count} (V/J fixed)."""
     total = sum(counts.values())
-    rows = [{"clone_id": f"{aa}|TRBV5-1|TRBJ2-7", "junction_aa": aa, "v_gene": "TRBV5-1", "j_gene": "TRBJ2-7",
-             "junction": None, "count": n, "frequency": n / total, "v_ambiguous": False, "j_ambiguous": False}
-            for aa, n in counts.items() if n > 0]
+    rows = [
+        {
+            "clone_id": f"{aa}|TRBV5-1|TRBJ2-7",
+            "junction_aa": aa,
+            "v_gene": "TRBV5-1",
+            "j_gene": "TRBJ2-7",
+            "junction": None,
+            "count": n,
+            "frequency": n / total,
+            "v_ambiguous": False,
+            "j_ambiguous": False,
+        }
+        for aa, n in counts.items()
+        if n > 0
+    ]
     return pl.DataFrame(rows, schema=CLONOTYPE_SCHEMA)
 
 
@@ -32,8 +44,9 @@ def background(seed: int, n: int = 300) -> dict[str, int]:
 
 
 def sheet(rows: list[tuple[str, str, int, int]]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema={"sample": pl.Utf8, "compartment": pl.Utf8, "day": pl.Int64,
-                                      "replicate": pl.Int64}, orient="row").with_columns(patient=pl.lit("P1"))
+    return pl.DataFrame(
+        rows, schema={"sample": pl.Utf8, "compartment": pl.Utf8, "day": pl.Int64, "replicate": pl.Int64}, orient="row"
+    ).with_columns(patient=pl.lit("P1"))
 
 
 def clone(calls, aa: str) -> dict:
@@ -51,8 +64,16 @@ def cohort():
         "t0": table({**bg, "CASSNEWF": 0, "CASSTUMF": 2}),
         "t28": table({**bg, "CASSNEWF": 30, "CASSTUMF": 60}),
     }
-    samples = sheet([("b0r1", "blood", 0, 1), ("b0r2", "blood", 0, 2), ("b14", "blood", 14, 1),
-                     ("b28", "blood", 28, 1), ("t0", "tumor", -7, 1), ("t28", "tumor", 28, 1)])
+    samples = sheet(
+        [
+            ("b0r1", "blood", 0, 1),
+            ("b0r2", "blood", 0, 2),
+            ("b14", "blood", 14, 1),
+            ("b28", "blood", 28, 1),
+            ("t0", "tumor", -7, 1),
+            ("t28", "tumor", 28, 1),
+        ]
+    )
     return samples, tables
 
 
@@ -69,12 +90,16 @@ def pivot_wide_counts(clonotypes: dict[str, pl.DataFrame]) -> pl.DataFrame:
     names = ("clone_id", "junction_aa", "v_gene", "j_gene")
     long = pl.concat([t.select(*names, "count").with_columns(sample=pl.lit(s)) for s, t in clonotypes.items()])
     annotation = long.group_by("clone_id", maintain_order=True).agg(pl.col(c).first() for c in names[1:])
-    counts = long.pivot(on="sample", index="clone_id", values="count", aggregate_function="sum",
-                        on_columns=list(clonotypes))
+    counts = long.pivot(
+        on="sample", index="clone_id", values="count", aggregate_function="sum", on_columns=list(clonotypes)
+    )
     counts = counts.rename({s: f"count_{s}" for s in clonotypes}).fill_null(0)
     totals = {s: int(t["count"].sum()) for s, t in clonotypes.items()}
-    return annotation.join(counts, on="clone_id").with_columns(
-        (pl.col(f"count_{s}") / totals[s]).alias(f"freq_{s}") for s in clonotypes).sort("clone_id")
+    return (
+        annotation.join(counts, on="clone_id")
+        .with_columns((pl.col(f"count_{s}") / totals[s]).alias(f"freq_{s}") for s in clonotypes)
+        .sort("clone_id")
+    )
 
 
 def test_wide_table_equals_the_pivot_it_replaces():
@@ -86,8 +111,13 @@ def test_wide_table_equals_the_pivot_it_replaces():
         counts = rng.integers(1, 100, size=picked.size)
         frame = pl.DataFrame({"junction_aa": picked, "count": counts}).with_columns(
             clone_id=pl.col("junction_aa"),  # as definition "aa": V/J may differ between samples
-            v_gene=pl.lit(f"TRBV{k + 1}"), j_gene=pl.lit("TRBJ2-7"), junction=None, frequency=None,
-            v_ambiguous=False, j_ambiguous=False)
+            v_gene=pl.lit(f"TRBV{k + 1}"),
+            j_gene=pl.lit("TRBJ2-7"),
+            junction=None,
+            frequency=None,
+            v_ambiguous=False,
+            j_ambiguous=False,
+        )
         tables[sample] = frame.select(list(CLONOTYPE_SCHEMA)).cast(CLONOTYPE_SCHEMA)
     tables["dup"] = pl.concat([tables["s1"].head(5), tables["s1"].head(3)])  # a repeated clone_id: summed
     tables["empty"] = tables["s1"].clear()
@@ -156,6 +186,7 @@ def test_new_in_blood_by_the_upper_bound_of_the_baseline_frequency(cohort):
     base = calls.clones["baseline_count"].to_numpy()
     depth = int(tables["b0r1"]["count"].sum() + tables["b0r2"]["count"].sum())
     from scipy.stats import chi2
+
     upper = chi2.ppf(0.95, 2 * (base + 1)) / (2 * depth)
     assert calls.clones["baseline_frequency_upper"].to_numpy() == pytest.approx(upper)
     assert calls.clones["new_in_blood"].to_list() == list(upper <= 1e-3)
@@ -168,11 +199,15 @@ def test_product_clones_leave_the_fit_and_the_depths(cohort):
     samples, tables = cohort
     product = {f"CASSPROD{i:03d}F": 500 for i in range(20)}
     samples = pl.concat([samples, sheet([("prod", "product", 0, 1)])], how="diagonal_relaxed")
-    tables = {**tables, "prod": table(product),
-              "b14": table({**background(0), "CASSNEWF": 80, "CASSOLDF": 38, **product})}
+    tables = {
+        **tables,
+        "prod": table(product),
+        "b14": table({**background(0), "CASSNEWF": 80, "CASSOLDF": 38, **product}),
+    }
     with_product = analyse_patient(samples, tables, settings=FISHER)
-    plain = analyse_patient(samples.filter(pl.col("sample") != "prod"), {k: v for k, v in tables.items()
-                                                                          if k != "prod"}, settings=FISHER)
+    plain = analyse_patient(
+        samples.filter(pl.col("sample") != "prod"), {k: v for k, v in tables.items() if k != "prod"}, settings=FISHER
+    )
     product_clone = clone(with_product, "CASSPROD000F")
     assert product_clone["in_product"] and product_clone["blood_d14_pvalue"] is None  # not in the family
     assert not product_clone["expanded_in_blood"] and not product_clone["flagged"]
@@ -188,8 +223,9 @@ def test_require_new_excludes_clones_present_at_baseline(cohort):
     settings = CallSettings(model="fisher", new_max_frequency=3e-4)
     calls = analyse_patient(samples, tables, settings=settings)
     assert clone(calls, "CASSNEWF")["flagged"] and not clone(calls, "CASSNEWF")["new_in_blood"]
-    strict = analyse_patient(samples, tables, settings=CallSettings(model="fisher", new_max_frequency=3e-4,
-                                                                    require_new=True))
+    strict = analyse_patient(
+        samples, tables, settings=CallSettings(model="fisher", new_max_frequency=3e-4, require_new=True)
+    )
     assert strict.flagged.height == 0
 
 
@@ -200,8 +236,7 @@ def test_tumour_rule_significant_only_needs_enrichment(cohort):
     assert clone(calls, "CASSNEWF")["accumulates_in_tumor"]
     # a clone absent before and at 3 after is 'new' in the tumour but not significant
     tables = {**tables, "t28": table({**background(0), "CASSNEWF": 3, "CASSTUMF": 60})}
-    liberal = analyse_patient(samples, tables,
-                              settings=CallSettings(model="fisher", tumor_rule="significant_or_new"))
+    liberal = analyse_patient(samples, tables, settings=CallSettings(model="fisher", tumor_rule="significant_or_new"))
     strict = analyse_patient(samples, tables, settings=FISHER)
     assert clone(liberal, "CASSNEWF")["accumulates_in_tumor"]
     assert not clone(strict, "CASSNEWF")["accumulates_in_tumor"]
@@ -232,16 +267,18 @@ def test_single_sample_and_no_baseline(cohort):
     one = analyse_patient(samples.filter(pl.col("sample") == "b14"), {"b14": tables["b14"]}, settings=FISHER)
     assert one.flagged.height == 0 and not one.clones["expanded_in_blood"].any()
     assert any("no baseline blood" in note for note in one.notes)
-    no_post = analyse_patient(samples.filter(pl.col("sample") == "b0r1"), {"b0r1": tables["b0r1"]},
-                              settings=FISHER)
+    no_post = analyse_patient(samples.filter(pl.col("sample") == "b0r1"), {"b0r1": tables["b0r1"]}, settings=FISHER)
     assert any("no post-infusion blood" in note for note in no_post.notes)
 
 
 def test_single_post_timepoint_without_replicates(cohort):
     samples, tables = cohort
     keep = ["b0r1", "b28", "t0", "t28"]
-    calls = analyse_patient(samples.filter(pl.col("sample").is_in(keep)), {k: tables[k] for k in keep},
-                            settings=CallSettings(model="overdispersed"))
+    calls = analyse_patient(
+        samples.filter(pl.col("sample").is_in(keep)),
+        {k: tables[k] for k in keep},
+        settings=CallSettings(model="overdispersed"),
+    )
     new = clone(calls, "CASSNEWF")
     assert new["flagged"] and new["peak_day"] == 28 and new["baseline_count"] == 0
     assert set(calls.noise["source"]) <= {"bulk", "fallback"}
@@ -253,7 +290,7 @@ def test_explicit_baseline_day(cohort):
     tables = {**tables, "bm7": table({**background(0), "CASSNEWF": 150})}
     latest = analyse_patient(samples, tables, settings=FISHER)
     early = analyse_patient(samples, tables, settings=CallSettings(model="fisher", baseline_day=-7))
-    assert clone(latest, "CASSNEWF")["expanded_in_blood"]   # baseline day 0: absent, then 80-200
+    assert clone(latest, "CASSNEWF")["expanded_in_blood"]  # baseline day 0: absent, then 80-200
     assert not clone(early, "CASSNEWF")["expanded_in_blood"]  # baseline day -7: already 150
 
 
@@ -270,6 +307,7 @@ def fisher_p_min(c: pl.DataFrame, reference: list[str], later: list[str]) -> np.
 
 def blood_and_tumour_evidence(c: pl.DataFrame) -> tuple[np.ndarray, ...]:
     """Simes blood p and p_min over days 14 and 28, and the day-28 biopsy's p and p_min, by hand."""
+
     def hand_simes(p):
         d = (~np.isnan(p)).sum(axis=1)
         srt = np.sort(np.where(np.isnan(p), np.inf, p), axis=1)
@@ -278,8 +316,12 @@ def blood_and_tumour_evidence(c: pl.DataFrame) -> tuple[np.ndarray, ...]:
 
     p_blood = np.column_stack([c[f"{d}_pvalue"].fill_null(np.nan).to_numpy() for d in ("blood_d14", "blood_d28")])
     pm_blood = np.column_stack([fisher_p_min(c, ["b0r1", "b0r2"], ["b14"]), fisher_p_min(c, ["b0r1", "b0r2"], ["b28"])])
-    return (hand_simes(p_blood), hand_simes(pm_blood), c["tumor_d28_pvalue"].fill_null(np.nan).to_numpy(),
-            fisher_p_min(c, ["t0"], ["t28"]))
+    return (
+        hand_simes(p_blood),
+        hand_simes(pm_blood),
+        c["tumor_d28_pvalue"].fill_null(np.nan).to_numpy(),
+        fisher_p_min(c, ["t0"], ["t28"]),
+    )
 
 
 def test_flag_is_bh_over_the_conjunction_pvalue(cohort):
@@ -334,8 +376,13 @@ def test_replicability_flag_is_the_rvalue_of_blood_then_tumour(cohort):
 def test_replicate_rho_is_carried_over_to_pooled_libraries():
     from tcrtrack.noise import NoiseModel, for_pooled_libraries
 
-    pair = NoiseModel(source="replicates", log10_freq=(-4.0, -3.0), rho_bins=(0.05, 0.2), n_clones=(300, 300),
-                      p_null=(float("nan"),) * 2)
+    pair = NoiseModel(
+        source="replicates",
+        log10_freq=(-4.0, -3.0),
+        rho_bins=(0.05, 0.2),
+        n_clones=(300, 300),
+        p_null=(float("nan"),) * 2,
+    )
     dispersion = np.array([2 * 0.05 / 0.95, 2 * 0.2 / 0.8])  # D = 2 rho / (1 - rho)
     pooled = for_pooled_libraries(pair, k_a=2, k_b=1)
     assert pooled.rho_bins == pytest.approx(tuple(dispersion / (3 + dispersion)))

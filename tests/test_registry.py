@@ -24,18 +24,32 @@ def test_the_workflow_writes_exactly_the_registry(tmp_path, pdf):
     with its rule: the registry's files, each from the rule the registry names; figures' PDFs only with
     report.pdf."""
     (tmp_path / "my.yaml").write_text(f"samples: {SHEET}\nreport:\n  pdf: {str(pdf).lower()}\n")
-    done = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile",
-                           "my.yaml", "--summary"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile", "my.yaml", "--summary"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line.split("\t") for line in done.stdout.splitlines() if line.startswith("results/")]
     planned = {path: rule for path, _, rule, *_ in rows}
     patients = pl.read_csv(SHEET, separator="\t")["patient"].unique(maintain_order=True).to_list()
-    expected = {f: o.rule for o in registry.OUTPUTS
-                for p in (patients if o.scope == "patient" else [None]) for f in o.format(p, pdf=pdf)}
+    expected = {
+        f: o.rule
+        for o in registry.OUTPUTS
+        for p in (patients if o.scope == "patient" else [None])
+        for f in o.format(p, pdf=pdf)
+    }
     assert any(f.endswith(".pdf") for f in planned) == pdf
     assert planned == expected
-    rules = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile",
-                            "my.yaml", "--list-rules"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    rules = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile", "my.yaml", "--list-rules"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert set(rules.stdout.split()) == {o.rule for o in registry.OUTPUTS} | {"all"}
 
 
@@ -46,8 +60,9 @@ def test_every_rule_output_goes_through_the_registry():
     for smk in (ROOT / "workflow" / "rules").glob("*.smk"):
         for block in re.findall(r"\n    output:\n((?:        .*\n)+)", smk.read_text()):
             for line in block.splitlines():
-                assert re.fullmatch(r'        (\w+=out\("[^"]+"\)|\*\*pdf_out\(\w+="[^"]+\.pdf"\)),(  #.*)?', line), \
+                assert re.fullmatch(r'        (\w+=out\("[^"]+"\)|\*\*pdf_out\(\w+="[^"]+\.pdf"\)),(  #.*)?', line), (
                     f"{smk.name}: {line.strip()}"
+                )
 
 
 def test_registry_entries_are_complete():

@@ -43,18 +43,57 @@ def run(tmp_path_factory) -> Path:
     """A two-patient cohort run through `tcrtrack run` (deployed: from a folder that is not the repository),
     then `snakemake --report`."""
     base = tmp_path_factory.mktemp("report")
-    simulate_cohort(base / "data", n_patients=2, n_clones=1500, blood_depth=5000, tumor_depth=3000,
-                    n_planted=(5, 3, 3), replicate_patients=(0,), seed=3, sheet=base / "samples.tsv")
+    simulate_cohort(
+        base / "data",
+        n_patients=2,
+        n_clones=1500,
+        blood_depth=5000,
+        tumor_depth=3000,
+        n_planted=(5, 3, 3),
+        replicate_patients=(0,),
+        seed=3,
+        sheet=base / "samples.tsv",
+    )
     # report.pdf on (off by default): every figure as PDF too
-    (base / "run.yaml").write_text(f"samples: {base / 'samples.tsv'}\ndiversity:\n  depth: 1500\n"
-                                   "report:\n  pdf: true\n")
+    (base / "run.yaml").write_text(
+        f"samples: {base / 'samples.tsv'}\ndiversity:\n  depth: 1500\nreport:\n  pdf: true\n"
+    )
     workdir = base / "work"
-    done = subprocess.run([str(readme_python()), "-m", "tcrtrack.cli", "run", "--configfile", str(base / "run.yaml"),
-                           "--outdir", str(workdir), "--cores", "2"], capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [
+            str(readme_python()),
+            "-m",
+            "tcrtrack.cli",
+            "run",
+            "--configfile",
+            str(base / "run.yaml"),
+            "--outdir",
+            str(workdir),
+            "--cores",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
-    report = subprocess.run([str(readme_python()), "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile",
-                             str(base / "run.yaml"), "--report", "results/report.html"], cwd=workdir,
-                            capture_output=True, text=True, timeout=600)
+    report = subprocess.run(
+        [
+            str(readme_python()),
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--configfile",
+            str(base / "run.yaml"),
+            "--report",
+            "results/report.html",
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert report.returncode == 0, report.stderr[-3000:]
     (workdir / "report.log").write_text(report.stdout + report.stderr)
     return workdir
@@ -83,8 +122,9 @@ def test_overlap_tables(run):
         assert overlap.height == n * (n - 1) // 2
         for metric in ("morisita_horn", "jaccard", "overlap_coefficient"):
             assert overlap[metric].is_between(0, 1).all()
-        replicates = overlap.filter((pl.col("compartment_a") == pl.col("compartment_b"))
-                                    & (pl.col("day_a") == pl.col("day_b")))
+        replicates = overlap.filter(
+            (pl.col("compartment_a") == pl.col("compartment_b")) & (pl.col("day_a") == pl.col("day_b"))
+        )
         blood_tumour = overlap.filter(pl.col("compartment_a") != pl.col("compartment_b"))
         if replicates.height:  # technical replicates share far more than blood and tumour
             assert replicates["morisita_horn"].min() > blood_tumour["morisita_horn"].max()
@@ -112,8 +152,9 @@ def test_report_is_self_contained_with_every_figure_and_caption(run):
     assert "Configuration of this run" in html
     # every figure embedded in the page itself (a data URI), none linked: the figures of every rule
     figures = registry.select(kind="figure")
-    assert html.count('"data_uri": "data:image/png;') == (len(PATIENTS) * sum(o.scope == "patient" for o in figures)
-                                                           + sum(o.scope == "cohort" for o in figures))
+    assert html.count('"data_uri": "data:image/png;') == (
+        len(PATIENTS) * sum(o.scope == "patient" for o in figures) + sum(o.scope == "cohort" for o in figures)
+    )
 
 
 def test_cohort_analyses_are_built_and_in_the_report(run):
@@ -140,8 +181,9 @@ def test_cohort_analyses_are_built_and_in_the_report(run):
     assert ((sums - 1).abs() < 1e-9).all()
     curves = read_tsv(results / "patients" / "P01" / "diversity_curves.tsv")
     observed = curves.filter((pl.col("method") == "observed") & (pl.col("q") == 0))
-    clonotypes = {s: pl.read_parquet(results / "clonotypes" / "P01" / f"{s}.parquet").height
-                  for s in observed["sample"]}
+    clonotypes = {
+        s: pl.read_parquet(results / "clonotypes" / "P01" / f"{s}.parquet").height for s in observed["sample"]
+    }
     assert all(round(e) == clonotypes[s] for s, e in observed.select("sample", "estimate").iter_rows())
     assert "exact" in html or "Mann" in html  # the test named with the p-values (flagged_by_group caption)
 
@@ -151,9 +193,25 @@ def test_report_with_a_custom_stylesheet_is_still_self_contained(run, tmp_path):
     css = tmp_path / "my.css"
     css.write_text("/* tcrtrack custom style */ body { font-family: serif; }\n")
     out = tmp_path / "styled.html"
-    done = subprocess.run([str(readme_python()), "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile",
-                           str(run.parent / "run.yaml"), "--report", str(out), "--report-stylesheet", str(css)],
-                          cwd=run, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            str(readme_python()),
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--configfile",
+            str(run.parent / "run.yaml"),
+            "--report",
+            str(out),
+            "--report-stylesheet",
+            str(css),
+        ],
+        cwd=run,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     html = out.read_text()
     assert html.count("/* tcrtrack custom style */") == 1
@@ -161,10 +219,21 @@ def test_report_with_a_custom_stylesheet_is_still_self_contained(run, tmp_path):
 
 
 def chromium_args(binary: str, profile: Path) -> list[str]:
-    return [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-            "--enable-logging=stderr", "--v=0", "--host-resolver-rules=MAP * ~NOTFOUND",
-            "--virtual-time-budget=15000"]
+    return [
+        binary,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--virtual-time-budget=15000",
+    ]
 
 
 def visible_text(dom: str) -> str:
@@ -176,14 +245,18 @@ def visible_text(dom: str) -> str:
 def test_report_renders_in_headless_chromium(run, tmp_path):
     binary = find_or_install_chromium()
     if binary is None:
-        pytest.skip("chromium not found: install it (apt-get install -y --no-install-recommends chromium); "
-                    "with CI set and as root this test installs it itself")
+        pytest.skip(
+            "chromium not found: install it (apt-get install -y --no-install-recommends chromium); "
+            "with CI set and as root this test installs it itself"
+        )
     html = (run / "results" / "report.html").read_text()
     figure = "results/patients/P01/figures/expansion_scatter.png"
     # Navigate as a reader would: open patient P01's results, then the expansion figure's caption.
-    navigate = ("<script>window.addEventListener('load', function () { setTimeout(function () {"
-                "app.setView({navbarMode: 'subcategory', category: 'Patients', subcategory: 'P01'});"
-                "%s }, 300); });</script>")
+    navigate = (
+        "<script>window.addEventListener('load', function () { setTimeout(function () {"
+        "app.setView({navbarMode: 'subcategory', category: 'Patients', subcategory: 'P01'});"
+        "%s }, 300); });</script>"
+    )
     pages = {
         "listing": navigate % "",
         "caption": navigate % f"setTimeout(function () {{ app.showResultInfo({json.dumps(figure)}); }}, 300);",
@@ -193,21 +266,40 @@ def test_report_renders_in_headless_chromium(run, tmp_path):
         page = tmp_path / f"{name}.html"
         end = html.rfind("</body>")  # the page's own closing tag (embedded scripts may contain the string)
         page.write_text(html[:end] + script + html[end:] if end >= 0 else html + script)
-        done = subprocess.run([*chromium_args(binary, tmp_path / f"profile-{name}"), "--dump-dom", page.as_uri()],
-                              capture_output=True, text=True, timeout=180)
+        done = subprocess.run(
+            [*chromium_args(binary, tmp_path / f"profile-{name}"), "--dump-dom", page.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         assert "Uncaught" not in done.stderr, [line for line in done.stderr.splitlines() if "Uncaught" in line]
         assert ":ERROR:CONSOLE" not in done.stderr
         texts[name] = visible_text(done.stdout)
     # the patient's results are listed by their labels (workflow/rules/figures.smk, overlap.smk, expansion.smk)
-    for label in ("clone overlap heatmap", "expansion scatter", "clone tracking", "diversity over time", "noise model",
-                  "flagged clones", "sample overlap"):
+    for label in (
+        "clone overlap heatmap",
+        "expansion scatter",
+        "clone tracking",
+        "diversity over time",
+        "noise model",
+        "flagged clones",
+        "sample overlap",
+    ):
         assert label in texts["listing"], label
     assert "How to read it" in texts["caption"] and "Blood clone frequencies of patient P01" in texts["caption"]
     screenshot = tmp_path / "report.png"
-    done = subprocess.run([*chromium_args(binary, tmp_path / "profile-shot"), "--window-size=1400,900",
-                           f"--screenshot={screenshot}", (run / "results" / "report.html").as_uri()],
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [
+            *chromium_args(binary, tmp_path / "profile-shot"),
+            "--window-size=1400,900",
+            f"--screenshot={screenshot}",
+            (run / "results" / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0 and "Uncaught" not in done.stderr, done.stderr[-2000:]
     assert non_blank_png(screenshot)
 
@@ -218,24 +310,48 @@ def test_report_with_a_stylesheet_renders_offline_with_the_style_applied(run, tm
     in effect (the body's computed colour, written into the page by a script after load)."""
     binary = find_or_install_chromium()
     if binary is None:
-        pytest.skip("chromium not found: install it (apt-get install -y --no-install-recommends chromium); "
-                    "with CI set and as root this test installs it itself")
+        pytest.skip(
+            "chromium not found: install it (apt-get install -y --no-install-recommends chromium); "
+            "with CI set and as root this test installs it itself"
+        )
     css = tmp_path / "my.css"
     css.write_text("body { background-color: rgb(1, 2, 3) !important; }\n")
     styled = tmp_path / "styled.html"
-    done = subprocess.run([str(readme_python()), "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--configfile",
-                           str(run.parent / "run.yaml"), "--report", str(styled), "--report-stylesheet", str(css)],
-                          cwd=run, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            str(readme_python()),
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--configfile",
+            str(run.parent / "run.yaml"),
+            "--report",
+            str(styled),
+            "--report-stylesheet",
+            str(css),
+        ],
+        cwd=run,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     html = styled.read_text()
-    probe = ("<script>window.addEventListener('load', function () { setTimeout(function () {"
-             "document.body.setAttribute('data-probe', getComputedStyle(document.body).backgroundColor);"
-             "}, 300); });</script>")
+    probe = (
+        "<script>window.addEventListener('load', function () { setTimeout(function () {"
+        "document.body.setAttribute('data-probe', getComputedStyle(document.body).backgroundColor);"
+        "}, 300); });</script>"
+    )
     end = html.rfind("</body>")
     page = tmp_path / "probe.html"
     page.write_text(html[:end] + probe + html[end:])
-    shown = subprocess.run([*chromium_args(binary, tmp_path / "profile"), "--dump-dom", page.as_uri()],
-                           capture_output=True, text=True, timeout=180)
+    shown = subprocess.run(
+        [*chromium_args(binary, tmp_path / "profile"), "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert "Uncaught" not in shown.stderr and ":ERROR:CONSOLE" not in shown.stderr
     assert 'data-probe="rgb(1, 2, 3)"' in shown.stdout
@@ -246,9 +362,24 @@ def test_tcrtrack_run_passes_report_to_snakemake(run, tmp_path):
     """README: without a checkout (or without retyping the run's options), `tcrtrack run -- --report FILE` builds
     the report of the run folder with the run's own Snakefile, config and sheet."""
     out = tmp_path / "via_tcrtrack.html"
-    done = subprocess.run([str(readme_python()), "-m", "tcrtrack.cli", "run", "--configfile",
-                           str(run.parent / "run.yaml"), "--outdir", str(run), "--", "--report", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            str(readme_python()),
+            "-m",
+            "tcrtrack.cli",
+            "run",
+            "--configfile",
+            str(run.parent / "run.yaml"),
+            "--outdir",
+            str(run),
+            "--",
+            "--report",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     html = out.read_text()
     assert "results/patients/P01/figures/expansion_scatter.png" in html and "P02" in html

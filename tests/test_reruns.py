@@ -22,9 +22,25 @@ pytestmark = pytest.mark.slow
 
 
 def snakemake(workdir: Path, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2",
-                           "--configfile", "run.yaml", *args], cwd=workdir, capture_output=True, text=True,
-                          timeout=900, **kwargs)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--cores",
+            "2",
+            "--configfile",
+            "run.yaml",
+            *args,
+        ],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        **kwargs,
+    )
 
 
 def new_workdir(base: Path, name: str, sheet: Path) -> Path:
@@ -35,15 +51,27 @@ def new_workdir(base: Path, name: str, sheet: Path) -> Path:
 
 
 def checksums(results: Path) -> dict[str, str]:
-    return {str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(results.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(results)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(results.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("reruns")
-    simulate_cohort(base / "data", n_patients=2, n_clones=1500, blood_depth=5000, tumor_depth=3000,
-                    n_planted=(5, 3, 3), replicate_patients=(0,), seed=3, sheet=base / "samples.tsv")
+    simulate_cohort(
+        base / "data",
+        n_patients=2,
+        n_clones=1500,
+        blood_depth=5000,
+        tumor_depth=3000,
+        n_planted=(5, 3, 3),
+        replicate_patients=(0,),
+        seed=3,
+        sheet=base / "samples.tsv",
+    )
     return base
 
 
@@ -68,8 +96,17 @@ def test_two_runs_give_byte_identical_results(cohort, reference):
 
 def test_killed_run_resumes_to_identical_results(cohort, reference):
     workdir = new_workdir(cohort, "killed", cohort / "samples.tsv")
-    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2",
-               "--configfile", "run.yaml"]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--cores",
+        "2",
+        "--configfile",
+        "run.yaml",
+    ]
     process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     clonotypes = workdir / "results" / "clonotypes"
     deadline = time.monotonic() + 300

@@ -23,10 +23,12 @@ def make_sheet(tmp_path: Path, rows: list[str], *, header: str = HEADER, files: 
     return sheet
 
 
-GOOD = ["P1\tP1_b0\tblood\t0\t1\tb0.tsv\tairr\tresponder",
-        "P1\tP1_b0r2\tblood\t0\t2\tb0r2.tsv\t\tresponder",
-        "P1\tP1_b14\tblood\t14\t\tb14.tsv\tairr\tresponder",
-        "P1\tP1_t\ttumor\t-7\t1\tt.tsv\tairr\tresponder"]
+GOOD = [
+    "P1\tP1_b0\tblood\t0\t1\tb0.tsv\tairr\tresponder",
+    "P1\tP1_b0r2\tblood\t0\t2\tb0r2.tsv\t\tresponder",
+    "P1\tP1_b14\tblood\t14\t\tb14.tsv\tairr\tresponder",
+    "P1\tP1_t\ttumor\t-7\t1\tt.tsv\tairr\tresponder",
+]
 
 
 def test_good_sheet_is_typed_with_defaults_and_metadata(tmp_path):
@@ -38,21 +40,34 @@ def test_good_sheet_is_typed_with_defaults_and_metadata(tmp_path):
     assert Path(samples["path"][0]) == (tmp_path / "b0.tsv").resolve()
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    (["P1\tP1_b0\tblod\t0\t1\tb0.tsv\tairr\tx"],
-     r"row 2 \(sample 'P1_b0'\): column 'compartment' is 'blod'\. Fix: use one of blood, tumor, product"),
-    (["P1\tP1 b0\tblood\t0\t1\tb0.tsv\tairr\tx"], r"row 2 .*column 'sample' is 'P1 b0'\. Fix: use only letters"),
-    (["P1\tP1_b0\tblood\tday7\t1\tb0.tsv\tairr\tx"], r"row 2 .*column 'day' is 'day7'\. Fix: write a whole number"),
-    (["P1\tP1_b0\tblood\t0\t1\tb0.tsv\tairr\tx", "P1\tP1_b0\tblood\t7\t1\tb7.tsv\tairr\tx"],
-     r"sample id 'P1_b0' is used on rows 2, 3\. Fix: give every row its own sample id"),
-    (["P1\tP1_b0\tblood\t0\t1\tb0.tsv\tairr\tx", "P1\tP1_b7\tblood\t7\t1\tb0.tsv\tairr\tx"],
-     r"rows 2, 3 point at the same file .*Fix: each sample needs its own repertoire file"),
-    (["P1\tP1_b0\tblood\t0\t1\tb0.tsv\tairr\tx", "P1\tP1_b0b\tblood\t0\t1\tb0b.tsv\tairr\tx"],
-     r"rows 2, 3 are the same patient, compartment and day with the same replicate number"),
-    (["P1\tP1_b0\tblood\t0\t1\tb0.tsv\tadaptive\tx"],
-     r"column 'format' is 'adaptive'\. Fix: use one of auto, airr, immunoseq_v2"),
-    (["P1\tP1_b0\tblood\t0\t1\t\tairr\tx"], r"row 2 .*column 'path' is empty"),
-])
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            ["P1\tP1_b0\tblod\t0\t1\tb0.tsv\tairr\tx"],
+            r"row 2 \(sample 'P1_b0'\): column 'compartment' is 'blod'\. Fix: use one of blood, tumor, product",
+        ),
+        (["P1\tP1 b0\tblood\t0\t1\tb0.tsv\tairr\tx"], r"row 2 .*column 'sample' is 'P1 b0'\. Fix: use only letters"),
+        (["P1\tP1_b0\tblood\tday7\t1\tb0.tsv\tairr\tx"], r"row 2 .*column 'day' is 'day7'\. Fix: write a whole number"),
+        (
+            ["P1\tP1_b0\tblood\t0\t1\tb0.tsv\tairr\tx", "P1\tP1_b0\tblood\t7\t1\tb7.tsv\tairr\tx"],
+            r"sample id 'P1_b0' is used on rows 2, 3\. Fix: give every row its own sample id",
+        ),
+        (
+            ["P1\tP1_b0\tblood\t0\t1\tb0.tsv\tairr\tx", "P1\tP1_b7\tblood\t7\t1\tb0.tsv\tairr\tx"],
+            r"rows 2, 3 point at the same file .*Fix: each sample needs its own repertoire file",
+        ),
+        (
+            ["P1\tP1_b0\tblood\t0\t1\tb0.tsv\tairr\tx", "P1\tP1_b0b\tblood\t0\t1\tb0b.tsv\tairr\tx"],
+            r"rows 2, 3 are the same patient, compartment and day with the same replicate number",
+        ),
+        (
+            ["P1\tP1_b0\tblood\t0\t1\tb0.tsv\tadaptive\tx"],
+            r"column 'format' is 'adaptive'\. Fix: use one of auto, airr, immunoseq_v2",
+        ),
+        (["P1\tP1_b0\tblood\t0\t1\t\tairr\tx"], r"row 2 .*column 'path' is empty"),
+    ],
+)
 def test_bad_rows_give_one_line_with_row_and_fix(tmp_path, rows, message):
     with pytest.raises(SampleSheetError, match=message) as error:
         read_sample_sheet(make_sheet(tmp_path, rows))

@@ -23,8 +23,13 @@ from tcrtrack.simulate import (
 )
 
 SMALL = {
-    "n_patients": 2, "n_clones": 2_000, "blood_depth": 6_000, "tumor_depth": 3_000,
-    "n_planted": (12, 6, 6), "post_days": (14, 28), "tumor_days": (-7, 28, 56),
+    "n_patients": 2,
+    "n_clones": 2_000,
+    "blood_depth": 6_000,
+    "tumor_depth": 3_000,
+    "n_planted": (12, 6, 6),
+    "post_days": (14, 28),
+    "tumor_days": (-7, 28, 56),
 }
 KEY = ["patient", "junction_aa", "v_gene", "j_gene"]
 
@@ -92,9 +97,7 @@ def test_sheet_columns_ids_and_days(cohort):
 
 def test_replicate_fraction_and_missing_pre_biopsy(tmp_path):
     small = {**SMALL, "n_clones": 500, "n_planted": (3, 2, 1)}
-    out = simulate_cohort(
-        tmp_path, **small, replicate_patients=0.5, missing_pre_biopsy=(1,), seed=3
-    )
+    out = simulate_cohort(tmp_path, **small, replicate_patients=0.5, missing_pre_biopsy=(1,), seed=3)
     sheet = pl.read_csv(out.sheet, separator="\t")
     base = sheet.filter(pl.col("compartment") == "blood", pl.col("day") == 0)
     assert base.group_by("patient").len().sort("patient")["len"].to_list() == [2, 1]
@@ -158,19 +161,21 @@ def test_planted_clones_show_up_where_planted(cohort, counts):
         mean_count("new_expanded_tumor", "tumor", "pre"), 0.3
     )
     assert mean_count("blood_only", "blood", "post") > 5.0
-    assert mean_count("tumor_only", "tumor", "post") > 3 * max(
-        mean_count("tumor_only", "tumor", "pre"), 0.3
-    )
+    assert mean_count("tumor_only", "tumor", "post") > 3 * max(mean_count("tumor_only", "tumor", "pre"), 0.3)
 
 
 def test_null_clones_keep_their_proportions():
     pt = _simulate_patient(
-        "P01", 0, seed=1, n_clones=1_000, post_days=(14, 28), tumor_days=(-7, 28),
-        n_planted=(5, 3, 2), exponent=2.2,
+        "P01",
+        0,
+        seed=1,
+        n_clones=1_000,
+        post_days=(14, 28),
+        tumor_days=(-7, 28),
+        n_planted=(5, 3, 2),
+        exponent=2.2,
     )
-    planted = (
-        pt.clones.with_row_index().join(pt.truth, on=["junction_aa", "v_gene", "j_gene"])
-    )["index"].to_numpy()
+    planted = (pt.clones.with_row_index().join(pt.truth, on=["junction_aa", "v_gene", "j_gene"]))["index"].to_numpy()
     null = np.ones(pt.clones.height, dtype=bool)
     null[planted] = False
     for compartment, days in (("blood", (0, 14, 28)), ("tumor", (-7, 28))):
@@ -256,8 +261,9 @@ def test_make_nonproductive_breaks_the_frame_or_adds_a_stop():
 
 def test_product_patient_gets_a_product_and_the_rest_is_unchanged(cohort, tmp_path):
     assert cohort.product_truth is None and not (cohort.out_dir / "product_truth.tsv").exists()
-    out = simulate_cohort(tmp_path, seed=7, product_patients=(0,), n_product_clones=60,
-                          product_half_life_days=10.0, **SMALL)
+    out = simulate_cohort(
+        tmp_path, seed=7, product_patients=(0,), n_product_clones=60, product_half_life_days=10.0, **SMALL
+    )
     sheet = pl.read_csv(out.sheet, separator="\t")
     product = sheet.filter(pl.col("compartment") == "product")
     assert product.select("patient", "sample", "day", "replicate").rows() == [("P01", "P01_product_d0_r1", 0, 1)]
@@ -273,8 +279,12 @@ def test_product_patient_gets_a_product_and_the_rest_is_unchanged(cohort, tmp_pa
 
     def seen(sample: str) -> pl.DataFrame:
         df = pl.read_csv(out.out_dir / f"P01/{sample}.tsv.gz", separator="\t")
-        return df.select("junction_aa", v_gene=pl.col("v_call").str.split(",").list.first().str.replace(r"\*.*", ""),
-                         j_gene=pl.col("j_call").str.replace(r"\*.*", ""), count=pl.col("duplicate_count"))
+        return df.select(
+            "junction_aa",
+            v_gene=pl.col("v_call").str.split(",").list.first().str.replace(r"\*.*", ""),
+            j_gene=pl.col("j_call").str.replace(r"\*.*", ""),
+            count=pl.col("duplicate_count"),
+        )
 
     key = KEY[1:]
     product_file = seen("P01_product_d0_r1")
@@ -282,16 +292,21 @@ def test_product_patient_gets_a_product_and_the_rest_is_unchanged(cohort, tmp_pa
     assert product_file.join(truth, on=key, how="semi").height >= 55
     for sample in ("P01_blood_d0_r1", "P01_blood_d0_r2", "P01_tumor_d-7_r1", "P01_tumor_d56_r1"):
         assert seen(sample).join(truth, on=key, how="semi").height == 0  # absent before and in tumour
-    share = {d: seen(f"P01_blood_d{d}_r1").join(truth, on=key, how="semi")["count"].sum()
-             / seen(f"P01_blood_d{d}_r1")["count"].sum() for d in (14, 28)}
-    assert share[14] == pytest.approx(0.1 * 2 ** -1.4, rel=0.3) and share[28] < share[14] / 2
+    share = {
+        d: seen(f"P01_blood_d{d}_r1").join(truth, on=key, how="semi")["count"].sum()
+        / seen(f"P01_blood_d{d}_r1")["count"].sum()
+        for d in (14, 28)
+    }
+    assert share[14] == pytest.approx(0.1 * 2**-1.4, rel=0.3) and share[28] < share[14] / 2
 
 
 def test_product_true_frequencies_decay_exactly():
-    pt = _simulate_patient("P01", 0, seed=1, n_clones=1_000, post_days=(14, 28), tumor_days=(-7, 28),
-                           n_planted=(5, 3, 2), exponent=2.2)
-    with_product, truth = _add_product(pt, "P01", 0, seed=1, n_product=40, post_days=(14, 28),
-                                       blood_share=0.2, half_life=14.0, exponent=2.2)
+    pt = _simulate_patient(
+        "P01", 0, seed=1, n_clones=1_000, post_days=(14, 28), tumor_days=(-7, 28), n_planted=(5, 3, 2), exponent=2.2
+    )
+    with_product, truth = _add_product(
+        pt, "P01", 0, seed=1, n_product=40, post_days=(14, 28), blood_share=0.2, half_life=14.0, exponent=2.2
+    )
     idx = np.arange(pt.clones.height, with_product.clones.height)
     pi = truth["product_freq"].to_numpy()
     assert with_product.clones.height == pt.clones.height + 40
@@ -342,15 +357,18 @@ def test_bundled_demo_is_the_simulators_output(tmp_path):
 
 
 def test_truth_frequencies_are_returned_and_match_the_truth_tables(tmp_path):
-    cohort = simulate_cohort(tmp_path, **{**SMALL, "product_patients": (1,), "n_product_clones": 30},
-                             return_truth_frequencies=True)
+    cohort = simulate_cohort(
+        tmp_path, **{**SMALL, "product_patients": (1,), "n_product_clones": 30}, return_truth_frequencies=True
+    )
     tf = cohort.truth_frequencies
     truth = pl.read_csv(cohort.truth, separator="\t")
     planted = tf.filter(pl.col("category").is_in(CATEGORIES))
     assert planted.sort(KEY).select(KEY, "category").equals(truth.sort(KEY).select(KEY, "category"))
     assert tf.filter(pl.col("category") == "product").height == 30
-    assert tf.filter(pl.col("patient") == "P01")["true_product_d0"].null_count() == tf.filter(
-        pl.col("patient") == "P01").height  # no product for P01
+    assert (
+        tf.filter(pl.col("patient") == "P01")["true_product_d0"].null_count()
+        == tf.filter(pl.col("patient") == "P01").height
+    )  # no product for P01
     for column in (c for c in tf.columns if c.startswith("true_")):
         sums = tf.group_by("patient").agg(pl.col(column).sum()).drop_nulls()[column]
         assert np.allclose(sums.filter(sums > 0), 1.0)
@@ -370,8 +388,11 @@ def test_progress_is_injected_or_counted_without_click(tmp_path, capsys):
         def update(self, n: int) -> None:
             steps.append(n)
 
-    cohort = simulate_cohort(tmp_path / "a", **{**SMALL, "n_patients": 1, "replicate_patients": (0,)},
-                             progress=lambda n: contextlib.nullcontext(Bar()))
+    cohort = simulate_cohort(
+        tmp_path / "a",
+        **{**SMALL, "n_patients": 1, "replicate_patients": (0,)},
+        progress=lambda n: contextlib.nullcontext(Bar()),
+    )
     assert sum(steps) == 1 + len(cohort.files)
     simulate_cohort(tmp_path / "b", **{**SMALL, "n_patients": 1, "replicate_patients": (0,)}, progress=True)
     assert f"{sum(steps)}/{sum(steps)}" in capsys.readouterr().err

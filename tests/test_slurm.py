@@ -41,15 +41,21 @@ def _ensure_requirements() -> None:
     if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
         if not in_ci:
             pytest.skip("snakemake-executor-plugin-slurm is not installed (pip install -e '.[slurm]')")
-        done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", _plugin_requirement()],
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", _plugin_requirement()],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if done.returncode != 0:
             pytest.skip(f"cannot install the SLURM executor plugin: {done.stderr.strip()[-300:]}")
     missing = missing_tools()
     if missing:
         if not in_ci:
-            pytest.skip(f"SLURM/munge not installed ({', '.join(missing)} missing): apt-get install "
-                        "slurmctld slurmd slurm-client munge, or set CI=1 to let the test install them as root")
+            pytest.skip(
+                f"SLURM/munge not installed ({', '.join(missing)} missing): apt-get install "
+                "slurmctld slurmd slurm-client munge, or set CI=1 to let the test install them as root"
+            )
         why = install_packages()
         if why or missing_tools():
             pytest.skip(f"cannot install SLURM: {why or 'still missing ' + ', '.join(missing_tools())}")
@@ -67,8 +73,11 @@ def _n_samples() -> int:
 
 
 def _cohort(folder: Path) -> Path:
-    sheet = pl.read_csv(SHEET, separator="\t").filter(pl.col("patient").is_in(PATIENTS)).with_columns(
-        path=pl.lit(str(SHEET.parent) + "/") + pl.col("path"))
+    sheet = (
+        pl.read_csv(SHEET, separator="\t")
+        .filter(pl.col("patient").is_in(PATIENTS))
+        .with_columns(path=pl.lit(str(SHEET.parent) + "/") + pl.col("path"))
+    )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "samples.tsv").write_text(sheet.write_csv(separator="\t"))
     (folder / "run.yaml").write_text(f"samples: {folder / 'samples.tsv'}\n")
@@ -82,26 +91,40 @@ def _test_profile(folder: Path) -> Path:
     resources = dict(profile["default-resources"])
     resources["slurm_partition"] = PARTITION
     resources.pop("slurm_account")
-    profile.update({
-        "default-resources": resources,
-        "slurm-no-account": True,
-        "slurm-status-command": "squeue",
-        "slurm-init-seconds-before-status-checks": 2,
-        "seconds-between-status-checks": 2,
-        "slurm-keep-successful-logs": True,
-        "latency-wait": 5,
-        "retries": 0,
-        "jobs": 4,
-        "cores": os.cpu_count() or 1,  # a group job must fit on the one node
-    })
+    profile.update(
+        {
+            "default-resources": resources,
+            "slurm-no-account": True,
+            "slurm-status-command": "squeue",
+            "slurm-init-seconds-before-status-checks": 2,
+            "seconds-between-status-checks": 2,
+            "slurm-keep-successful-logs": True,
+            "latency-wait": 5,
+            "retries": 0,
+            "jobs": 4,
+            "cores": os.cpu_count() or 1,  # a group job must fit on the one node
+        }
+    )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
     return folder
 
 
 def _snakemake(workdir: Path, *args: str, env: dict[str, str], timeout: int) -> subprocess.CompletedProcess[str]:
-    command = ["timeout", "-k", "15", str(timeout), sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-               "--configfile", "run.yaml", *args]
+    command = [
+        "timeout",
+        "-k",
+        "15",
+        str(timeout),
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(ROOT / "Snakefile"),
+        "--configfile",
+        "run.yaml",
+        *args,
+    ]
     return subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout + 60)
 
 
@@ -121,20 +144,44 @@ def runs(cluster, tmp_path_factory):
     profile = _test_profile(base / "profile")
     # the local reference run goes on while the SLURM run mostly waits for status checks
     local_run = subprocess.Popen(
-        ["timeout", "-k", "15", "600", sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"),
-         "--configfile", "run.yaml", "--workflow-profile", str(ROOT / "config" / "profiles" / "default"),
-         "--cores", "2"], cwd=local, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"})
+        [
+            "timeout",
+            "-k",
+            "15",
+            "600",
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(ROOT / "Snakefile"),
+            "--configfile",
+            "run.yaml",
+            "--workflow-profile",
+            str(ROOT / "config" / "profiles" / "default"),
+            "--cores",
+            "2",
+        ],
+        cwd=local,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"},
+    )
     start = time.monotonic()
-    done = _snakemake(on_slurm, "--workflow-profile", str(profile), "--verbose", env=_job_env(cluster),
-                      timeout=SLURM_TIMEOUT)
+    done = _snakemake(
+        on_slurm, "--workflow-profile", str(profile), "--verbose", env=_job_env(cluster), timeout=SLURM_TIMEOUT
+    )
     seconds = time.monotonic() - start
     _, local_err = local_run.communicate(timeout=660)
     assert local_run.returncode == 0, local_err[-3000:]
-    logs = "\n".join(p.read_text(errors="replace")[-1500:]
-                     for p in sorted((on_slurm / ".snakemake" / "slurm_logs").rglob("*.log"))[-4:])
-    assert done.returncode == 0, (f"SLURM run failed (exit {done.returncode}; 124 = timeout)\n"
-                                  f"{done.stderr[-5000:]}\n--- job logs\n{logs}\n--- cluster\n{cluster.logs()}")
+    logs = "\n".join(
+        p.read_text(errors="replace")[-1500:]
+        for p in sorted((on_slurm / ".snakemake" / "slurm_logs").rglob("*.log"))[-4:]
+    )
+    assert done.returncode == 0, (
+        f"SLURM run failed (exit {done.returncode}; 124 = timeout)\n"
+        f"{done.stderr[-5000:]}\n--- job logs\n{logs}\n--- cluster\n{cluster.logs()}"
+    )
     return {"local": local, "slurm": on_slurm, "stderr": done.stderr, "seconds": seconds}
 
 
@@ -145,19 +192,28 @@ def test_jobs_ran_through_sbatch_in_groups(runs, cluster):
     logs = list(submitted.values())
     # each patient's ingest and diversity is one job; independent jobs of a group share a SLURM job, up to
     # the profile's group-components (a report component: overlap -> figures, or kinetics, of one patient)
-    sizes = {name: int(n) for name, n in (item.split("=") for item in
-                                         yaml.safe_load(PROFILE.read_text())["group-components"])}
+    sizes = {
+        name: int(n)
+        for name, n in (item.split("=") for item in yaml.safe_load(PROFILE.read_text())["group-components"])
+    }
     components = {"ingest": len(PATIENTS), "diversity": len(PATIENTS), "report": 2 * len(PATIENTS)}
     for group, n in components.items():
         assert sum(f"/group_{group}_" in log for log in logs) == -(-n // sizes[group]), (group, logs)
-    assert not any(f"/rule_{rule}/" in log for rule in ("ingest", "diversity", "overlap", "figures",
-                                                         "kinetics") for log in logs), logs
+    assert not any(
+        f"/rule_{rule}/" in log for rule in ("ingest", "diversity", "overlap", "figures", "kinetics") for log in logs
+    ), logs
     # local rules ran in snakemake itself, the patients' calls as jobs of their own
-    assert not any(f"/rule_{rule}" in log for rule in ("common_depth", "ingest_cohort", "diversity_cohort")
-                   for log in logs), logs
+    assert not any(
+        f"/rule_{rule}" in log for rule in ("common_depth", "ingest_cohort", "diversity_cohort") for log in logs
+    ), logs
     assert sum("/rule_expansion/" in log for log in logs) == len(PATIENTS), logs
-    listed = subprocess.run(["squeue", "--states=all", "--noheader", "--format=%i|%T"], env=cluster.env,
-                            capture_output=True, text=True, check=True).stdout
+    listed = subprocess.run(
+        ["squeue", "--states=all", "--noheader", "--format=%i|%T"],
+        env=cluster.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     states = dict(line.split("|") for line in listed.split())
     assert all(states.get(job) == "COMPLETED" for job in submitted), states
 

@@ -24,8 +24,24 @@ from tcrtrack.specificity import (
 from tcrtrack.specificity.calibration import wilson_interval
 
 A2, B8, B35 = "HLA-A*02:01", "HLA-B*08:01", "HLA-B*35:01"
-SLIM_HEADER = ("gene", "cdr3", "species", "antigen.epitope", "antigen.gene", "antigen.species", "complex.id",
-               "v.segm", "j.segm", "v.end", "j.start", "mhc.a", "mhc.b", "mhc.class", "reference.id", "vdjdb.score")
+SLIM_HEADER = (
+    "gene",
+    "cdr3",
+    "species",
+    "antigen.epitope",
+    "antigen.gene",
+    "antigen.species",
+    "complex.id",
+    "v.segm",
+    "j.segm",
+    "v.end",
+    "j.start",
+    "mhc.a",
+    "mhc.b",
+    "mhc.class",
+    "reference.id",
+    "vdjdb.score",
+)
 #: (gene, cdr3, species, epitope, antigen gene, antigen species, v, j, mhc.a, score)
 RECORDS = (
     ("TRB", "CASSLAPGATNEKLFF", "HomoSapiens", "NLVPMVATV", "pp65", "CMV", "TRBV7-6*01", "TRBJ1-4*01", A2, 3),
@@ -49,10 +65,24 @@ def write_vdjdb_fixture(path: Path, *, drop: tuple[str, ...] = ()) -> Path:
     """Write :data:`RECORDS` as a VDJdb slim file, optionally without some columns."""
     rows = []
     for k, (gene, cdr3, species, epitope, agene, aspecies, v, j, mhc_a, score) in enumerate(RECORDS):
-        row = {"gene": gene, "cdr3": cdr3, "species": species, "antigen.epitope": epitope, "antigen.gene": agene,
-               "antigen.species": aspecies, "complex.id": str(k + 1), "v.segm": v, "j.segm": j, "v.end": "",
-               "j.start": "", "mhc.a": mhc_a, "mhc.b": "B2M", "mhc.class": "MHCI", "reference.id": f"PMID:{1000 + k}",
-               "vdjdb.score": str(score)}
+        row = {
+            "gene": gene,
+            "cdr3": cdr3,
+            "species": species,
+            "antigen.epitope": epitope,
+            "antigen.gene": agene,
+            "antigen.species": aspecies,
+            "complex.id": str(k + 1),
+            "v.segm": v,
+            "j.segm": j,
+            "v.end": "",
+            "j.start": "",
+            "mhc.a": mhc_a,
+            "mhc.b": "B2M",
+            "mhc.class": "MHCI",
+            "reference.id": f"PMID:{1000 + k}",
+            "vdjdb.score": str(score),
+        }
         rows.append("\t".join(row[c] for c in SLIM_HEADER if c not in drop))
     path.write_text("\t".join(c for c in SLIM_HEADER if c not in drop) + "\n" + "\n".join(rows) + "\n")
     return path
@@ -63,12 +93,20 @@ def vdjdb(tmp_path: Path):
     return read_database(write_vdjdb_fixture(tmp_path / "vdjdb.slim.txt"), fmt="vdjdb")
 
 
-CLONES = pl.DataFrame({
-    "clone_id": ["cmv_exact", "ebv_other_v", "flu_1mm", "flu_1mm_other_v", "ebv_trimmed", "nohit"],
-    "junction_aa": ["CASSLAPGATNEKLFF", "CSARDRTGNGYTF", "CASSIRSSYEQFF", "CASSIRSAYEQYF", "CASSPDRVGQETQYF",
-                    "CAWSVAPDRGGYTF"],
-    "v_gene": ["TRBV7-6", "TRBV29-1", "TRBV19", "TRBV28", "TRBV7-9", "TRBV30"],
-})
+CLONES = pl.DataFrame(
+    {
+        "clone_id": ["cmv_exact", "ebv_other_v", "flu_1mm", "flu_1mm_other_v", "ebv_trimmed", "nohit"],
+        "junction_aa": [
+            "CASSLAPGATNEKLFF",
+            "CSARDRTGNGYTF",
+            "CASSIRSSYEQFF",
+            "CASSIRSAYEQYF",
+            "CASSPDRVGQETQYF",
+            "CAWSVAPDRGGYTF",
+        ],
+        "v_gene": ["TRBV7-6", "TRBV29-1", "TRBV19", "TRBV28", "TRBV7-9", "TRBV30"],
+    }
+)
 
 
 def test_reader_normalises_and_filters(vdjdb):
@@ -94,9 +132,16 @@ def test_exact_hits_found(vdjdb):
     hits = annotate(CLONES, vdjdb, mode="exact")
     assert set(hits["clone_id"]) == {"cmv_exact", "ebv_other_v", "ebv_trimmed"}
     cmv = hits.filter(pl.col("clone_id") == "cmv_exact").row(0, named=True)
-    assert (cmv["epitope"], cmv["antigen_gene"], cmv["antigen_group"], cmv["mhc_a"], cmv["score"],
-            cmv["reference"], cmv["match"], cmv["mode"]) == ("NLVPMVATV", "pp65", "CMV", A2, 3,
-                                                            "PMID:1000", "exact", "exact")
+    assert (
+        cmv["epitope"],
+        cmv["antigen_gene"],
+        cmv["antigen_group"],
+        cmv["mhc_a"],
+        cmv["score"],
+        cmv["reference"],
+        cmv["match"],
+        cmv["mode"],
+    ) == ("NLVPMVATV", "pp65", "CMV", A2, 3, "PMID:1000", "exact", "exact")
 
 
 def test_exact_v_excludes_v_mismatch(vdjdb):
@@ -128,11 +173,14 @@ def test_summary_labels_viral_bystanders(vdjdb):
     assert summary.filter(pl.col("clone_id") == "flu_1mm")["known_specificity"].item() == "Influenza:M:GILGFVFTL"
 
 
-@pytest.mark.parametrize("content, problem", [
-    (None, "not found"),
-    ("just some text\nwithout the columns\n", "column(s)"),
-    (b"\xff\xfe\x00\x00\x01binary", "column(s)"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (None, "not found"),
+        ("just some text\nwithout the columns\n", "column(s)"),
+        (b"\xff\xfe\x00\x00\x01binary", "column(s)"),
+    ],
+)
 def test_bad_database_file_is_one_line_error(tmp_path, content, problem):
     path = tmp_path / "vdjdb.slim.txt"
     if isinstance(content, str):
@@ -175,23 +223,37 @@ def test_mcpas_and_lab_table_readers(tmp_path):
         'CAVNFGGGKLIF,CASSIRSSYEQYF,Human,Pathogens,Influenza,"Matrix protein (M1)",GILGFVFTL,HLA-A*02:01,'
         "TRBV19,TRBJ2-7,123\n"
         ",ASSLAPGATNEKL,Human,Pathogens,Cytomegalovirus (CMV),pp65,NLVPMVATV,HLA-A*02:01,TRBV07-06,TRBJ01-04,456\n"
-        ",CASSDAGGRNTLYF,Mouse,Pathogens,Herpes simplex virus,gB,SSIEFARL,H-2Kb,TRBV13-2,TRBJ2-4,789\n")
+        ",CASSDAGGRNTLYF,Mouse,Pathogens,Herpes simplex virus,gB,SSIEFARL,H-2Kb,TRBV13-2,TRBJ2-4,789\n"
+    )
     db = read_database(mcpas, fmt="mcpas")
     assert db.records.height == 2 and set(db.records["antigen_group"]) == {"Influenza", "CMV"}
     assert set(db.records["junction_aa"]) == {"CASSIRSSYEQYF", "CASSLAPGATNEKLF"}  # J1-4 ends in F
     assert "TRBV7-6" in set(db.records["v_gene"])  # vendor-style TRBV07-06 standardised
     lab = tmp_path / "tetramer.tsv"
-    lab.write_text("junction_aa\tv_gene\tj_gene\tepitope\tantigen_species\tsource\n"
-                   "CASSLGGRDTEAFF\tTRBV5-1\tTRBJ1-1\tKIFGSLAFL\tHomoSapiens\ttrial tetramer sort\n")
+    lab.write_text(
+        "junction_aa\tv_gene\tj_gene\tepitope\tantigen_species\tsource\n"
+        "CASSLGGRDTEAFF\tTRBV5-1\tTRBJ1-1\tKIFGSLAFL\tHomoSapiens\ttrial tetramer sort\n"
+    )
     table = read_database(lab, fmt="table")
     assert table.records["source"].to_list() == ["trial tetramer sort"] and not table.records["viral"].any()
-    assert annotate(CLONES.with_columns(junction_aa=pl.lit("CASSLGGRDTEAFF"), v_gene=pl.lit("TRBV5-1")).head(1),
-                    table, mode="exact_v").height == 1
+    assert (
+        annotate(
+            CLONES.with_columns(junction_aa=pl.lit("CASSLGGRDTEAFF"), v_gene=pl.lit("TRBV5-1")).head(1),
+            table,
+            mode="exact_v",
+        ).height
+        == 1
+    )
 
 
 def test_antigen_groups():
     assert [antigen_group(s) for s in ("CMV", "InfluenzaA", "Epstein Barr virus (EBV)", "HomoSapiens", None)] == [
-        "CMV", "Influenza", "EBV", "HomoSapiens", None]
+        "CMV",
+        "Influenza",
+        "EBV",
+        "HomoSapiens",
+        None,
+    ]
 
 
 def test_false_annotation_rate_near_zero_for_exact(vdjdb):
@@ -217,10 +279,22 @@ def test_junction_fast_path_equals_tidytcells():
 
     from tcrtrack.specificity.databases import _standard_junctions
 
-    cdr3 = ["CASSIRSSYEQYF", "CASSIRSSYEQYW", "ASSIRSSYEQY", "casslapgatneklff", "CASSPTGGSPSPLHFG", "CAS*F",
-            "CAVNFGGGKLIF", "CAVNFGGGKLIW", "", None]
+    cdr3 = [
+        "CASSIRSSYEQYF",
+        "CASSIRSSYEQYW",
+        "ASSIRSSYEQY",
+        "casslapgatneklff",
+        "CASSPTGGSPSPLHFG",
+        "CAS*F",
+        "CAVNFGGGKLIF",
+        "CAVNFGGGKLIW",
+        "",
+        None,
+    ]
     j = ["TRBJ2-7", "TRBJ2-7", "TRBJ2-7", "TRBJ1-4", "TRBJ1-6", None, "TRAJ10", None, None, None]
     ours = _standard_junctions(pl.Series(cdr3, dtype=pl.Utf8), pl.Series(j, dtype=pl.Utf8)).to_list()
-    theirs = [tidytcells.junction.standardize(s, j_symbol=g, log_failures=False) if s else None
-              for s, g in zip(cdr3, j, strict=True)]
+    theirs = [
+        tidytcells.junction.standardize(s, j_symbol=g, log_failures=False) if s else None
+        for s, g in zip(cdr3, j, strict=True)
+    ]
     assert ours == theirs and ours[2] == "CASSIRSSYEQYF"

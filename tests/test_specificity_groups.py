@@ -37,7 +37,9 @@ def test_vectorised_pairs_equal_brute_force():
     full = tcrdist_cdr3(clones["junction_aa"].to_list())
     v = clones["v_gene"].to_numpy()
     i, j = np.nonzero(np.triu((full <= 24) & (v[:, None] == v[None, :]), k=1))
-    assert sorted(zip(pairs["i"].to_list(), pairs["j"].to_list())) == sorted(zip(i.tolist(), j.tolist()))
+    assert sorted(zip(pairs["i"].to_list(), pairs["j"].to_list(), strict=False)) == sorted(
+        zip(i.tolist(), j.tolist(), strict=False)
+    )
     assert (pairs["distance"].to_numpy() == full[pairs["i"].to_numpy(), pairs["j"].to_numpy()]).all()
     assert pairs.height >= 60
 
@@ -47,19 +49,27 @@ def _planted_cohort() -> pl.DataFrame:
     background = generate_clonotypes(1_200, seed=21).select("junction_aa", "v_gene", "j_gene")
     patients = pl.Series(["P1"] * 600 + ["P2"] * 600)
     base = background.with_columns(patient=patients, flagged=pl.lit(False))
-    planted = pl.DataFrame({
-        "junction_aa": ["CASSLAPGATNEKLFF", "CASSLAPGTTNEKLFF", "CASSLSPGATNEKLFF", "CASSLAPGANNEKLFF"],
-        "v_gene": ["TRBV7-6"] * 4, "j_gene": ["TRBJ1-4"] * 4, "patient": ["P1", "P1", "P2", "P2"],
-        "flagged": [True, False, True, True]})
+    planted = pl.DataFrame(
+        {
+            "junction_aa": ["CASSLAPGATNEKLFF", "CASSLAPGTTNEKLFF", "CASSLSPGATNEKLFF", "CASSLAPGANNEKLFF"],
+            "v_gene": ["TRBV7-6"] * 4,
+            "j_gene": ["TRBJ1-4"] * 4,
+            "patient": ["P1", "P1", "P2", "P2"],
+            "flagged": [True, False, True, True],
+        }
+    )
     return pl.concat([base, planted]).with_columns(
-        clone_id=pl.concat_str("patient", pl.lit(":"), "junction_aa"),
-        tumour_frequency=pl.lit(1e-3))
+        clone_id=pl.concat_str("patient", pl.lit(":"), "junction_aa"), tumour_frequency=pl.lit(1e-3)
+    )
 
 
 def test_planted_variants_form_one_cross_patient_group():
     grouped, edges = specificity_groups(_planted_cohort())
-    planted = grouped.filter(pl.col("junction_aa").str.starts_with("CASSL") & (pl.col("v_gene") == "TRBV7-6")
-                             & pl.col("junction_aa").str.ends_with("NEKLFF"))
+    planted = grouped.filter(
+        pl.col("junction_aa").str.starts_with("CASSL")
+        & (pl.col("v_gene") == "TRBV7-6")
+        & pl.col("junction_aa").str.ends_with("NEKLFF")
+    )
     assert planted["specificity_group"].n_unique() == 1 and planted["specificity_group"][0] is not None
     summary = group_summary(grouped, tumour_frequency="tumour_frequency")
     group = summary.filter(pl.col("specificity_group") == planted["specificity_group"][0]).row(0, named=True)
@@ -78,8 +88,10 @@ def test_random_olga_clones_rarely_group():
 
 
 def test_clones_without_v_do_not_group():
-    clones = pl.DataFrame({"junction_aa": ["CASSIRSSYEQYF", "CASSIRSSYEQYF"], "v_gene": [None, None]},
-                          schema={"junction_aa": pl.Utf8, "v_gene": pl.Utf8})
+    clones = pl.DataFrame(
+        {"junction_aa": ["CASSIRSSYEQYF", "CASSIRSSYEQYF"], "v_gene": [None, None]},
+        schema={"junction_aa": pl.Utf8, "v_gene": pl.Utf8},
+    )
     grouped, edges = specificity_groups(clones)
     assert edges.height == 0 and grouped["specificity_group"].null_count() == 2
     loose, _ = specificity_groups(clones, same_v=False)

@@ -20,10 +20,10 @@ SERIES = SHARED / "lymphoseq"
 VDJDB = SHARED / "vdjdb" / "vdjdb_human_trb.tsv"
 DAYS = (0, 32, 83, 369, 949, 1320, 1496)
 
-pytestmark = pytest.mark.skipif(not (VDJDB.is_file() and all((SERIES / f"TRB_Unsorted_{d}.tsv").is_file()
-                                                              for d in DAYS)),
-                                reason=f"real data absent: needs {SERIES}/TRB_Unsorted_*.tsv and {VDJDB} "
-                                       "(the project's ../shared/data folder)")
+pytestmark = pytest.mark.skipif(
+    not (VDJDB.is_file() and all((SERIES / f"TRB_Unsorted_{d}.tsv").is_file() for d in DAYS)),
+    reason=f"real data absent: needs {SERIES}/TRB_Unsorted_*.tsv and {VDJDB} (the project's ../shared/data folder)",
+)
 
 
 def day_table(*, n_random: int = 20_000) -> pl.DataFrame:
@@ -31,19 +31,31 @@ def day_table(*, n_random: int = 20_000) -> pl.DataFrame:
     db = read_database(VDJDB, fmt="vdjdb")
     rows = []
     for day in DAYS:
-        clones = ingest_converted(SERIES / f"TRB_Unsorted_{day}.tsv", fmt="immunoseq_v2", locus="TRB",
-                                  productive_only=True, min_junction_aa_length=5, definition="aa_vj").clonotypes
-        rates = false_annotation_rates(clones, db, modes=("exact", "exact_v", "one_mismatch"),
-                                       n_random=n_random)
+        clones = ingest_converted(
+            SERIES / f"TRB_Unsorted_{day}.tsv",
+            fmt="immunoseq_v2",
+            locus="TRB",
+            productive_only=True,
+            min_junction_aa_length=5,
+            definition="aa_vj",
+        ).clonotypes
+        rates = false_annotation_rates(clones, db, modes=("exact", "exact_v", "one_mismatch"), n_random=n_random)
         for mode in ("exact", "exact_v", "one_mismatch"):
             hits = annotate(clones, db, mode=mode)
             counts = {r["antigen_group"]: r for r in antigen_counts(hits).iter_rows(named=True)}
             rate = rates.filter(pl.col("mode") == mode).row(0, named=True)
-            rows.append({"day": day, "mode": mode, "clones": clones.height, "templates": int(clones["count"].sum()),
-                         **{f"{g}_{k}": counts[g][k] for g in ("CMV", "EBV", "Influenza")
-                            for k in ("clones", "templates")},
-                         "any_clones": rate["clones_hit"], "hit_rate": rate["hit_rate"],
-                         "false_annotation_rate": rate["false_annotation_rate"]})
+            rows.append(
+                {
+                    "day": day,
+                    "mode": mode,
+                    "clones": clones.height,
+                    "templates": int(clones["count"].sum()),
+                    **{f"{g}_{k}": counts[g][k] for g in ("CMV", "EBV", "Influenza") for k in ("clones", "templates")},
+                    "any_clones": rate["clones_hit"],
+                    "hit_rate": rate["hit_rate"],
+                    "false_annotation_rate": rate["false_annotation_rate"],
+                }
+            )
     return pl.DataFrame(rows)
 
 

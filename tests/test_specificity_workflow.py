@@ -27,8 +27,24 @@ from tcrtrack.io import read_tsv
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 PATIENTS = ("P01", "P02")
-SLIM_HEADER = ("gene", "cdr3", "species", "antigen.epitope", "antigen.gene", "antigen.species", "complex.id",
-               "v.segm", "j.segm", "v.end", "j.start", "mhc.a", "mhc.b", "mhc.class", "reference.id", "vdjdb.score")
+SLIM_HEADER = (
+    "gene",
+    "cdr3",
+    "species",
+    "antigen.epitope",
+    "antigen.gene",
+    "antigen.species",
+    "complex.id",
+    "v.segm",
+    "j.segm",
+    "v.end",
+    "j.start",
+    "mhc.a",
+    "mhc.b",
+    "mhc.class",
+    "reference.id",
+    "vdjdb.score",
+)
 CARRIED_INTO = "P02_blood_d7_r1"
 
 pytestmark = pytest.mark.slow
@@ -37,7 +53,7 @@ pytestmark = pytest.mark.slow
 def _one_mismatch(junction: str) -> str:
     """The junction with its middle residue changed (a Hamming-1 variant)."""
     middle = len(junction) // 2
-    return junction[:middle] + ("G" if junction[middle] != "G" else "A") + junction[middle + 1:]
+    return junction[:middle] + ("G" if junction[middle] != "G" else "A") + junction[middle + 1 :]
 
 
 def write_vdjdb_slim(path: Path, truth: pl.DataFrame) -> dict[str, list[str]]:
@@ -48,11 +64,26 @@ def write_vdjdb_slim(path: Path, truth: pl.DataFrame) -> dict[str, list[str]]:
     rows = []
 
     def add(cdr3, v, j, epitope, gene, species, *, locus="TRB", host="HomoSapiens", score=2):
-        rows.append({"gene": locus, "cdr3": cdr3, "species": host, "antigen.epitope": epitope,
-                     "antigen.gene": gene, "antigen.species": species, "complex.id": str(len(rows) + 1),
-                     "v.segm": f"{v}*01", "j.segm": f"{j}*01", "v.end": "", "j.start": "", "mhc.a": "HLA-A*02:01",
-                     "mhc.b": "B2M", "mhc.class": "MHCI", "reference.id": f"PMID:{2000 + len(rows)}",
-                     "vdjdb.score": str(score)})
+        rows.append(
+            {
+                "gene": locus,
+                "cdr3": cdr3,
+                "species": host,
+                "antigen.epitope": epitope,
+                "antigen.gene": gene,
+                "antigen.species": species,
+                "complex.id": str(len(rows) + 1),
+                "v.segm": f"{v}*01",
+                "j.segm": f"{j}*01",
+                "v.end": "",
+                "j.start": "",
+                "mhc.a": "HLA-A*02:01",
+                "mhc.b": "B2M",
+                "mhc.class": "MHCI",
+                "reference.id": f"PMID:{2000 + len(rows)}",
+                "vdjdb.score": str(score),
+            }
+        )
 
     for junction, v, j in p01.select("junction_aa", "v_gene", "j_gene").head(12).iter_rows():
         add(junction, v, j, "NLVPMVATV", "pp65", "CMV")
@@ -68,8 +99,11 @@ def write_vdjdb_slim(path: Path, truth: pl.DataFrame) -> dict[str, list[str]]:
         writer = csv.DictWriter(handle, fieldnames=SLIM_HEADER, delimiter="\t", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    return {"cmv": p01["junction_aa"].head(12).to_list(), "ebv_1mm": mismatched["junction_aa"].to_list(),
-            "flu_trimmed": [trimmed["junction_aa"]]}
+    return {
+        "cmv": p01["junction_aa"].head(12).to_list(),
+        "ebv_1mm": mismatched["junction_aa"].to_list(),
+        "flu_trimmed": [trimmed["junction_aa"]],
+    }
 
 
 def copy_with_carry_over(source: Path, target: Path, donor_row: dict[str, str]) -> None:
@@ -113,15 +147,20 @@ def annotated_run(tmp_path_factory) -> tuple[Path, dict[str, list[str]], Path]:
     (base / "run.yaml").write_text(f"samples: {data / 'samples.tsv'}\n")
     # --config points annotation.databases at the file, relative to the sample sheet's folder (as sample paths)
     database = ["--config", 'annotation={"databases": [{"path": "vdjdb.slim.txt", "format": "vdjdb"}]}']
-    targets = [f for o in registry.OUTPUTS if o.stage == "specificity" or o.rule == "provenance"
-               for f in (o.format() if o.scope == "cohort" else [x for p in PATIENTS for x in o.format(p)])]
+    targets = [
+        f
+        for o in registry.OUTPUTS
+        if o.stage == "specificity" or o.rule == "provenance"
+        for f in (o.format() if o.scope == "cohort" else [x for p in PATIENTS for x in o.format(p)])
+    ]
     work = base / "work"
     work.mkdir()
     common = [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--configfile", str(base / "run.yaml"), *database]
     done = subprocess.run([*common, "--cores", "2", *targets], cwd=work, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
-    report = subprocess.run([*common, "--report", "results/report.html", *targets], cwd=work, capture_output=True,
-                            text=True, timeout=600)
+    report = subprocess.run(
+        [*common, "--report", "results/report.html", *targets], cwd=work, capture_output=True, text=True, timeout=600
+    )
     assert report.returncode == 0, report.stderr[-3000:]
     (work / "report.log").write_text(report.stdout + report.stderr)
     return work, planted, data / "vdjdb.slim.txt"
@@ -131,8 +170,17 @@ def test_hits_reach_the_annotation_and_the_flagged_table(annotated_run):
     work, planted, _ = annotated_run
     results = work / "results"
     hits = read_tsv(results / "patients" / "P01" / "annotation.tsv")
-    assert {"mode", "match", "epitope", "antigen_gene", "antigen_species", "mhc_a", "score", "reference",
-            "database"} <= set(hits.columns)
+    assert {
+        "mode",
+        "match",
+        "epitope",
+        "antigen_gene",
+        "antigen_species",
+        "mhc_a",
+        "score",
+        "reference",
+        "database",
+    } <= set(hits.columns)
     cmv = hits.filter(pl.col("junction_aa").is_in(planted["cmv"]))
     assert cmv.height > 0 and set(cmv["antigen_species"]) == {"CMV"}
     assert set(cmv["mode"]) == {"exact", "exact_v", "one_mismatch"}
@@ -146,9 +194,16 @@ def test_hits_reach_the_annotation_and_the_flagged_table(annotated_run):
     assert (spec["convergence"].drop_nulls() >= 1).all()
     cohort = read_tsv(results / "cohort" / "flagged_clones.tsv")
     annotated = read_tsv(results / "cohort" / "flagged_clones_annotated.tsv")
-    assert annotated.columns[:len(cohort.columns)] == cohort.columns and annotated.height == cohort.height
-    for column in ("known_specificity", "viral_bystander", "specificity_group", "pgen", "convergence",
-                   "possible_contamination", "contamination_source"):
+    assert annotated.columns[: len(cohort.columns)] == cohort.columns and annotated.height == cohort.height
+    for column in (
+        "known_specificity",
+        "viral_bystander",
+        "specificity_group",
+        "pgen",
+        "convergence",
+        "possible_contamination",
+        "contamination_source",
+    ):
         assert column in annotated.columns
     p01 = annotated.filter((pl.col("patient") == "P01") & pl.col("junction_aa").is_in(planted["cmv"]))
     assert p01.height > 0
@@ -168,8 +223,11 @@ def test_hits_reach_the_annotation_and_the_flagged_table(annotated_run):
     assert row["databases"] == 1 and row["flagged_viral"] == p01.height
     assert 0 < row["share_flagged_viral"] <= 1 and 0 < row["share_tumor_templates_viral"] <= 1
     calibration = read_tsv(results / "patients" / "P01" / "annotation_calibration.tsv")
-    assert calibration.height == 3 * pl.read_csv(work.parent / "data" / "samples.tsv", separator="\t").filter(
-        pl.col("patient") == "P01").height
+    assert (
+        calibration.height
+        == 3
+        * pl.read_csv(work.parent / "data" / "samples.tsv", separator="\t").filter(pl.col("patient") == "P01").height
+    )
     assert (calibration.filter(pl.col("mode") != "exact")["false_annotation_rate"] < 0.001).all()
 
 
@@ -206,24 +264,41 @@ def test_groups_table_figure_and_report(annotated_run):
 
 
 def test_a_missing_database_is_one_config_line(tmp_path):
-    (tmp_path / "run.yaml").write_text(f"samples: {ROOT / 'config' / 'samples.tsv'}\nannotation:\n  databases:\n"
-                                       "    - {path: no_such_vdjdb.txt, format: vdjdb}\n")
-    done = subprocess.run([*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--configfile", "run.yaml", "--dry-run"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    (tmp_path / "run.yaml").write_text(
+        f"samples: {ROOT / 'config' / 'samples.tsv'}\nannotation:\n  databases:\n"
+        "    - {path: no_such_vdjdb.txt, format: vdjdb}\n"
+    )
+    done = subprocess.run(
+        [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--configfile", "run.yaml", "--dry-run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "config key 'annotation.databases.0.path' is 'no_such_vdjdb.txt'" in done.stderr
     bad = tmp_path / "bad.yaml"
-    bad.write_text(f"samples: {ROOT / 'config' / 'samples.tsv'}\nannotation:\n  databases:\n"
-                   "    - {path: x.txt, format: iedb}\n")
-    done = subprocess.run([*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--configfile", "bad.yaml", "--dry-run"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    bad.write_text(
+        f"samples: {ROOT / 'config' / 'samples.tsv'}\nannotation:\n  databases:\n    - {{path: x.txt, format: iedb}}\n"
+    )
+    done = subprocess.run(
+        [*SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--configfile", "bad.yaml", "--dry-run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode != 0 and "config key 'annotation.databases.0.format' is 'iedb'" in done.stderr
 
 
 def test_show_lists_the_annotated_clones(annotated_run):
     work, _, _ = annotated_run
-    done = subprocess.run([sys.executable, "-m", "tcrtrack.cli", "show", "P01", "--outdir", str(work)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "tcrtrack.cli", "show", "P01", "--outdir", str(work)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     section = done.stdout.split("annotated clones", 1)[1].split("  tables:", 1)[0]
     assert "CMV:pp65:NLVPMVATV" in section and "flagged" in section

@@ -18,9 +18,10 @@ from tcrtrack.ingest import ingest_airr
 from tcrtrack.truncation import ABSENCE_WARNING, FrequencyEvidence, assess, is_round_row_count
 
 LYMPHOSEQ = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lymphoseq"
-needs_lymphoseq = pytest.mark.skipif(not (LYMPHOSEQ / "SOURCE.md").is_file(),
-                                     reason=f"LymphoSeq exports not found at {LYMPHOSEQ} (../shared next to the "
-                                     "repo; absent in an outside clone)")
+needs_lymphoseq = pytest.mark.skipif(
+    not (LYMPHOSEQ / "SOURCE.md").is_file(),
+    reason=f"LymphoSeq exports not found at {LYMPHOSEQ} (../shared next to the repo; absent in an outside clone)",
+)
 
 
 def source_table() -> list[tuple[int, int, int, float]]:
@@ -55,7 +56,8 @@ def test_lymphoseq_implied_depth_and_kept_share(day: int) -> None:
         assert qc["truncated"] is True and ABSENCE_WARNING in qc["truncation_note"]
         # frequencies use the whole sample's depth: count / frequency recovers it
         assert (clonotypes["count"] / clonotypes["frequency"]).to_list() == pytest.approx(
-            [qc["implied_depth"]] * clonotypes.height)
+            [qc["implied_depth"]] * clonotypes.height
+        )
         assert clonotypes["frequency"].sum() < share
     else:  # day 32: the whole sample; frequencies relative to the kept total, as before
         assert qc["truncated"] is False and qc["truncation_note"] is None
@@ -67,8 +69,10 @@ def test_lymphoseq_round_number_rule_and_warning(caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.WARNING, logger="tcrtrack.ingest"):
         qc = ingest_converted(LYMPHOSEQ / "TRB_Unsorted_369.tsv").qc.row(0, named=True)
     assert "exactly 1000 rows and no count below 6" in qc["truncation_note"]
-    assert any(ABSENCE_WARNING in record.getMessage() and "TRB_Unsorted_369" in record.getMessage()
-               for record in caplog.records)
+    assert any(
+        ABSENCE_WARNING in record.getMessage() and "TRB_Unsorted_369" in record.getMessage()
+        for record in caplog.records
+    )
 
 
 @needs_lymphoseq
@@ -82,9 +86,11 @@ def test_truncated_airr_round_trip_keeps_the_evidence(tmp_path: Path) -> None:
 
 # --- the rules on hand-made files ---------------------------------------------------------------------------
 
+
 def vdjtools_file(path: Path, counts: list[int], *, freq: list[float] | None = None) -> Path:
-    header = ["count", "freq", "cdr3nt", "cdr3aa", "v", "d", "j"] if freq else ["count", "cdr3nt", "cdr3aa", "v",
-                                                                                 "d", "j"]
+    header = (
+        ["count", "freq", "cdr3nt", "cdr3aa", "v", "d", "j"] if freq else ["count", "cdr3nt", "cdr3aa", "v", "d", "j"]
+    )
     lines = ["\t".join(header)]
     for index, count in enumerate(counts):
         aa = "CASS" + "".join("ACDEFGHIKLMNPQRSTVWY"[int(digit) * 2] for digit in f"{index:04d}") + "EQYF"
@@ -94,17 +100,31 @@ def vdjtools_file(path: Path, counts: list[int], *, freq: list[float] | None = N
     return path
 
 
-@pytest.mark.parametrize(("rows", "expected"), [(1000, True), (2000, True), (5000, True), (10000, True),
-                                                (100000, True), (999, False), (1001, False), (3000, False),
-                                                (500, False), (0, False)])
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        (1000, True),
+        (2000, True),
+        (5000, True),
+        (10000, True),
+        (100000, True),
+        (999, False),
+        (1001, False),
+        (3000, False),
+        (500, False),
+        (0, False),
+    ],
+)
 def test_is_round_row_count(rows: int, expected: bool) -> None:
     assert is_round_row_count(rows) is expected
 
 
-@pytest.mark.parametrize(("rows", "smallest", "truncated"), [(1000, 2, True), (1000, 1, False), (999, 2, False),
-                                                             (5000, 3, True)])
-def test_round_number_rule_without_frequencies(tmp_path: Path, rows: int, smallest: int, truncated: bool,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("rows", "smallest", "truncated"), [(1000, 2, True), (1000, 1, False), (999, 2, False), (5000, 3, True)]
+)
+def test_round_number_rule_without_frequencies(
+    tmp_path: Path, rows: int, smallest: int, truncated: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     counts = [smallest + (rows - index) for index in range(rows - 1)] + [smallest]
     with caplog.at_level(logging.WARNING, logger="tcrtrack.ingest"):
         result = ingest_converted(vdjtools_file(tmp_path / "top.tsv", counts))
@@ -136,7 +156,8 @@ def test_truncated_file_frequencies_use_the_implied_depth(tmp_path: Path) -> Non
     assert (qc["implied_depth"], qc["kept_share"], qc["truncated"]) == (pytest.approx(400), pytest.approx(0.25), True)
     assert result.clonotypes["frequency"].to_list() == pytest.approx([0.125, 0.075, 0.05])
     assert result.clonotypes.drop("frequency").equals(
-        ingest_converted(vdjtools_file(tmp_path / "n.tsv", counts)).clonotypes.drop("frequency"))
+        ingest_converted(vdjtools_file(tmp_path / "n.tsv", counts)).clonotypes.drop("frequency")
+    )
 
 
 def test_percentages_and_inconsistent_frequencies() -> None:

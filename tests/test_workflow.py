@@ -25,8 +25,13 @@ def snakemake_command() -> list[str]:
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*snakemake_command(), "-s", str(ROOT / "Snakefile"), "--cores", "2", *args], cwd=workdir,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [*snakemake_command(), "-s", str(ROOT / "Snakefile"), "--cores", "2", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +52,15 @@ def sheet() -> pl.DataFrame:
 def independent_kept_count(path: Path) -> tuple[int, int]:
     """Rows and templates of productive TRB rows with a clean junction of >= 5 aa, by plain polars."""
     raw = pl.read_csv(path, separator="\t", infer_schema=False)
-    kept = raw.filter((pl.col("productive") == "T") & (pl.col("locus") == "TRB")
-                      & pl.col("v_call").str.starts_with("TRB") & pl.col("j_call").str.starts_with("TRB")
-                      & ~pl.col("junction_aa").str.contains(r"[*_~]") & (pl.col("junction_aa").str.len_chars() >= 5)
-                      & (pl.col("duplicate_count").cast(pl.Int64) > 0))
+    kept = raw.filter(
+        (pl.col("productive") == "T")
+        & (pl.col("locus") == "TRB")
+        & pl.col("v_call").str.starts_with("TRB")
+        & pl.col("j_call").str.starts_with("TRB")
+        & ~pl.col("junction_aa").str.contains(r"[*_~]")
+        & (pl.col("junction_aa").str.len_chars() >= 5)
+        & (pl.col("duplicate_count").cast(pl.Int64) > 0)
+    )
     return kept.height, int(kept["duplicate_count"].cast(pl.Int64).sum())
 
 
@@ -63,8 +73,9 @@ def test_qc_accounts_for_every_row_and_matches_an_independent_count(demo_run, sh
             assert record[f"input_{unit}"] == record[f"kept_{unit}"] + dropped, record["sample"]
         path = ROOT / "config" / sheet.filter(pl.col("sample") == record["sample"])["path"][0]
         assert (record["kept_rows"], record["kept_count"]) == independent_kept_count(path)
-        clonotypes = pl.read_parquet(demo_run / "results" / "clonotypes" / record["patient"]
-                                     / f"{record['sample']}.parquet")
+        clonotypes = pl.read_parquet(
+            demo_run / "results" / "clonotypes" / record["patient"] / f"{record['sample']}.parquet"
+        )
         assert clonotypes["count"].sum() == record["kept_count"]
         assert clonotypes.height == record["clonotypes"]
     assert qc["non_productive_rows"].sum() > 0 and qc["wrong_locus_rows"].sum() > 0
@@ -81,8 +92,9 @@ def test_diversity_has_full_and_rarefied_rows_at_each_compartments_smallest_dept
     depths = rarefied.group_by("compartment").agg(pl.col("depth").unique())
     assert {c: sorted(d) for c, d in depths.iter_rows()} == {c: [m] for c, m in smallest.items()}
     assert len(set(smallest.values())) > 1  # the demo's biopsies are shallower than its blood
-    full = diversity.filter(pl.col("depth_type") == "full").join(qc.select("sample", "clonotypes", "kept_count"),
-                                                                 on="sample")
+    full = diversity.filter(pl.col("depth_type") == "full").join(
+        qc.select("sample", "clonotypes", "kept_count"), on="sample"
+    )
     assert (full["richness"] == full["clonotypes"]).all()
     assert (full["total_count"] == full["kept_count"]).all()
     assert (rarefied["richness"] <= full.sort("sample")["richness"].max()).all()
@@ -101,8 +113,19 @@ def test_patient_tables_and_flagged_clones(demo_run, sheet):
         assert flagged["expanded_in_blood"].all()
         assert flagged.select(tumour_evidence).to_series().all()
     cohort = pl.read_csv(results / "cohort" / "flagged_clones.tsv", separator="\t", null_values="NA")
-    for column in ("patient", "junction_aa", "v_gene", "j_gene", "new_in_blood", "peak_day", "blood_log2fc",
-                   "blood_qvalue", "tumor_log2fc", "tumor_qvalue", "baseline_count"):
+    for column in (
+        "patient",
+        "junction_aa",
+        "v_gene",
+        "j_gene",
+        "new_in_blood",
+        "peak_day",
+        "blood_log2fc",
+        "blood_qvalue",
+        "tumor_log2fc",
+        "tumor_qvalue",
+        "baseline_count",
+    ):
         assert column in cohort.columns
     summary = pl.read_csv(results / "cohort" / "expansion_summary.tsv", separator="\t", null_values="NA")
     assert summary.height == sheet["patient"].n_unique()
@@ -181,8 +204,9 @@ def test_lint_is_clean():
 def test_readme_quick_start_plans_the_demo_in_the_checkout():
     """README quick start: `snakemake --cores 2` in the checkout (as a dry run: the deployed demo run above
     does the real work); every rule of the workflow is planned, or everything is already up to date."""
-    done = subprocess.run([*snakemake_command(), "--cores", "2", "--dry-run"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [*snakemake_command(), "--cores", "2", "--dry-run"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     plan = done.stdout + done.stderr
     assert "rule kinetics_cohort:" in plan or "Nothing to be done" in plan

@@ -46,8 +46,16 @@ if TYPE_CHECKING:
 COUNT_FIELDS: tuple[str, ...] = ("duplicate_count", "umi_count", "consensus_count")
 """Count columns in order of preference; without any, each row counts 1."""
 
-READ_FIELDS: tuple[str, ...] = ("locus", "productive", "v_call", "j_call", "junction", "junction_aa",
-                                "cell_id", *COUNT_FIELDS)
+READ_FIELDS: tuple[str, ...] = (
+    "locus",
+    "productive",
+    "v_call",
+    "j_call",
+    "junction",
+    "junction_aa",
+    "cell_id",
+    *COUNT_FIELDS,
+)
 
 
 def count_column(frame: pl.DataFrame) -> str | None:
@@ -76,9 +84,14 @@ def airr_field_types() -> dict[str, str]:
 
 _HEAD_BYTES = 1 << 18
 _BOM = b"\xef\xbb\xbf"
-_OTHER_FORMATS = ((b"BZh", "bzip2-compressed"), (b"\xfd7zXZ\x00", "xz-compressed"),
-                  (b"\x28\xb5\x2f\xfd", "zstd-compressed"), (b"PK\x03\x04", "a zip archive"),
-                  (b"\xff\xfe", "UTF-16 text"), (b"\xfe\xff", "UTF-16 text"))
+_OTHER_FORMATS = (
+    (b"BZh", "bzip2-compressed"),
+    (b"\xfd7zXZ\x00", "xz-compressed"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"\xff\xfe", "UTF-16 text"),
+    (b"\xfe\xff", "UTF-16 text"),
+)
 _REREAD_FIX = "re-download or re-export the file (gzip -t FILE checks a .gz file)"
 _UTF8_FIX = "convert the file to UTF-8, e.g. iconv -f LATIN1 -t UTF-8 in.tsv > out.tsv"
 
@@ -111,8 +124,11 @@ def read_airr_tsv(path: Path | str, *, extra: Sequence[str] = ()) -> pl.DataFram
     if frame is None:
         frame, quoted = _read_columns(path, sniffed, columns)
     if frame.height == 0:
-        raise InputFileError(path, "has a header but no rows (an empty repertoire cannot be analysed)",
-                             "re-export the file with its rearrangements, or remove the sample from the sheet")
+        raise InputFileError(
+            path,
+            "has a header but no rows (an empty repertoire cannot be analysed)",
+            "re-export the file with its rearrangements, or remove the sample from the sheet",
+        )
     if quoted:
         _refuse_line_breaks(path, frame)
     return frame
@@ -132,8 +148,9 @@ def read_airr_header(path: Path | str) -> list[str]:
 def _sniff(path: Path) -> _Sniffed:
     """The whole-file checks of :func:`read_airr_header`, on the first 256 KiB (decompressed)."""
     if not path.exists():
-        raise InputFileError(path, "does not exist", "correct 'path' in the sample sheet "
-                                                     "(absolute, or relative to the sheet's folder)")
+        raise InputFileError(
+            path, "does not exist", "correct 'path' in the sample sheet (absolute, or relative to the sheet's folder)"
+        )
     if path.is_dir():
         raise InputFileError(path, "is a directory, not a file", "give the path of the repertoire file itself")
     try:
@@ -142,12 +159,16 @@ def _sniff(path: Path) -> _Sniffed:
     except OSError as error:
         raise InputFileError(path, f"cannot be opened ({error.strerror})", "check the file's permissions") from None
     if not magic:
-        raise InputFileError(path, "is empty (0 bytes)", "re-export or re-download the file: it needs a header "
-                                                         "line and at least one row")
+        raise InputFileError(
+            path, "is empty (0 bytes)", "re-export or re-download the file: it needs a header line and at least one row"
+        )
     for signature, kind in _OTHER_FORMATS:
         if magic.startswith(signature):
-            fix = ("save it as UTF-8 text (e.g. iconv -f UTF-16 -t UTF-8 in.tsv > out.tsv)" if "UTF" in kind
-                   else "extract it, or recompress it with gzip: tcrtrack reads plain or gzipped TSV")
+            fix = (
+                "save it as UTF-8 text (e.g. iconv -f UTF-16 -t UTF-8 in.tsv > out.tsv)"
+                if "UTF" in kind
+                else "extract it, or recompress it with gzip: tcrtrack reads plain or gzipped TSV"
+            )
             raise InputFileError(path, f"is {kind}", fix)
     compression = "gzip" if magic.startswith(b"\x1f\x8b") else None
     head = _read_head(path, compression)
@@ -173,23 +194,37 @@ def _parse_header(path: Path, head: bytes) -> list[str]:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InputFileError(path, f"row 1 (the header) is not UTF-8 text (byte {line[error.start]:#04x})",
-                             _UTF8_FIX) from None
+        raise InputFileError(
+            path, f"row 1 (the header) is not UTF-8 text (byte {line[error.start]:#04x})", _UTF8_FIX
+        ) from None
     names = [name.strip().strip('"').strip() for name in text.split("\t")]
     if names == [""]:
-        raise InputFileError(path, "row 1 is empty", "remove the blank line(s) above the header: "
-                                                     "the first line must be the column names")
+        raise InputFileError(
+            path, "row 1 is empty", "remove the blank line(s) above the header: the first line must be the column names"
+        )
     if len(names) == 1:
-        looks = next((f"{word}-separated" for char, word in ((",", "comma"), (";", "semicolon"), (" ", "space"))
-                      if char in names[0]), "like a single column")
-        raise InputFileError(path, f"the header has no tab (it looks {looks})",
-                             "give a tab-separated AIRR Rearrangement file (re-export it as TSV)")
+        looks = next(
+            (
+                f"{word}-separated"
+                for char, word in ((",", "comma"), (";", "semicolon"), (" ", "space"))
+                if char in names[0]
+            ),
+            "like a single column",
+        )
+        raise InputFileError(
+            path,
+            f"the header has no tab (it looks {looks})",
+            "give a tab-separated AIRR Rearrangement file (re-export it as TSV)",
+        )
     twice = sorted({name for name in names if name in READ_FIELDS and names.count(name) > 1})
     if twice:
         positions = [index + 1 for index, name in enumerate(names) if name == twice[0]]
-        raise InputFileError(path, f"column '{twice[0]}' appears {len(positions)} times in the header "
-                                   f"(columns {', '.join(map(str, positions))})",
-                             "keep one column of that name (remove or rename the others)")
+        raise InputFileError(
+            path,
+            f"column '{twice[0]}' appears {len(positions)} times in the header "
+            f"(columns {', '.join(map(str, positions))})",
+            "keep one column of that name (remove or rename the others)",
+        )
     return names
 
 
@@ -200,12 +235,17 @@ def _require_columns(path: Path, header: list[str]) -> None:
     if missing:
         known = airr_field_types()  # a real AIRR field (d_call for v_call) is no misspelling
         lowered = {name.lower(): name for name in header if name not in known}
-        hints = [f"'{lowered[close[0]]}' for '{name}'" for name in missing
-                 if (close := difflib.get_close_matches(name, list(lowered), n=1, cutoff=0.75))]
+        hints = [
+            f"'{lowered[close[0]]}' for '{name}'"
+            for name in missing
+            if (close := difflib.get_close_matches(name, list(lowered), n=1, cutoff=0.75))
+        ]
         hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
-        raise InputFileError(path, f"required AIRR column(s) {', '.join(missing)} missing{hint}",
-                             "export the file as an AIRR Rearrangement TSV with junction_aa (or junction), "
-                             "v_call and j_call")
+        raise InputFileError(
+            path,
+            f"required AIRR column(s) {', '.join(missing)} missing{hint}",
+            "export the file as an AIRR Rearrangement TSV with junction_aa (or junction), v_call and j_call",
+        )
 
 
 def _unique(names: tuple[str, ...]) -> list[str]:
@@ -242,10 +282,18 @@ def _read_lines(path: Path, sniffed: _Sniffed, columns: list[str]) -> pl.DataFra
         splitter = line.str.split("\t")
         values = {name: split.list.get(index, null_on_oob=True) for name, index in where.items()}
         whole = split.list.len() == width
-    query = pl.scan_lines(path, glob=False).slice(1).filter(line != "").select(  # split once, then take apart
-        split=pl.when(~line.str.contains("\r", literal=True)).then(splitter),
-    ).select(*(pl.when(value != "").then(value).alias(name) for name, value in values.items()),
-             whole.fill_null(False).alias(_WHOLE))
+    query = (
+        pl.scan_lines(path, glob=False)
+        .slice(1)
+        .filter(line != "")
+        .select(  # split once, then take apart
+            split=pl.when(~line.str.contains("\r", literal=True)).then(splitter),
+        )
+        .select(
+            *(pl.when(value != "").then(value).alias(name) for name, value in values.items()),
+            whole.fill_null(False).alias(_WHOLE),
+        )
+    )
     try:
         frame = query.collect(engine="streaming")
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError):
@@ -287,10 +335,11 @@ def _arrow_read(path: Path, sniffed: _Sniffed, *, columns: list[str] | None, thr
         convert.column_types = dict.fromkeys(columns, pa.string())
     with pa.input_stream(str(path), compression=sniffed.compression) as stream:
         return pacsv.read_csv(
-            stream, read_options=pacsv.ReadOptions(column_names=_unique(sniffed.names), skip_rows=1,
-                                                   use_threads=threads),
+            stream,
+            read_options=pacsv.ReadOptions(column_names=_unique(sniffed.names), skip_rows=1, use_threads=threads),
             parse_options=pacsv.ParseOptions(delimiter="\t", quote_char='"' if sniffed.quoted else False),
-            convert_options=convert)
+            convert_options=convert,
+        )
 
 
 def _refuse_line_breaks(path: Path, frame: pl.DataFrame) -> None:
@@ -298,8 +347,14 @@ def _refuse_line_breaks(path: Path, frame: pl.DataFrame) -> None:
     for column in frame.columns:
         broken = frame[column].str.contains(r"[\r\n]").fill_null(False)
         if broken.any():
-            raise row_error(path, frame, broken, column, "runs over several lines (an unclosed quote?)",
-                             "close or remove the stray '\"' in that row: a value must not hold a line break")
+            raise row_error(
+                path,
+                frame,
+                broken,
+                column,
+                "runs over several lines (an unclosed quote?)",
+                "close or remove the stray '\"' in that row: a value must not hold a line break",
+            )
 
 
 def _read_error(path: Path, sniffed: _Sniffed, error: Exception) -> InputFileError:
@@ -308,19 +363,26 @@ def _read_error(path: Path, sniffed: _Sniffed, error: Exception) -> InputFileErr
     if "columns, got" in message:
         row, expected, got = _ragged_row(path, sniffed)
         where = f"row {_line_of_row(path, sniffed, row)} has {got}" if row else "a row has another number of"
-        return InputFileError(path, f"{where} field(s) but the header has {expected}",
-                              "every row needs one tab-separated value per column (look for a tab inside a value, "
-                              "a cut-off line or an unclosed quote)")
+        return InputFileError(
+            path,
+            f"{where} field(s) but the header has {expected}",
+            "every row needs one tab-separated value per column (look for a tab inside a value, "
+            "a cut-off line or an unclosed quote)",
+        )
     if "invalid UTF8" in message:
         line, byte = _first_non_utf8(path, sniffed)
         column = re.search(r"column #(\d+)", message)
         where = f", column '{sniffed.names[int(column.group(1))]}'" if column else ""
-        return InputFileError(path, f"row {line}{where} is not UTF-8 text (byte {byte:#04x}, e.g. a Latin-1 "
-                                    "export)", _UTF8_FIX)
+        return InputFileError(
+            path, f"row {line}{where} is not UTF-8 text (byte {byte:#04x}, e.g. a Latin-1 export)", _UTF8_FIX
+        )
     if sniffed.compression and isinstance(error, (OSError, EOFError)):
         return InputFileError(path, f"the gzip data is corrupt or truncated ({message})", _REREAD_FIX)
-    return InputFileError(path, f"cannot be parsed ({message})",
-                          "check for truncated or corrupt content and rows with a wrong number of tabs")
+    return InputFileError(
+        path,
+        f"cannot be parsed ({message})",
+        "check for truncated or corrupt content and rows with a wrong number of tabs",
+    )
 
 
 def _ragged_row(path: Path, sniffed: _Sniffed) -> tuple[int, int, int]:
@@ -352,7 +414,7 @@ def _first_non_utf8(path: Path, sniffed: _Sniffed) -> tuple[int, int]:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as error:
-        return len(re.findall(rb"\r\n|\r|\n", data[:error.start])) + 1, data[error.start]
+        return len(re.findall(rb"\r\n|\r|\n", data[: error.start])) + 1, data[error.start]
     return 0, 0
 
 
@@ -376,16 +438,28 @@ def airr_row_locator(path: Path | str) -> RowLocator:
     return lambda index: f"row {_line_of_row(path, _sniff(path), index + 2)}"
 
 
-def row_error(path: Path | str, frame: pl.DataFrame, bad: pl.Series, column: str, problem: str, fix: str, *,
-              locate: RowLocator | None = None) -> InputFileError:
+def row_error(
+    path: Path | str,
+    frame: pl.DataFrame,
+    bad: pl.Series,
+    column: str,
+    problem: str,
+    fix: str,
+    *,
+    locate: RowLocator | None = None,
+) -> InputFileError:
     """The error for the first row flagged in ``bad``, located by ``locate`` (default: the AIRR file's line),
     and how many more rows have the same problem (a user fixes them all at once)."""
     flagged = bad.arg_true()
     index = int(flagged[0])
     value = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(frame[column][index])[:60])
     locate = locate or airr_row_locator(path)
-    return InputFileError(path, f"{locate(index)}, column '{column}': '{value}' {problem}"
-                          f"{more_rows([locate(int(i)) for i in flagged[1:6]], len(flagged) - 1)}", fix)
+    return InputFileError(
+        path,
+        f"{locate(index)}, column '{column}': '{value}' {problem}"
+        f"{more_rows([locate(int(i)) for i in flagged[1:6]], len(flagged) - 1)}",
+        fix,
+    )
 
 
 def more_rows(where: list[str], more: int) -> str:

@@ -39,10 +39,21 @@ from scipy.stats.contingency import odds_ratio
 
 #: Columns of :func:`compare_groups`.
 ASSOCIATION_SCHEMA: dict[str, pl.DataType] = {
-    "metric": pl.Utf8(), "groups": pl.Utf8(), "n_per_group": pl.Utf8(), "medians": pl.Utf8(),
-    "effect": pl.Float64(), "effect_type": pl.Utf8(), "ci_low": pl.Float64(), "ci_high": pl.Float64(),
-    "statistic": pl.Float64(), "p": pl.Float64(), "q": pl.Float64(), "test": pl.Utf8(),
-    "n_tests": pl.Int64(), "n_missing": pl.Int64(), "n_ungrouped": pl.Int64(),
+    "metric": pl.Utf8(),
+    "groups": pl.Utf8(),
+    "n_per_group": pl.Utf8(),
+    "medians": pl.Utf8(),
+    "effect": pl.Float64(),
+    "effect_type": pl.Utf8(),
+    "ci_low": pl.Float64(),
+    "ci_high": pl.Float64(),
+    "statistic": pl.Float64(),
+    "p": pl.Float64(),
+    "q": pl.Float64(),
+    "test": pl.Utf8(),
+    "n_tests": pl.Int64(),
+    "n_missing": pl.Int64(),
+    "n_ungrouped": pl.Int64(),
     "missing_patients": pl.Utf8(),
 }
 
@@ -57,8 +68,9 @@ def hodges_lehmann(reference: np.ndarray, other: np.ndarray) -> float:
     return float(np.median(np.subtract.outer(y, x)))
 
 
-def hodges_lehmann_ci(reference: np.ndarray, other: np.ndarray, *, n_boot: int = 2000, seed: int = 0,
-                      level: float = 0.95) -> tuple[float, float]:
+def hodges_lehmann_ci(
+    reference: np.ndarray, other: np.ndarray, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
     """Percentile bootstrap interval of :func:`hodges_lehmann`.
 
     Each of ``n_boot`` replicates resamples both groups with replacement (stratified; group sizes
@@ -86,7 +98,7 @@ def _rank_sum_null(doubled_ranks: np.ndarray, size: int) -> np.ndarray:
     count = np.zeros((size + 1, total + 1))
     count[0, 0] = 1.0
     for r in doubled_ranks.astype(int):
-        count[1:, r:] += count[:-1, :total + 1 - r].copy()
+        count[1:, r:] += count[:-1, : total + 1 - r].copy()
     return count[size] / count[size].sum()
 
 
@@ -107,8 +119,8 @@ def mann_whitney(reference: np.ndarray, other: np.ndarray) -> tuple[float, float
         return float(res.statistic), float(res.pvalue), "mann_whitney_exact"
     doubled = np.rint(2 * stats.rankdata(pooled)).astype(np.int64)
     dist = _rank_sum_null(doubled, x.size)
-    observed = int(doubled[:x.size].sum())
-    cdf = float(dist[:observed + 1].sum())
+    observed = int(doubled[: x.size].sum())
+    cdf = float(dist[: observed + 1].sum())
     sf = float(dist[observed:].sum())
     u = observed / 2 - x.size * (x.size + 1) / 2
     return float(u), float(min(1.0, 2 * min(cdf, sf))), "mann_whitney_permutation"
@@ -125,10 +137,12 @@ def fisher_exact_groups(positives: Sequence[int], totals: Sequence[int]) -> floa
     total_pos, total = sum(pos), sum(tot)
 
     def logp(a: Sequence[int]) -> float:
-        log_numerator = sum(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-                            for k, n in zip(a, tot, strict=True))
-        return log_numerator - (math.lgamma(total + 1) - math.lgamma(total_pos + 1)
-                                - math.lgamma(total - total_pos + 1))
+        log_numerator = sum(
+            math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) for k, n in zip(a, tot, strict=True)
+        )
+        return log_numerator - (
+            math.lgamma(total + 1) - math.lgamma(total_pos + 1) - math.lgamma(total - total_pos + 1)
+        )
 
     observed = logp(pos)
     p = 0.0
@@ -190,12 +204,21 @@ def _join(values: Sequence[object]) -> str:
     return "|".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in values)
 
 
-def _one_metric(values: list[np.ndarray], labels: list[str], boolean: bool, *, n_boot: int, seed: int
-                ) -> dict[str, object]:
+def _one_metric(
+    values: list[np.ndarray], labels: list[str], boolean: bool, *, n_boot: int, seed: int
+) -> dict[str, object]:
     sizes = [v.size for v in values]
-    row: dict[str, object] = {"groups": _join(labels), "n_per_group": _join(sizes),
-                              "effect": None, "effect_type": None, "ci_low": None, "ci_high": None,
-                              "statistic": None, "p": None, "test": None}
+    row: dict[str, object] = {
+        "groups": _join(labels),
+        "n_per_group": _join(sizes),
+        "effect": None,
+        "effect_type": None,
+        "ci_low": None,
+        "ci_high": None,
+        "statistic": None,
+        "p": None,
+        "test": None,
+    }
     if len(values) < 2:
         return {**row, "medians": None, "test": "not_tested"}
     if boolean:
@@ -207,8 +230,9 @@ def _one_metric(values: list[np.ndarray], labels: list[str], boolean: bool, *, n
         if len(values) == 2:
             res = odds_ratio([[pos[1], sizes[1] - pos[1]], [pos[0], sizes[0] - pos[0]]], kind="conditional")
             ci = res.confidence_interval(confidence_level=0.95)
-            row.update(effect=float(res.statistic), effect_type="odds_ratio", ci_low=float(ci.low),
-                       ci_high=float(ci.high))
+            row.update(
+                effect=float(res.statistic), effect_type="odds_ratio", ci_low=float(ci.low), ci_high=float(ci.high)
+            )
         return row
     row["medians"] = _join([float(np.median(v)) if v.size else float("nan") for v in values])
     if min(sizes) == 0 or (len(values) > 2 and sum(sizes) < 3):
@@ -216,21 +240,40 @@ def _one_metric(values: list[np.ndarray], labels: list[str], boolean: bool, *, n
     if len(values) == 2:
         u, p, test = mann_whitney(values[0], values[1])
         low, high = hodges_lehmann_ci(values[0], values[1], n_boot=n_boot, seed=seed)
-        row.update(statistic=u, p=p, test=test, effect=hodges_lehmann(values[0], values[1]),
-                   effect_type="hodges_lehmann_shift", ci_low=low, ci_high=high)
+        row.update(
+            statistic=u,
+            p=p,
+            test=test,
+            effect=hodges_lehmann(values[0], values[1]),
+            effect_type="hodges_lehmann_shift",
+            ci_low=low,
+            ci_high=high,
+        )
         return row
     pooled = np.concatenate(values)
     if np.unique(pooled).size == 1:
         return {**row, "test": "not_tested"}
     h, p = stats.kruskal(*values)
-    row.update(statistic=float(h), p=float(p), test="kruskal_wallis",
-               effect=float(h) / (pooled.size - 1), effect_type="epsilon_squared")
+    row.update(
+        statistic=float(h),
+        p=float(p),
+        test="kruskal_wallis",
+        effect=float(h) / (pooled.size - 1),
+        effect_type="epsilon_squared",
+    )
     return row
 
 
-def compare_groups(table: pl.DataFrame, *, group: str, metrics: Sequence[str] | None = None,
-                   reference: str | None = None, patient: str = "patient", n_boot: int = 2000,
-                   seed: int = 0) -> pl.DataFrame:
+def compare_groups(
+    table: pl.DataFrame,
+    *,
+    group: str,
+    metrics: Sequence[str] | None = None,
+    reference: str | None = None,
+    patient: str = "patient",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pl.DataFrame:
     """Test every metric between the groups of ``group``; one row per metric, BH across them.
 
     Parameters
@@ -259,8 +302,9 @@ def compare_groups(table: pl.DataFrame, *, group: str, metrics: Sequence[str] | 
     if group not in table.columns:
         raise ValueError(f"no column {group!r} in the per-patient table")
     if metrics is None:
-        metrics = [c for c, t in table.schema.items() if c not in (patient, group)
-                   and (t.is_numeric() or t == pl.Boolean)]
+        metrics = [
+            c for c, t in table.schema.items() if c not in (patient, group) and (t.is_numeric() or t == pl.Boolean)
+        ]
     grouped = table.filter(pl.col(group).is_not_null())
     labels = sorted(str(v) for v in grouped[group].unique().to_list())
     if reference is not None:
@@ -273,23 +317,27 @@ def compare_groups(table: pl.DataFrame, *, group: str, metrics: Sequence[str] | 
         boolean = col.dtype == pl.Boolean
         missing = col.is_null() | (col.is_nan() if col.dtype.is_float() else pl.repeat(False, col.len(), eager=True))
         present = grouped.filter(~missing)
-        values = [present.filter(pl.col(group).cast(pl.Utf8) == lab)[metric].to_numpy().astype(float)
-                  for lab in labels]
+        values = [present.filter(pl.col(group).cast(pl.Utf8) == lab)[metric].to_numpy().astype(float) for lab in labels]
         ids = grouped.filter(missing)[patient].cast(pl.Utf8).to_list() if patient in grouped.columns else []
-        row = {"metric": metric, **_one_metric(values, labels, boolean, n_boot=n_boot, seed=seed),
-               "n_missing": int(missing.sum()), "n_ungrouped": table.height - grouped.height,
-               "missing_patients": ",".join(ids) or None}
+        row = {
+            "metric": metric,
+            **_one_metric(values, labels, boolean, n_boot=n_boot, seed=seed),
+            "n_missing": int(missing.sum()),
+            "n_ungrouped": table.height - grouped.height,
+            "missing_patients": ",".join(ids) or None,
+        }
         rows.append(row)
     out = pl.DataFrame(rows, schema={k: v for k, v in ASSOCIATION_SCHEMA.items() if k not in ("q", "n_tests")})
     p = out["p"].to_numpy().astype(float) if out.height else np.zeros(0)
     q = benjamini_hochberg(p)
-    return out.with_columns(pl.Series("q", q).fill_nan(None),
-                            pl.lit(int(np.isfinite(p).sum()), dtype=pl.Int64).alias("n_tests")
-                            ).select(list(ASSOCIATION_SCHEMA))
+    return out.with_columns(
+        pl.Series("q", q).fill_nan(None), pl.lit(int(np.isfinite(p).sum()), dtype=pl.Int64).alias("n_tests")
+    ).select(list(ASSOCIATION_SCHEMA))
 
 
-def survival_association(table: pl.DataFrame, *, time: str, event: str, by: str,
-                         threshold: float | None = None, patient: str = "patient") -> pl.DataFrame:
+def survival_association(
+    table: pl.DataFrame, *, time: str, event: str, by: str, threshold: float | None = None, patient: str = "patient"
+) -> pl.DataFrame:
     """Log-rank test of survival between groups: a categorical column, or a metric split at a threshold.
 
     A numeric ``by`` is dichotomised at ``threshold`` (default its median): ``high`` is ``>= threshold``.
@@ -313,10 +361,19 @@ def survival_association(table: pl.DataFrame, *, time: str, event: str, by: str,
     t, e = ok[time].to_numpy().astype(float), ok[event].cast(pl.Int64).to_numpy()
     chi2, df, p = logrank(t, e, labels)
     names = sorted(set(labels.tolist()))
-    return pl.DataFrame([{
-        "by": by, "split": split, "groups": _join(names),
-        "n_per_group": _join([int(np.sum(labels == n)) for n in names]),
-        "events_per_group": _join([int(np.sum(e[labels == n])) for n in names]),
-        "chi2": chi2, "df": df, "p": p, "test": "logrank", "n_missing": table.height - ok.height,
-    }])
-
+    return pl.DataFrame(
+        [
+            {
+                "by": by,
+                "split": split,
+                "groups": _join(names),
+                "n_per_group": _join([int(np.sum(labels == n)) for n in names]),
+                "events_per_group": _join([int(np.sum(e[labels == n])) for n in names]),
+                "chi2": chi2,
+                "df": df,
+                "p": p,
+                "test": "logrank",
+                "n_missing": table.height - ok.height,
+            }
+        ]
+    )

@@ -19,8 +19,10 @@ from tcrtrack.association import ASSOCIATION_SCHEMA, compare_groups, survival_as
 
 #: Metrics taken from ``results/cohort/expansion_summary.tsv`` (name in the summary -> metric name).
 EXPANSION_METRICS: dict[str, str] = {
-    "expanded_in_blood": "expanded_in_blood", "new_expanded_in_blood": "new_expanded_in_blood",
-    "accumulating_in_tumor": "accumulating_in_tumor", "flagged": "flagged",
+    "expanded_in_blood": "expanded_in_blood",
+    "new_expanded_in_blood": "new_expanded_in_blood",
+    "accumulating_in_tumor": "accumulating_in_tumor",
+    "flagged": "flagged",
     "flagged_share_max_biopsy": "flagged_tumor_share",
 }
 #: Metrics taken from ``results/cohort/kinetics_summary.tsv``.
@@ -38,11 +40,14 @@ ORIGIN_METRICS: dict[str, str] = {
 }
 #: What each metric of :func:`association_metrics` is (the forest figure's labels and the README).
 METRIC_MEANINGS: dict[str, str] = {
-    "expanded_in_blood": "clones expanded in blood", "new_expanded_in_blood": "new clones expanded in blood",
-    "accumulating_in_tumor": "clones accumulating in tumour", "flagged": "flagged clones",
+    "expanded_in_blood": "clones expanded in blood",
+    "new_expanded_in_blood": "new clones expanded in blood",
+    "accumulating_in_tumor": "clones accumulating in tumour",
+    "flagged": "flagged clones",
     "flagged_tumor_share": "flagged clones' tumour share (max biopsy)",
-    "blood_shannon_change": "blood Shannon change from baseline", "blood_clonality_change":
-    "blood clonality change from baseline", "tumor_shannon_change": "tumour Shannon change from pre",
+    "blood_shannon_change": "blood Shannon change from baseline",
+    "blood_clonality_change": "blood clonality change from baseline",
+    "tumor_shannon_change": "tumour Shannon change from pre",
     "tumor_clonality_change": "tumour clonality change from pre",
     "blood_turnover": "blood turnover (1 - Morisita-Horn vs baseline)",
     "blood_tumor_overlap_change": "blood-tumour overlap change (post - pre)",
@@ -59,8 +64,9 @@ METRIC_MEANINGS: dict[str, str] = {
 def _change(values: pl.DataFrame, metric: str, compartment: str, baseline_day: int | None) -> pl.DataFrame:
     """``patient, <metric>`` change of the last day > 0 over the reference day (``baseline_day``, else the
     latest day <= 0) of one compartment; replicates averaged."""
-    part = values.filter((pl.col("compartment") == compartment) & pl.col(metric).is_not_null()
-                         & pl.col(metric).is_not_nan())
+    part = values.filter(
+        (pl.col("compartment") == compartment) & pl.col(metric).is_not_null() & pl.col(metric).is_not_nan()
+    )
     means = part.group_by("patient", "day").agg(pl.col(metric).mean())
     pre = means.filter(pl.col("day") <= 0)
     if baseline_day is not None and compartment == "blood":
@@ -79,8 +85,9 @@ def diversity_metrics_table(diversity: pl.DataFrame, *, baseline_day: int | None
     for compartment in ("blood", "tumor"):
         for metric in ("shannon_nats", "clonality"):
             name = f"{compartment}_{metric.removesuffix('_nats')}_change"
-            out = out.join(_change(rows, metric, compartment, baseline_day).rename({metric: name}), on="patient",
-                           how="left")
+            out = out.join(
+                _change(rows, metric, compartment, baseline_day).rename({metric: name}), on="patient", how="left"
+            )
     return out
 
 
@@ -95,21 +102,30 @@ def overlap_metrics_table(overlap: pl.DataFrame, *, baseline_day: int | None = N
     cross = _pairs(overlap, "blood_tumor", baseline_day=baseline_day)
     pre = cross.filter(pl.col("day") <= 0).sort("day").group_by("patient").agg(pl.col("value").last().alias("pre"))
     post = cross.filter(pl.col("day") > 0).sort("day").group_by("patient").agg(pl.col("value").last().alias("post"))
-    change = pre.join(post, on="patient").select("patient", (pl.col("post") - pl.col("pre")).alias(
-        "blood_tumor_overlap_change"))
+    change = pre.join(post, on="patient").select(
+        "patient", (pl.col("post") - pl.col("pre")).alias("blood_tumor_overlap_change")
+    )
     patients = overlap.select("patient").unique()
     return patients.join(turnover, on="patient", how="left").join(change, on="patient", how="left")
 
 
-def association_metrics(*, expansion: pl.DataFrame, diversity: pl.DataFrame | None = None,
-                        overlap: pl.DataFrame | None = None, kinetics: pl.DataFrame | None = None,
-                        origin: pl.DataFrame | None = None, baseline_day: int | None = None) -> pl.DataFrame:
+def association_metrics(
+    *,
+    expansion: pl.DataFrame,
+    diversity: pl.DataFrame | None = None,
+    overlap: pl.DataFrame | None = None,
+    kinetics: pl.DataFrame | None = None,
+    origin: pl.DataFrame | None = None,
+    baseline_day: int | None = None,
+) -> pl.DataFrame:
     """One row per patient (the patients of ``expansion``, in its order) with every metric the association
     stage tests (:data:`METRIC_MEANINGS`); a metric a patient lacks is null (counted by
     :func:`compare_groups`). ``diversity`` may be the rarefied rows of ``diversity.tsv`` or rows of the
     same columns at equal coverage."""
-    out = expansion.select("patient", *(pl.col(k).cast(pl.Float64).alias(v) for k, v in EXPANSION_METRICS.items()
-                                        if k in expansion.columns))
+    out = expansion.select(
+        "patient",
+        *(pl.col(k).cast(pl.Float64).alias(v) for k, v in EXPANSION_METRICS.items() if k in expansion.columns),
+    )
     for k in ("expanded_in_blood", "new_expanded_in_blood", "accumulating_in_tumor", "flagged"):
         if k in out.columns:
             out = out.with_columns(pl.col(k).cast(pl.Int64))
@@ -118,19 +134,30 @@ def association_metrics(*, expansion: pl.DataFrame, diversity: pl.DataFrame | No
     if overlap is not None and overlap.height:
         out = out.join(overlap_metrics_table(overlap, baseline_day=baseline_day), on="patient", how="left")
     if kinetics is not None and kinetics.height:
-        out = out.join(kinetics.select("patient", *(pl.col(k).cast(pl.Float64).alias(v) for k, v in
-                                                    KINETICS_METRICS.items() if k in kinetics.columns)),
-                       on="patient", how="left")
+        out = out.join(
+            kinetics.select(
+                "patient",
+                *(pl.col(k).cast(pl.Float64).alias(v) for k, v in KINETICS_METRICS.items() if k in kinetics.columns),
+            ),
+            on="patient",
+            how="left",
+        )
     if origin is not None and origin.height:
         last = origin.sort("biopsy_day").group_by("patient", maintain_order=True).last()
-        out = out.join(last.select("patient", *(pl.col(k).cast(pl.Float64).alias(v) for k, v in
-                                                ORIGIN_METRICS.items() if k in last.columns)),
-                       on="patient", how="left")
+        out = out.join(
+            last.select(
+                "patient",
+                *(pl.col(k).cast(pl.Float64).alias(v) for k, v in ORIGIN_METRICS.items() if k in last.columns),
+            ),
+            on="patient",
+            how="left",
+        )
     return out.with_columns(pl.col(pl.Float64).fill_nan(None))
 
 
-def association_table(metrics: pl.DataFrame, groups: pl.DataFrame, *, columns: Sequence[str],
-                      n_boot: int = 2000, seed: int = 0) -> pl.DataFrame:
+def association_table(
+    metrics: pl.DataFrame, groups: pl.DataFrame, *, columns: Sequence[str], n_boot: int = 2000, seed: int = 0
+) -> pl.DataFrame:
     """:func:`compare_groups` of every metric for each grouping column (one BH family per column), a
     ``grouping`` column first; a column missing from the sheet or with fewer than two groups gives one
     ``not_tested`` row saying so."""
@@ -140,13 +167,20 @@ def association_table(metrics: pl.DataFrame, groups: pl.DataFrame, *, columns: S
     for column in dict.fromkeys(c for c in columns if c):
         if column not in table.columns or table[column].drop_nulls().n_unique() < 2:
             why = "no such sheet column" if column not in table.columns else "fewer than two groups"
-            frames.append(pl.DataFrame([{"metric": None, "test": "not_tested", "missing_patients": why}],
-                                       schema=ASSOCIATION_SCHEMA).with_columns(n_tests=pl.lit(0, dtype=pl.Int64),
-                                                                               grouping=pl.lit(column)))
+            frames.append(
+                pl.DataFrame(
+                    [{"metric": None, "test": "not_tested", "missing_patients": why}], schema=ASSOCIATION_SCHEMA
+                ).with_columns(n_tests=pl.lit(0, dtype=pl.Int64), grouping=pl.lit(column))
+            )
             continue
         grouped = table.with_columns(pl.col(column).cast(pl.Utf8))
-        result = compare_groups(grouped.select("patient", column, *metric_names), group=column, metrics=metric_names,
-                                n_boot=n_boot, seed=seed)
+        result = compare_groups(
+            grouped.select("patient", column, *metric_names),
+            group=column,
+            metrics=metric_names,
+            n_boot=n_boot,
+            seed=seed,
+        )
         frames.append(result.with_columns(grouping=pl.lit(column)))
     if not frames:
         return pl.DataFrame(schema={"grouping": pl.Utf8, **ASSOCIATION_SCHEMA})
@@ -169,26 +203,56 @@ def survival_table(metrics: pl.DataFrame, groups: pl.DataFrame, *, by: Sequence[
             ok = table.filter(pl.col(time).is_not_null() & pl.col(event).is_not_null() & pl.col(column).is_not_null())
             if ok.height < 2 or ok[column].n_unique() < 2:
                 continue
-            frames.append(survival_association(table.with_columns(pl.col(time).cast(pl.Float64)), time=time,
-                                               event=event, by=column).with_columns(endpoint=pl.lit(endpoint)))
+            frames.append(
+                survival_association(
+                    table.with_columns(pl.col(time).cast(pl.Float64)), time=time, event=event, by=column
+                ).with_columns(endpoint=pl.lit(endpoint))
+            )
     if not frames:
-        return pl.DataFrame(schema={"endpoint": pl.Utf8, "by": pl.Utf8, "split": pl.Float64, "groups": pl.Utf8,
-                                    "n_per_group": pl.Utf8, "events_per_group": pl.Utf8, "chi2": pl.Float64,
-                                    "df": pl.Int64, "p": pl.Float64, "test": pl.Utf8, "n_missing": pl.Int64})
+        return pl.DataFrame(
+            schema={
+                "endpoint": pl.Utf8,
+                "by": pl.Utf8,
+                "split": pl.Float64,
+                "groups": pl.Utf8,
+                "n_per_group": pl.Utf8,
+                "events_per_group": pl.Utf8,
+                "chi2": pl.Float64,
+                "df": pl.Int64,
+                "p": pl.Float64,
+                "test": pl.Utf8,
+                "n_missing": pl.Int64,
+            }
+        )
     return pl.concat(frames, how="diagonal_relaxed").select("endpoint", pl.exclude("endpoint"))
 
 
-def association_step(*, expansion: str, diversity: str, overlap: str, kinetics: str, origin: str, sheet: str,
-                     group_by: str | None, compare: Sequence[str], baseline_day: int | None, n_boot: int, seed: int,
-                     metrics_out: str, association_out: str, survival_out: str, figure: str,
-                     coverage: str | None = None) -> None:
+def association_step(
+    *,
+    expansion: str,
+    diversity: str,
+    overlap: str,
+    kinetics: str,
+    origin: str,
+    sheet: str,
+    group_by: str | None,
+    compare: Sequence[str],
+    baseline_day: int | None,
+    n_boot: int,
+    seed: int,
+    metrics_out: str,
+    association_out: str,
+    survival_out: str,
+    figure: str,
+    coverage: str | None = None,
+) -> None:
     """The cohort tables -> per-patient metrics, their association with ``group_by`` and ``compare``, the
     survival tests and the forest figure. ``coverage`` (``results/cohort/diversity_coverage.tsv``, given
     with ``diversity.mode: coverage``) replaces the rarefied diversity by the equal-coverage values."""
     import logging
 
-    from tcrtrack.io import read_tsv, write_tsv
     from tcrtrack.cohort_tables import patient_metadata
+    from tcrtrack.io import read_tsv, write_tsv
     from tcrtrack.plots.association import association_forest
     from tcrtrack.plots.style import save_figure
     from tcrtrack.samplesheet import read_sample_sheet
@@ -200,8 +264,14 @@ def association_step(*, expansion: str, diversity: str, overlap: str, kinetics: 
     if coverage is not None:
         div = coverage_diversity_rows(read_tsv(coverage))
         log.info("association: diversity changes at equal coverage (diversity.mode: coverage)")
-    metrics = association_metrics(expansion=read_tsv(expansion), diversity=div, overlap=read_tsv(overlap),
-                                  kinetics=read_tsv(kinetics), origin=read_tsv(origin), baseline_day=baseline_day)
+    metrics = association_metrics(
+        expansion=read_tsv(expansion),
+        diversity=div,
+        overlap=read_tsv(overlap),
+        kinetics=read_tsv(kinetics),
+        origin=read_tsv(origin),
+        baseline_day=baseline_day,
+    )
     columns = [c for c in (group_by, *compare) if c]
     result = association_table(metrics, meta, columns=columns, n_boot=n_boot, seed=seed)
     write_tsv(metrics.join(meta, on="patient", how="left", maintain_order="left"), metrics_out)
@@ -209,17 +279,27 @@ def association_step(*, expansion: str, diversity: str, overlap: str, kinetics: 
     write_tsv(survival_table(metrics, meta, by=columns), survival_out)
     save_figure(association_forest(result, meanings=METRIC_MEANINGS), figure)
     tested = result.filter(pl.col("p").is_not_null())
-    log.info("association: %d metrics x %d groupings, %d tests, smallest q %s", metrics.width - 1, len(columns),
-             tested.height, f"{tested['q'].min():.3g}" if tested.height else "NA")
+    log.info(
+        "association: %d metrics x %d groupings, %d tests, smallest q %s",
+        metrics.width - 1,
+        len(columns),
+        tested.height,
+        f"{tested['q'].min():.3g}" if tested.height else "NA",
+    )
 
 
 def coverage_diversity_rows(coverage: pl.DataFrame) -> pl.DataFrame:
     """``results/cohort/diversity_coverage.tsv`` (Hill numbers at equal coverage) as rows of
     ``diversity.tsv``'s columns: ``shannon_nats = ln D1``, ``clonality = 1 - ln D1 / ln D0``."""
-    wide = coverage.filter(pl.col("q").is_in([0, 1])).pivot(on="q", index=["patient", "sample", "compartment",
-                                                                            "day"], values="estimate",
-                                                             aggregate_function="first")
-    return wide.select("patient", "sample", "compartment", "day",
-                       shannon_nats=pl.col("1").log(),
-                       clonality=1.0 - pl.col("1").log() / pl.col("0").log(),
-                       depth_type=pl.lit("rarefied"))
+    wide = coverage.filter(pl.col("q").is_in([0, 1])).pivot(
+        on="q", index=["patient", "sample", "compartment", "day"], values="estimate", aggregate_function="first"
+    )
+    return wide.select(
+        "patient",
+        "sample",
+        "compartment",
+        "day",
+        shannon_nats=pl.col("1").log(),
+        clonality=1.0 - pl.col("1").log() / pl.col("0").log(),
+        depth_type=pl.lit("rarefied"),
+    )

@@ -51,13 +51,28 @@ from tcrtrack.kinetics import detection_probability
 CLASSES = ("pre_tumor", "baseline_blood", "post_blood", "novel")
 #: Columns of :func:`clone_origin` (one row per post-treatment biopsy and class).
 ORIGIN_SCHEMA: dict[str, pl.DataType] = {
-    "patient": pl.Utf8(), "biopsy_day": pl.Int64(), "biopsy_samples": pl.Utf8(), "biopsy_depth": pl.Int64(),
-    "pre_biopsy_depth": pl.Int64(), "baseline_blood_depth": pl.Int64(), "post_blood_depth": pl.Int64(),
-    "class_rank": pl.Int64(), "origin": pl.Utf8(), "n_clones": pl.Int64(), "templates": pl.Int64(),
-    "clone_share": pl.Float64(), "template_share": pl.Float64(), "expected_clones": pl.Float64(),
-    "expected_clone_share": pl.Float64(), "expected_template_share": pl.Float64(),
-    "n_expanded": pl.Int64(), "expanded_share": pl.Float64(), "n_flagged": pl.Int64(),
-    "flagged_share": pl.Float64(), "flagged_template_share": pl.Float64(), "expectation": pl.Utf8(),
+    "patient": pl.Utf8(),
+    "biopsy_day": pl.Int64(),
+    "biopsy_samples": pl.Utf8(),
+    "biopsy_depth": pl.Int64(),
+    "pre_biopsy_depth": pl.Int64(),
+    "baseline_blood_depth": pl.Int64(),
+    "post_blood_depth": pl.Int64(),
+    "class_rank": pl.Int64(),
+    "origin": pl.Utf8(),
+    "n_clones": pl.Int64(),
+    "templates": pl.Int64(),
+    "clone_share": pl.Float64(),
+    "template_share": pl.Float64(),
+    "expected_clones": pl.Float64(),
+    "expected_clone_share": pl.Float64(),
+    "expected_template_share": pl.Float64(),
+    "n_expanded": pl.Int64(),
+    "expanded_share": pl.Float64(),
+    "n_flagged": pl.Int64(),
+    "flagged_share": pl.Float64(),
+    "flagged_template_share": pl.Float64(),
+    "expectation": pl.Utf8(),
     "note": pl.Utf8(),
 }
 
@@ -78,15 +93,16 @@ def _share(num: float, den: float) -> float | None:
     return float(num) / float(den) if den > 0 else None
 
 
-def _expected(a: np.ndarray, b: np.ndarray, blood_class: np.ndarray, n_pre: int, n_post: int,
-              expectation: str) -> tuple[np.ndarray, np.ndarray, float, float]:
+def _expected(
+    a: np.ndarray, b: np.ndarray, blood_class: np.ndarray, n_pre: int, n_post: int, expectation: str
+) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Expected clones and templates per class (index 0..3) and their denominators."""
     exp_clones, exp_templates = np.zeros(4), np.zeros(4)
     if expectation == "conditional":
         seen = (a + b) > 0
         t = (a + b)[seen]
         w = n_pre / (n_pre + n_post) if n_pre + n_post else 0.0
-        missed = 1.0 - detection_probability(w, t)         # (1 - w)^t: every template in the post biopsy
+        missed = 1.0 - detection_probability(w, t)  # (1 - w)^t: every template in the post biopsy
         all_pre = 1.0 - detection_probability(1.0 - w, t)  # w^t: every template in the pre biopsy
         exp_clones[0] = float(np.sum(1.0 - missed - all_pre))
         exp_templates[0] = float(np.sum(t * (1.0 - w) - t * missed))
@@ -107,10 +123,16 @@ def _expected(a: np.ndarray, b: np.ndarray, blood_class: np.ndarray, n_pre: int,
     return exp_clones, exp_templates, float(post.sum()), float(b.sum())
 
 
-def clone_origin(clones: pl.DataFrame, samples: pl.DataFrame, *, expanded: str | None = "expanded_in_blood",
-                 flagged: str | None = "flagged",
-                 expectation: Literal["conditional", "plugin"] = "conditional",
-                 include_product: bool = True, blood_until_biopsy: bool = False) -> pl.DataFrame:
+def clone_origin(
+    clones: pl.DataFrame,
+    samples: pl.DataFrame,
+    *,
+    expanded: str | None = "expanded_in_blood",
+    flagged: str | None = "flagged",
+    expectation: Literal["conditional", "plugin"] = "conditional",
+    include_product: bool = True,
+    blood_until_biopsy: bool = False,
+) -> pl.DataFrame:
     """Split every post-treatment biopsy's clones and templates into the four origin classes.
 
     Parameters
@@ -135,8 +157,11 @@ def clone_origin(clones: pl.DataFrame, samples: pl.DataFrame, *, expanded: str |
         class clones / biopsy clones, ``template_share`` likewise for counts; ``expanded_share`` and
         ``flagged_share`` are shares of the class's clones, ``flagged_template_share`` of its templates.
     """
-    samples = samples.with_columns(pl.col("replicate").fill_null(1)) if "replicate" in samples.columns \
+    samples = (
+        samples.with_columns(pl.col("replicate").fill_null(1))
+        if "replicate" in samples.columns
         else samples.with_columns(replicate=pl.lit(1))
+    )
     patient = samples["patient"][0] if "patient" in samples.columns and samples.height else None
     tumor, blood = timepoints(samples, "tumor"), timepoints(samples, "blood")
     pre = baseline_timepoint(tumor)
@@ -166,21 +191,33 @@ def clone_origin(clones: pl.DataFrame, samples: pl.DataFrame, *, expanded: str |
         n_clones, templates = int(post.sum()), int(b.sum())
         for k, origin in enumerate(CLASSES):
             in_k = post & (cls == k)
-            rows.append({
-                "patient": patient, "biopsy_day": biopsy.day, "biopsy_samples": ",".join(biopsy.samples),
-                "biopsy_depth": n_post, "pre_biopsy_depth": n_pre, "baseline_blood_depth": n_base,
-                "post_blood_depth": n_pb, "class_rank": k + 1, "origin": origin,
-                "n_clones": int(in_k.sum()), "templates": int(b[in_k].sum()),
-                "clone_share": _share(in_k.sum(), n_clones), "template_share": _share(b[in_k].sum(), templates),
-                "expected_clones": float(exp_c[k]) * (n_clones / den_c if den_c else 0.0),
-                "expected_clone_share": _share(exp_c[k], den_c), "expected_template_share": _share(exp_t[k], den_t),
-                "n_expanded": int((in_k & is_expanded).sum()), "expanded_share": _share((in_k & is_expanded).sum(),
-                                                                                        in_k.sum()),
-                "n_flagged": int((in_k & is_flagged).sum()), "flagged_share": _share((in_k & is_flagged).sum(),
-                                                                                     in_k.sum()),
-                "flagged_template_share": _share(b[in_k & is_flagged].sum(), b[in_k].sum()),
-                "expectation": expectation, "note": "; ".join(notes) or None,
-            })
+            rows.append(
+                {
+                    "patient": patient,
+                    "biopsy_day": biopsy.day,
+                    "biopsy_samples": ",".join(biopsy.samples),
+                    "biopsy_depth": n_post,
+                    "pre_biopsy_depth": n_pre,
+                    "baseline_blood_depth": n_base,
+                    "post_blood_depth": n_pb,
+                    "class_rank": k + 1,
+                    "origin": origin,
+                    "n_clones": int(in_k.sum()),
+                    "templates": int(b[in_k].sum()),
+                    "clone_share": _share(in_k.sum(), n_clones),
+                    "template_share": _share(b[in_k].sum(), templates),
+                    "expected_clones": float(exp_c[k]) * (n_clones / den_c if den_c else 0.0),
+                    "expected_clone_share": _share(exp_c[k], den_c),
+                    "expected_template_share": _share(exp_t[k], den_t),
+                    "n_expanded": int((in_k & is_expanded).sum()),
+                    "expanded_share": _share((in_k & is_expanded).sum(), in_k.sum()),
+                    "n_flagged": int((in_k & is_flagged).sum()),
+                    "flagged_share": _share((in_k & is_flagged).sum(), in_k.sum()),
+                    "flagged_template_share": _share(b[in_k & is_flagged].sum(), b[in_k].sum()),
+                    "expectation": expectation,
+                    "note": "; ".join(notes) or None,
+                }
+            )
     return pl.DataFrame(rows, schema=ORIGIN_SCHEMA)
 
 
@@ -189,24 +226,38 @@ def origin_summary(origin: pl.DataFrame) -> pl.DataFrame:
     expectations, and ``adjusted_new_share = 1 - clone_share / expected_clone_share`` of class 1
     (``adjusted_new_template_share`` likewise); the per-patient metrics the association stage tests."""
     keys = ["patient", "biopsy_day", "biopsy_depth", "pre_biopsy_depth"]
-    wide = origin.pivot(on="origin", index=keys, values=["clone_share", "template_share", "expected_clone_share",
-                                                         "expected_template_share"], aggregate_function="first")
-    rename = {f"{v}_{o}": f"{o}_{v}" for o in CLASSES for v in ("clone_share", "template_share",
-                                                                 "expected_clone_share", "expected_template_share")}
+    wide = origin.pivot(
+        on="origin",
+        index=keys,
+        values=["clone_share", "template_share", "expected_clone_share", "expected_template_share"],
+        aggregate_function="first",
+    )
+    rename = {
+        f"{v}_{o}": f"{o}_{v}"
+        for o in CLASSES
+        for v in ("clone_share", "template_share", "expected_clone_share", "expected_template_share")
+    }
     wide = wide.rename({k: v for k, v in rename.items() if k in wide.columns})
     return wide.with_columns(
         adjusted_new_share=1 - pl.col("pre_tumor_clone_share") / pl.col("pre_tumor_expected_clone_share"),
-        adjusted_new_template_share=1 - pl.col("pre_tumor_template_share")
-        / pl.col("pre_tumor_expected_template_share"),
+        adjusted_new_template_share=1
+        - pl.col("pre_tumor_template_share") / pl.col("pre_tumor_expected_template_share"),
     )
 
 
 # --- Workflow steps (workflow/rules/clone_origin.smk, scripts/clone_origin*.py): files in, files out --------
 
 
-def clone_origin_step(*, patient: str, clones: str, sheet: str, out: str,
-                      expectation: Literal["conditional", "plugin"] = "conditional", include_product: bool = True,
-                      blood_until_biopsy: bool = False) -> None:
+def clone_origin_step(
+    *,
+    patient: str,
+    clones: str,
+    sheet: str,
+    out: str,
+    expectation: Literal["conditional", "plugin"] = "conditional",
+    include_product: bool = True,
+    blood_until_biopsy: bool = False,
+) -> None:
     """One patient's ``clones.parquet`` and sheet rows -> ``clone_origin.tsv`` (:data:`ORIGIN_SCHEMA`)."""
     import logging
 
@@ -216,14 +267,20 @@ def clone_origin_step(*, patient: str, clones: str, sheet: str, out: str,
     samples = read_patient_sheet(sheet, patient)
     columns = pl.read_parquet_schema(clones)
     wanted = [c for c in columns if c.startswith("count_") or c in ("expanded_in_blood", "flagged")]
-    table = clone_origin(pl.read_parquet(clones, columns=wanted), samples, expectation=expectation,
-                         include_product=include_product, blood_until_biopsy=blood_until_biopsy)
+    table = clone_origin(
+        pl.read_parquet(clones, columns=wanted),
+        samples,
+        expectation=expectation,
+        include_product=include_product,
+        blood_until_biopsy=blood_until_biopsy,
+    )
     write_tsv(table.with_columns(patient=pl.lit(patient)), out)
     logging.getLogger(__name__).info("%s: origin of %d post-treatment biopsies", patient, table.height // 4)
 
 
-def clone_origin_cohort_step(*, origins: list[str], sheet: str, group_by: str | None, out: str, summary_out: str,
-                             figure: str) -> None:
+def clone_origin_cohort_step(
+    *, origins: list[str], sheet: str, group_by: str | None, out: str, summary_out: str, figure: str
+) -> None:
     """Every patient's ``clone_origin.tsv`` -> the cohort table (with the sheet's metadata), the per-biopsy
     summary (:func:`origin_summary`, feeding the association stage) and the stacked-bar figure."""
     from tcrtrack.cohort_tables import patient_metadata
@@ -235,8 +292,13 @@ def clone_origin_cohort_step(*, origins: list[str], sheet: str, group_by: str | 
     samples = read_sample_sheet(sheet, check_files=False)
     frames = [read_tsv(p).cast(ORIGIN_SCHEMA) for p in origins]
     cohort = pl.concat(frames) if frames else pl.DataFrame(schema=ORIGIN_SCHEMA)
-    summary = origin_summary(cohort) if cohort.height else pl.DataFrame(
-        schema={"patient": pl.Utf8, "biopsy_day": pl.Int64, "biopsy_depth": pl.Int64, "pre_biopsy_depth": pl.Int64})
+    summary = (
+        origin_summary(cohort)
+        if cohort.height
+        else pl.DataFrame(
+            schema={"patient": pl.Utf8, "biopsy_day": pl.Int64, "biopsy_depth": pl.Int64, "pre_biopsy_depth": pl.Int64}
+        )
+    )
     meta = patient_metadata(samples)
     write_tsv(cohort.join(meta, on="patient", how="left", maintain_order="left"), out)
     write_tsv(summary.join(meta, on="patient", how="left", maintain_order="left"), summary_out)

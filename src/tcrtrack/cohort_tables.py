@@ -21,14 +21,38 @@ import polars as pl
 SHEET_COLUMNS = ("patient", "sample", "compartment", "day", "replicate")
 """The design columns of the sample sheet (besides ``path`` and ``format``); any other column is metadata."""
 
-FLAGGED_COLUMNS = ("patient", "clone_id", "junction_aa", "v_gene", "j_gene", "new_in_blood", "peak_day",
-                   "n_expanded_timepoints", "blood_log2fc", "blood_qvalue", "tumor_log2fc", "tumor_qvalue",
-                   "baseline_count", "baseline_frequency", "baseline_frequency_upper", "tumor_pre_count",
-                   "tumor_max_post_count", "in_product")
+FLAGGED_COLUMNS = (
+    "patient",
+    "clone_id",
+    "junction_aa",
+    "v_gene",
+    "j_gene",
+    "new_in_blood",
+    "peak_day",
+    "n_expanded_timepoints",
+    "blood_log2fc",
+    "blood_qvalue",
+    "tumor_log2fc",
+    "tumor_qvalue",
+    "baseline_count",
+    "baseline_frequency",
+    "baseline_frequency_upper",
+    "tumor_pre_count",
+    "tumor_max_post_count",
+    "in_product",
+)
 """The evidence columns of ``flagged_clones.tsv``; the per-patient table adds ``count_<sample>`` columns."""
 
-COUNT_COLUMNS = ("clones", "baseline_depth", "new_detection_limit", "expanded_in_blood", "new_expanded_in_blood",
-                 "accumulating_in_tumor", "flagged", "flagged_new_in_blood")
+COUNT_COLUMNS = (
+    "clones",
+    "baseline_depth",
+    "new_detection_limit",
+    "expanded_in_blood",
+    "new_expanded_in_blood",
+    "accumulating_in_tumor",
+    "flagged",
+    "flagged_new_in_blood",
+)
 """The counts of :func:`expansion_counts` (from the clone table alone)."""
 
 SUMMARY_COLUMNS = (*COUNT_COLUMNS, "flagged_share_last_biopsy", "flagged_share_max_biopsy", "flagged_share_by_biopsy")
@@ -38,8 +62,7 @@ SUMMARY_COLUMNS = (*COUNT_COLUMNS, "flagged_share_last_biopsy", "flagged_share_m
 def flagged_table(flagged: pl.DataFrame, *, patient: str, samples: pl.DataFrame) -> pl.DataFrame:
     """The flagged clones with their evidence and their count in every sample (in sheet order)."""
     ordered = samples.sort("compartment", "day", "replicate")["sample"].to_list()
-    return flagged.with_columns(patient=pl.lit(patient)).select(
-        *FLAGGED_COLUMNS, *(f"count_{s}" for s in ordered))
+    return flagged.with_columns(patient=pl.lit(patient)).select(*FLAGGED_COLUMNS, *(f"count_{s}" for s in ordered))
 
 
 def cohort_flagged(tables: Iterable[pl.DataFrame]) -> pl.DataFrame | None:
@@ -79,8 +102,10 @@ def expansion_summary(clones: pl.DataFrame, samples: pl.DataFrame) -> dict[str, 
     clones occupy (``samples``: the patient's sheet rows)."""
     flagged = clones.filter(pl.col("flagged"))
     biopsies = samples.filter((pl.col("compartment") == "tumor") & (pl.col("day") > 0)).sort("day", "replicate")
-    shares = {f"d{day}": float(flagged[f"freq_{sample}"].sum()) for sample, day in
-              biopsies.select("sample", "day").iter_rows()}
+    shares = {
+        f"d{day}": float(flagged[f"freq_{sample}"].sum())
+        for sample, day in biopsies.select("sample", "day").iter_rows()
+    }
     return {
         **expansion_counts(clones),
         "flagged_share_last_biopsy": list(shares.values())[-1] if shares else None,

@@ -46,8 +46,14 @@ from tcrtrack.noise import (
 from tcrtrack.null_fit import fit_empirical_null, pooling_weight
 
 # statistic -> suffix of the comparison's column in the clone table
-STATISTICS = {"count_post": "count", "freq_post": "freq", "log2fc": "log2fc", "pvalue": "pvalue",
-              "qvalue": "qvalue", "significant": "significant"}
+STATISTICS = {
+    "count_post": "count",
+    "freq_post": "freq",
+    "log2fc": "log2fc",
+    "pvalue": "pvalue",
+    "qvalue": "qvalue",
+    "significant": "significant",
+}
 
 
 def masked(name: str, values: NDArray, valid: NDArray[np.bool_]) -> pl.Series:
@@ -84,12 +90,14 @@ class Comparison:
 
     def columns(self) -> list[pl.Series]:
         """The ``<label>_count``, ``_freq``, ``_log2fc``, ``_pvalue``, ``_qvalue``, ``_significant`` columns."""
-        return [masked(f"{self.later.label}_{suffix}", self.stats[name], self.tested)
-                for name, suffix in STATISTICS.items()]
+        return [
+            masked(f"{self.later.label}_{suffix}", self.stats[name], self.tested) for name, suffix in STATISTICS.items()
+        ]
 
 
-def _counts(wide: pl.DataFrame, point: Timepoint, depths: Mapping[str, Truncation]
-            ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_], int]:
+def _counts(
+    wide: pl.DataFrame, point: Timepoint, depths: Mapping[str, Truncation]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_], int]:
     """Raw pooled counts, counts with absences of truncated samples set to ``cut - 1``, the mask of such
     absences, and the full depth of the timepoint."""
     raw = reduce(np.add, (wide[f"count_{s}"].to_numpy() for s in point.samples))
@@ -144,9 +152,16 @@ class NoiseFloors:
         x, y = _thin(x[keep], y[keep], seed)
         if x.sum() == 0 or y.sum() == 0:
             return None
-        model = fit_empirical_null(x, y, n_a=int(x.sum()), n_b=int(y.sum()), source=source,
-                                   expansion=source != "replicates", seed=seed,
-                                   prune=False)  # their tails guard the comparison's: keep them whole
+        model = fit_empirical_null(
+            x,
+            y,
+            n_a=int(x.sum()),
+            n_b=int(y.sum()),
+            source=source,
+            expansion=source != "replicates",
+            seed=seed,
+            prune=False,
+        )  # their tails guard the comparison's: keep them whole
         if model.source == "poisson":
             return None
         self.frames.append(model.to_frame().select(pl.lit(label).alias("comparison"), pl.all()))
@@ -164,8 +179,13 @@ class NoiseFloors:
         models: list[tuple[str, EmpiricalNull]] = []
         for group in groups:
             if len(group) >= 2:
-                model = self._pair_fit(counts[group[0]], counts[group[1]], source="replicates",
-                                       label=f"replicates {group[0]} vs {group[1]}", seed=zlib.crc32(group[0].encode()))
+                model = self._pair_fit(
+                    counts[group[0]],
+                    counts[group[1]],
+                    source="replicates",
+                    label=f"replicates {group[0]} vs {group[1]}",
+                    seed=zlib.crc32(group[0].encode()),
+                )
                 if model is not None:
                     library = np.maximum(library, model.sd(10.0**grid) ** 2 / 2)
                     models.append(("library", model))
@@ -174,8 +194,9 @@ class NoiseFloors:
             first, last = groups[-2], groups[-1]
             x = reduce(np.add, (counts[s] for s in first))
             y = reduce(np.add, (counts[s] for s in last))
-            model = self._pair_fit(x, y, source="draws", label=f"draws {first[0]} vs {last[0]}",
-                                   seed=zlib.crc32(last[0].encode()))
+            model = self._pair_fit(
+                x, y, source="draws", label=f"draws {first[0]} vs {last[0]}", seed=zlib.crc32(last[0].encode())
+            )
             if model is not None:
                 draw = model.sd(10.0**grid) ** 2 / 2
                 models.append(("draw", model))
@@ -198,8 +219,10 @@ class NoiseFloors:
 
     def _factors(self, reference: Timepoint, later: Timepoint) -> tuple[float, float]:
         """Variance factors ``W_a + W_b`` (libraries) and ``D_a + 1`` (draws) of the comparison."""
+
         def lib_depth(names):
             return [self.depths[s].depth for s in names]
+
         w = pooling_weight(lib_depth(reference.samples)) + pooling_weight(lib_depth(later.samples))
         day_totals = [sum(lib_depth(g)) for g in self._day_groups(reference)]
         return w, pooling_weight(day_totals) + 1.0
@@ -228,8 +251,11 @@ class NoiseFloors:
         out = []
         for kind, model in found[3]:
             factor = np.sqrt((w if kind == "library" else d) / 2.0)
-            out.append(replace(model, center=center, _scales=np.asarray(NULL_SCALES) * factor,
-                               floor_log10_freq=(), floor_sd=()))
+            out.append(
+                replace(
+                    model, center=center, _scales=np.asarray(NULL_SCALES) * factor, floor_log10_freq=(), floor_sd=()
+                )
+            )
         return out
 
 
@@ -240,9 +266,18 @@ def _fisher(a: NDArray, b: NDArray, n_a: int, n_b: int) -> tuple[NDArray, NDArra
     return np.clip(p, 0, 1), np.clip(stats.hypergeom.sf(n - 1, n_a + n_b, n_b, n), 0, 1)
 
 
-def compare(wide: pl.DataFrame, reference: Timepoint, later: Timepoint, *, settings: Any, min_count: int,
-            depths: Mapping[str, Truncation], exclude: NDArray[np.bool_], floors: NoiseFloors,
-            fallback: Any = None) -> Comparison:
+def compare(
+    wide: pl.DataFrame,
+    reference: Timepoint,
+    later: Timepoint,
+    *,
+    settings: Any,
+    min_count: int,
+    depths: Mapping[str, Truncation],
+    exclude: NDArray[np.bool_],
+    floors: NoiseFloors,
+    fallback: Any = None,
+) -> Comparison:
     """Test every clone seen at ``reference`` or ``later`` (see the module notes)."""
     del min_count  # the effect filters are applied with the clone-level calls
     a_raw, a, _, depth_a = _counts(wide, reference, depths)
@@ -265,8 +300,9 @@ def compare(wide: pl.DataFrame, reference: Timepoint, later: Timepoint, *, setti
             reps = [wide[f"count_{s}"].to_numpy()[where][fit] for s in reference.samples]
             noise = fit_noise_from_replicates(reps, fallback=fallback)
         else:
-            noise = fit_noise_from_bulk(a_raw[where][fit], bw[fit], n_a=max(n_a, int(a_raw[where][fit].sum())),
-                                        n_b=n_b, fallback=fallback)
+            noise = fit_noise_from_bulk(
+                a_raw[where][fit], bw[fit], n_a=max(n_a, int(a_raw[where][fit].sum())), n_b=n_b, fallback=fallback
+            )
         noise = for_pooled_libraries(noise, k_a=len(reference.samples), k_b=len(later.samples))
         n = aw + bw
         rho = noise.rho(n / float(n_a + n_b))
@@ -276,8 +312,15 @@ def compare(wide: pl.DataFrame, reference: Timepoint, later: Timepoint, *, setti
     else:
         floor = floors.for_comparison(reference, later)
         base = fallback if isinstance(fallback, EmpiricalNull) else None
-        noise = fit_empirical_null(a_raw[where][fit], bw[fit], n_a=n_a, n_b=n_b, floor=floor, fallback=base,
-                                   seed=zlib.crc32(later.label.encode()))
+        noise = fit_empirical_null(
+            a_raw[where][fit],
+            bw[fit],
+            n_a=n_a,
+            n_b=n_b,
+            floor=floor,
+            fallback=base,
+            seed=zlib.crc32(later.label.encode()),
+        )
         if noise.source == "poisson" and floor is not None:
             noise = noise.with_floor(*floor)
         offset, total = float(np.log(n_b / n_a)), float(n_a + n_b)
@@ -289,8 +332,16 @@ def compare(wide: pl.DataFrame, reference: Timepoint, later: Timepoint, *, setti
         frame, source = noise.to_frame(), noise.source
         note = "; ".join(filter(None, (note, noise.note)))
         if n_b / n_a < 0.5 or n_a / n_b < 0.5:
-            note = "; ".join(filter(None, (note, f"depth ratio {min(n_a, n_b) / max(n_a, n_b):.2f} "
-                                                 "(the depth offset models it; shallow samples have less power)")))
+            note = "; ".join(
+                filter(
+                    None,
+                    (
+                        note,
+                        f"depth ratio {min(n_a, n_b) / max(n_a, n_b):.2f} "
+                        "(the depth offset models it; shallow samples have less power)",
+                    ),
+                )
+            )
     if not isinstance(noise, NoiseModel) and noise is None:
         noise = poisson_null()
     c = settings.pseudocount
@@ -302,19 +353,35 @@ def compare(wide: pl.DataFrame, reference: Timepoint, later: Timepoint, *, setti
     full["significant"] = np.zeros(wide.height, dtype=bool)
     p_min_full = np.ones(wide.height)
     p_min_full[where] = p_min
-    return Comparison(later=later, tested=tested, stats=full, p_min=p_min_full, reference_counts=a,
-                      reference_depth=n_a, noise=noise, noise_frame=frame, noise_source=source, noise_note=note)
+    return Comparison(
+        later=later,
+        tested=tested,
+        stats=full,
+        p_min=p_min_full,
+        reference_counts=a,
+        reference_depth=n_a,
+        noise=noise,
+        noise_frame=frame,
+        noise_source=source,
+        noise_note=note,
+    )
 
 
-def best_pair_null(wide: pl.DataFrame, points: list[Timepoint], depths: Mapping[str, Truncation], *,
-                   exclude: NDArray[np.bool_], min_shared: int = 50) -> EmpiricalNull | None:
+def best_pair_null(
+    wide: pl.DataFrame,
+    points: list[Timepoint],
+    depths: Mapping[str, Truncation],
+    *,
+    exclude: NDArray[np.bool_],
+    min_shared: int = 50,
+) -> EmpiricalNull | None:
     """A stand-in noise shape when a comparison shares too few clones to fit its own: the fit on the two
     blood timepoints of the patient that share the most clones (thinned to equal depth), if they share
     ``min_shared``. After a transplant, for example, baseline and day 32 share 4 of ~1,000 clones while two
     late draws share hundreds: their fit is wider than technical noise and keeps power, unlike giving up."""
     best, pair = 0, None
     for i, first in enumerate(points):
-        for second in points[i + 1:]:
+        for second in points[i + 1 :]:
             x, _, cx, _ = _counts(wide, first, depths)
             y, _, cy, _ = _counts(wide, second, depths)
             shared = int(((x > 0) & (y > 0) & ~exclude).sum())
@@ -324,8 +391,9 @@ def best_pair_null(wide: pl.DataFrame, points: list[Timepoint], depths: Mapping[
         return None
     first, second, x, y, keep = pair
     x, y = _thin(x[keep], y[keep], zlib.crc32(second.label.encode()))
-    model = fit_empirical_null(x, y, n_a=max(1, int(x.sum())), n_b=max(1, int(y.sum())),
-                               source=f"blood pair {first.label}/{second.label}")
+    model = fit_empirical_null(
+        x, y, n_a=max(1, int(x.sum())), n_b=max(1, int(y.sum())), source=f"blood pair {first.label}/{second.label}"
+    )
     if model.source == "poisson":
         return None
     return replace(model, note=f"{best} clones shared; " + model.note if model.note else f"{best} clones shared")

@@ -17,11 +17,21 @@ LN2 = math.log(2.0)
 
 #: Columns of :func:`fit_decay` (one row per clone).
 DECAY_SCHEMA: dict[str, pl.DataType] = {
-    "clone_id": pl.Utf8(), "peak_day": pl.Int64(), "peak_frequency": pl.Float64(),
-    "last_detected_day": pl.Int64(), "last_blood_day": pl.Int64(), "detected_at_last_day": pl.Boolean(),
-    "n_post_peak_days": pl.Int64(), "n_post_peak_points": pl.Int64(), "decay_rate_per_day": pl.Float64(),
-    "decay_rate_se": pl.Float64(), "fit_last_day": pl.Int64(), "fitted_peak_frequency": pl.Float64(),
-    "half_life_days": pl.Float64(), "half_life_ci_low": pl.Float64(), "half_life_ci_high": pl.Float64(),
+    "clone_id": pl.Utf8(),
+    "peak_day": pl.Int64(),
+    "peak_frequency": pl.Float64(),
+    "last_detected_day": pl.Int64(),
+    "last_blood_day": pl.Int64(),
+    "detected_at_last_day": pl.Boolean(),
+    "n_post_peak_days": pl.Int64(),
+    "n_post_peak_points": pl.Int64(),
+    "decay_rate_per_day": pl.Float64(),
+    "decay_rate_se": pl.Float64(),
+    "fit_last_day": pl.Int64(),
+    "fitted_peak_frequency": pl.Float64(),
+    "half_life_days": pl.Float64(),
+    "half_life_ci_low": pl.Float64(),
+    "half_life_ci_high": pl.Float64(),
     "half_life_note": pl.Utf8(),
 }
 
@@ -80,22 +90,41 @@ def fit_decay(long: pl.DataFrame, *, min_post_peak_points: int = 3, dispersion: 
         raise ValueError("dispersion must be >= 0")
     if long.height == 0:
         return pl.DataFrame(schema=DECAY_SCHEMA)
-    d = long.select("clone_id", pl.col("day").cast(pl.Int64), pl.col("count").cast(pl.Float64),
-                    pl.col("depth").cast(pl.Float64), "frequency").sort("clone_id", "day")
+    d = long.select(
+        "clone_id",
+        pl.col("day").cast(pl.Int64),
+        pl.col("count").cast(pl.Float64),
+        pl.col("depth").cast(pl.Float64),
+        "frequency",
+    ).sort("clone_id", "day")
     last_day = int(d["day"].max())
     seen = pl.col("count") > 0
-    per = d.group_by("clone_id").agg(
-        peak=pl.col("day").sort_by(["frequency", "day"], descending=[True, False]).first(),
-        peak_frequency=pl.col("frequency").max(), detected=seen.any(),
-        last_detected_day=pl.col("day").filter(seen).max(),
-    ).with_columns(peak_day=pl.when("detected").then("peak"),
-                   peak_frequency=pl.when("detected").then("peak_frequency")).sort("clone_id")
-    post = d.join(per.select("clone_id", "peak_day"), on="clone_id").filter(
-        (pl.col("day") > pl.col("peak_day")) & (pl.col("depth") > 0)).sort("clone_id", "day")
-    stats_ = post.group_by("clone_id").agg(n_days=pl.len(), n_seen=seen.sum(), first=pl.col("day").min(),
-                                           last=pl.col("day").max())
-    out = per.join(stats_, on="clone_id", how="left").with_columns(
-        pl.col("n_days", "n_seen").fill_null(0)).sort("clone_id")
+    per = (
+        d.group_by("clone_id")
+        .agg(
+            peak=pl.col("day").sort_by(["frequency", "day"], descending=[True, False]).first(),
+            peak_frequency=pl.col("frequency").max(),
+            detected=seen.any(),
+            last_detected_day=pl.col("day").filter(seen).max(),
+        )
+        .with_columns(
+            peak_day=pl.when("detected").then("peak"), peak_frequency=pl.when("detected").then("peak_frequency")
+        )
+        .sort("clone_id")
+    )
+    post = (
+        d.join(per.select("clone_id", "peak_day"), on="clone_id")
+        .filter((pl.col("day") > pl.col("peak_day")) & (pl.col("depth") > 0))
+        .sort("clone_id", "day")
+    )
+    stats_ = post.group_by("clone_id").agg(
+        n_days=pl.len(), n_seen=seen.sum(), first=pl.col("day").min(), last=pl.col("day").max()
+    )
+    out = (
+        per.join(stats_, on="clone_id", how="left")
+        .with_columns(pl.col("n_days", "n_seen").fill_null(0))
+        .sort("clone_id")
+    )
     n_days, n_seen = out["n_days"].to_numpy(), out["n_seen"].to_numpy()
     fit_rows = (n_days >= min_post_peak_points) & (n_seen >= 2)
     size = out.height
@@ -103,7 +132,8 @@ def fit_decay(long: pl.DataFrame, *, min_post_peak_points: int = 3, dispersion: 
     if fit_rows.any():
         ids = out.filter(pl.Series(fit_rows))["clone_id"]
         sub = post.filter(pl.col("clone_id").is_in(ids.implode())).with_columns(
-            pos=pl.int_range(pl.len()).over("clone_id"), row=pl.col("clone_id").rank("dense") - 1)
+            pos=pl.int_range(pl.len()).over("clone_id"), row=pl.col("clone_id").rank("dense") - 1
+        )
         m = int(sub["pos"].max()) + 1
         shape = (ids.len(), m)
         r, c = sub["row"].to_numpy(), sub["pos"].to_numpy()
@@ -122,32 +152,57 @@ def fit_decay(long: pl.DataFrame, *, min_post_peak_points: int = 3, dispersion: 
         ci_high = np.where(decays, np.where(high < 0, LN2 / -high, np.inf), np.nan)
     how = "fixed" if dispersion > 0 else "ML"
     notes = [
-        "not estimable: not detected after infusion" if not det
-        else f"not estimable: {k} post-peak day{'' if k == 1 else 's'}" if k < min_post_peak_points
-        else "not estimable: not detected after the peak" if s == 0
-        else "not estimable: detected on 1 post-peak day" if s == 1
-        else "not estimable: no decline after the peak" if not dec
+        "not estimable: not detected after infusion"
+        if not det
+        else f"not estimable: {k} post-peak day{'' if k == 1 else 's'}"
+        if k < min_post_peak_points
+        else "not estimable: not detected after the peak"
+        if s == 0
+        else "not estimable: detected on 1 post-peak day"
+        if s == 1
+        else "not estimable: no decline after the peak"
+        if not dec
         else f"fitted on days {a}-{b} ({k} days, {s} detected; "
-             + (f"NB dispersion {dd:.3g} {how})" if dd > 0 else "Poisson)")
-        for det, k, s, dec, a, b, dd in zip(out["detected"], n_days, n_seen, decays, out["first"], out["last"],
-                                            disp, strict=True)]
-    return out.select("clone_id", "peak_day", "peak_frequency", "last_detected_day").with_columns(
-        last_blood_day=pl.lit(last_day), detected_at_last_day=pl.col("last_detected_day") == last_day,
-        n_post_peak_days=out["n_days"], n_post_peak_points=out["n_days"],
-        decay_rate_per_day=pl.Series(-b1), decay_rate_se=pl.Series(se),
-        fit_last_day=pl.when(pl.Series(fit_rows)).then(out["last"]), fitted_peak_frequency=pl.Series(np.exp(b0)),
-        half_life_days=pl.Series(half), half_life_ci_low=pl.Series(ci_low), half_life_ci_high=pl.Series(ci_high),
-        half_life_note=pl.Series(notes, dtype=pl.Utf8),
-    ).with_columns(pl.col(pl.Float64).fill_nan(None), pl.col("detected_at_last_day").fill_null(False)
-                   ).cast(DECAY_SCHEMA)
+        + (f"NB dispersion {dd:.3g} {how})" if dd > 0 else "Poisson)")
+        for det, k, s, dec, a, b, dd in zip(
+            out["detected"], n_days, n_seen, decays, out["first"], out["last"], disp, strict=True
+        )
+    ]
+    return (
+        out.select("clone_id", "peak_day", "peak_frequency", "last_detected_day")
+        .with_columns(
+            last_blood_day=pl.lit(last_day),
+            detected_at_last_day=pl.col("last_detected_day") == last_day,
+            n_post_peak_days=out["n_days"],
+            n_post_peak_points=out["n_days"],
+            decay_rate_per_day=pl.Series(-b1),
+            decay_rate_se=pl.Series(se),
+            fit_last_day=pl.when(pl.Series(fit_rows)).then(out["last"]),
+            fitted_peak_frequency=pl.Series(np.exp(b0)),
+            half_life_days=pl.Series(half),
+            half_life_ci_low=pl.Series(ci_low),
+            half_life_ci_high=pl.Series(ci_high),
+            half_life_note=pl.Series(notes, dtype=pl.Utf8),
+        )
+        .with_columns(pl.col(pl.Float64).fill_nan(None), pl.col("detected_at_last_day").fill_null(False))
+        .cast(DECAY_SCHEMA)
+    )
 
 
-def product_share_decay(persistence: pl.DataFrame, *, min_post_peak_points: int = 3,
-                        dispersion: float = 0.0) -> pl.DataFrame:
+def product_share_decay(
+    persistence: pl.DataFrame, *, min_post_peak_points: int = 3, dispersion: float = 0.0
+) -> pl.DataFrame:
     """:func:`fit_decay` of the product's total blood share seen as one clone (``clone_id`` "product"):
     per post-infusion blood day the product clones' summed count ``round(blood_share * blood_depth)``
     out of ``blood_depth`` (a :func:`product_persistence` table)."""
-    return fit_decay(persistence.select(
-        pl.lit("product").alias("clone_id"), "day", count=(pl.col("blood_share") * pl.col("blood_depth")).round(),
-        depth="blood_depth", frequency="blood_share"), min_post_peak_points=min_post_peak_points,
-        dispersion=dispersion)
+    return fit_decay(
+        persistence.select(
+            pl.lit("product").alias("clone_id"),
+            "day",
+            count=(pl.col("blood_share") * pl.col("blood_depth")).round(),
+            depth="blood_depth",
+            frequency="blood_share",
+        ),
+        min_post_peak_points=min_post_peak_points,
+        dispersion=dispersion,
+    )

@@ -55,13 +55,18 @@ class Timepoint:
 
 def timepoints(samples: pl.DataFrame, compartment: str) -> list[Timepoint]:
     """The patient's timepoints in one compartment, by day (replicates in replicate order)."""
-    rows = samples.filter(pl.col("compartment") == compartment).group_by("day").agg(
-        pl.col("sample").sort_by("replicate")).sort("day")
+    rows = (
+        samples.filter(pl.col("compartment") == compartment)
+        .group_by("day")
+        .agg(pl.col("sample").sort_by("replicate"))
+        .sort("day")
+    )
     return [Timepoint(compartment, day, tuple(names), (day,)) for day, names in rows.iter_rows()]
 
 
-def reference_and_later(points: Sequence[Timepoint], *, day: int | None = None
-                        ) -> tuple[Timepoint | None, list[Timepoint]]:
+def reference_and_later(
+    points: Sequence[Timepoint], *, day: int | None = None
+) -> tuple[Timepoint | None, list[Timepoint]]:
     """The reference timepoint (the given day, else the latest with day <= 0) and the days after it > 0."""
     before = [p for p in points if p.day <= 0 and (day is None or p.day == day)]
     return (before[-1] if before else None), [p for p in points if p.day > 0]
@@ -72,8 +77,12 @@ def baseline_timepoint(points: Sequence[Timepoint], *, day: int | None = None) -
     before = [p for p in points if p.day <= 0 and (day is None or p.day == day)]
     if not before:
         return None
-    return Timepoint(before[-1].compartment, before[-1].day, tuple(s for p in before for s in p.samples),
-                     tuple(p.day for p in before))
+    return Timepoint(
+        before[-1].compartment,
+        before[-1].day,
+        tuple(s for p in before for s in p.samples),
+        tuple(p.day for p in before),
+    )
 
 
 def pooled(wide: pl.DataFrame, point: Timepoint) -> tuple[NDArray[np.int64], int]:

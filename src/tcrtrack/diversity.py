@@ -97,9 +97,7 @@ def _d50(cumulative: np.ndarray) -> int:
     return int(np.searchsorted(cumulative, (total + 1) // 2, side="left")) + 1
 
 
-def _chao1_ci(
-    *, richness: int, f1: int, f2: int, total: int, chao1: float, z: float = CHAO1_Z
-) -> tuple[float, float]:
+def _chao1_ci(*, richness: int, f1: int, f2: int, total: int, chao1: float, z: float = CHAO1_Z) -> tuple[float, float]:
     r"""95 % confidence interval of bias-corrected Chao1 (EstimateS; Chao 1987).
 
     With singletons, log-normal interval (EstimateS eq. 13):
@@ -176,9 +174,7 @@ def _metrics_of_nonzero(x: np.ndarray) -> dict[str, float]:
     clipped = np.minimum(x, RARE_THRESHOLD + 1)
     freq = np.bincount(clipped, minlength=RARE_THRESHOLD + 2)  # freq[k] = F_k, k <= 10
     chao1 = float(alpha.chao1(x, bias_corrected=True))
-    ci_low, ci_high = _chao1_ci(
-        richness=richness, f1=int(freq[1]), f2=int(freq[2]), total=total, chao1=chao1
-    )
+    ci_low, ci_high = _chao1_ci(richness=richness, f1=int(freq[1]), f2=int(freq[2]), total=total, chao1=chao1)
     d50 = _d50(cumulative)
     out.update({
         "shannon_nats": shannon,
@@ -260,9 +256,7 @@ def diversity_metrics(counts: np.ndarray) -> dict[str, float]:
     return _metrics_of_nonzero(x[x > 0])
 
 
-def sample_diversity(
-    counts: np.ndarray, *, depth: int | None, n_iterations: int = 10, seed: int = 0
-) -> pl.DataFrame:
+def sample_diversity(counts: np.ndarray, *, depth: int | None, n_iterations: int = 10, seed: int = 0) -> pl.DataFrame:
     """Diversity table of one sample: full depth, and rarefied to a common depth.
 
     Parameters
@@ -297,9 +291,7 @@ def sample_diversity(
     x = x[x > 0]
     total = int(x.sum())
     full = _metrics_of_nonzero(x)
-    rows: list[dict[str, object]] = [
-        {"depth_type": "full", "depth": total, **full, "note": None}
-    ]
+    rows: list[dict[str, object]] = [{"depth_type": "full", "depth": total, **full, "note": None}]
     if depth is not None:
         depth = as_depth(depth, minimum=0)
         row: dict[str, object] = {"depth_type": "rarefied", "depth": depth}

@@ -31,9 +31,15 @@ from scipy import special
 Z95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975), written out: scipy.stats is slow to import
 #: Columns of :func:`inext_curve`.
 CURVE_SCHEMA: dict[str, pl.DataType] = {
-    "q": pl.Int64(), "m": pl.Int64(), "method": pl.Utf8(), "estimate": pl.Float64(),
-    "ci_low": pl.Float64(), "ci_high": pl.Float64(), "coverage": pl.Float64(),
-    "coverage_ci_low": pl.Float64(), "coverage_ci_high": pl.Float64(),
+    "q": pl.Int64(),
+    "m": pl.Int64(),
+    "method": pl.Utf8(),
+    "estimate": pl.Float64(),
+    "ci_low": pl.Float64(),
+    "ci_high": pl.Float64(),
+    "coverage": pl.Float64(),
+    "coverage_ci_low": pl.Float64(),
+    "coverage_ci_high": pl.Float64(),
 }
 
 
@@ -55,8 +61,7 @@ def _f0_hat(n: int, f1: int, f2: int) -> float:
 
 
 def _lchoose(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
-    return special.gammaln(np.add(a, 1)) - special.gammaln(np.add(b, 1)) - special.gammaln(
-        np.subtract(a, b) + 1)
+    return special.gammaln(np.add(a, 1)) - special.gammaln(np.add(b, 1)) - special.gammaln(np.subtract(a, b) + 1)
 
 
 def _shannon_estimate(x: np.ndarray) -> float:
@@ -85,8 +90,12 @@ def _interpolated(x: np.ndarray, m: int) -> tuple[float, float, float, float]:
     if m == n:
         p = x / n
         f1, f2 = int(np.sum(x == 1)), int(np.sum(x == 2))
-        return (float(x.size), float(np.exp(-np.sum(p * np.log(p)))), float(1.0 / np.sum(p * p)),
-                _coverage_observed(n, f1, f2))
+        return (
+            float(x.size),
+            float(np.exp(-np.sum(p * np.log(p)))),
+            float(1.0 / np.sum(p * p)),
+            _coverage_observed(n, f1, f2),
+        )
     values, freq = np.unique(x, return_counts=True)
     absent = np.where(values <= n - m, np.exp(_lchoose(n - values, m) - _lchoose(n, m)), 0.0)
     d0 = float(np.sum(freq * (1.0 - absent)))
@@ -179,8 +188,7 @@ def hill_at(counts: np.ndarray | Sequence[int], sizes: Sequence[int]) -> pl.Data
         d0, d1, d2, cov = _interpolated(x, m) if m <= n else _extrapolated(x, m)
         method = "observed" if m == n else ("interpolated" if m < n else "extrapolated")
         rows.append((m, method, d0, d1, d2, cov))
-    return pl.DataFrame(rows, schema=["m", "method", "hill_0", "hill_1", "hill_2", "coverage"],
-                        orient="row")
+    return pl.DataFrame(rows, schema=["m", "method", "hill_0", "hill_1", "hill_2", "coverage"], orient="row")
 
 
 def coverage_at(counts: np.ndarray | Sequence[int], sizes: Sequence[int]) -> np.ndarray:
@@ -209,9 +217,15 @@ def bootstrap_assemblage(counts: np.ndarray | Sequence[int]) -> np.ndarray:
     return prob / prob.sum()
 
 
-def inext_curve(counts: np.ndarray | Sequence[int], *, sizes: Sequence[int] | None = None,
-                knots: int = 40, endpoint: int | None = None, n_boot: int = 50, seed: int = 0
-                ) -> pl.DataFrame:
+def inext_curve(
+    counts: np.ndarray | Sequence[int],
+    *,
+    sizes: Sequence[int] | None = None,
+    knots: int = 40,
+    endpoint: int | None = None,
+    n_boot: int = 50,
+    seed: int = 0,
+) -> pl.DataFrame:
     """Rarefaction/extrapolation curves of ``q = 0, 1, 2`` with 95% bootstrap intervals.
 
     Sizes default to ``knots`` points from 1 to ``endpoint`` (default ``2 n``, the extrapolation
@@ -248,13 +262,22 @@ def inext_curve(counts: np.ndarray | Sequence[int], *, sizes: Sequence[int] | No
     frames = []
     for q in (0, 1, 2):
         est = point[f"hill_{q}"].to_numpy()
-        frames.append(pl.DataFrame({
-            "q": [q] * len(sizes), "m": sizes, "method": point["method"],
-            "estimate": est, "ci_low": np.maximum(est - Z95 * sd[f"hill_{q}"], 0.0),
-            "ci_high": est + Z95 * sd[f"hill_{q}"], "coverage": cov,
-            "coverage_ci_low": np.clip(cov - Z95 * sd["coverage"], 0.0, 1.0),
-            "coverage_ci_high": np.clip(cov + Z95 * sd["coverage"], 0.0, 1.0),
-        }, schema=CURVE_SCHEMA))
+        frames.append(
+            pl.DataFrame(
+                {
+                    "q": [q] * len(sizes),
+                    "m": sizes,
+                    "method": point["method"],
+                    "estimate": est,
+                    "ci_low": np.maximum(est - Z95 * sd[f"hill_{q}"], 0.0),
+                    "ci_high": est + Z95 * sd[f"hill_{q}"],
+                    "coverage": cov,
+                    "coverage_ci_low": np.clip(cov - Z95 * sd["coverage"], 0.0, 1.0),
+                    "coverage_ci_high": np.clip(cov + Z95 * sd["coverage"], 0.0, 1.0),
+                },
+                schema=CURVE_SCHEMA,
+            )
+        )
     return pl.concat(frames)
 
 
@@ -285,8 +308,9 @@ def depth_for_coverage(counts: np.ndarray | Sequence[int], coverage: float) -> f
     return float(n + max(np.ceil(np.log(n * (1 - coverage) / f1) / np.log(r) - 1), 1))
 
 
-def at_equal_coverage(samples: Mapping[str, np.ndarray], *, coverage: float | None = None,
-                      n_boot: int = 50, seed: int = 0) -> pl.DataFrame:
+def at_equal_coverage(
+    samples: Mapping[str, np.ndarray], *, coverage: float | None = None, n_boot: int = 50, seed: int = 0
+) -> pl.DataFrame:
     """Every sample's Hill numbers at one common coverage (Chao & Jost 2012's "equal completeness").
 
     ``coverage`` defaults to iNEXT's choice: the smallest of the samples' coverages at twice their own
@@ -309,8 +333,7 @@ def at_equal_coverage(samples: Mapping[str, np.ndarray], *, coverage: float | No
             rows.append(pl.DataFrame({"sample": [name] * 3, "q": [0, 1, 2]}))
             continue
         curve = inext_curve(x, sizes=[int(m)], n_boot=n_boot, seed=seed)
-        rows.append(curve.select(pl.lit(name).alias("sample"), "q", "m", "method", "estimate",
-                                 "ci_low", "ci_high"))
+        rows.append(curve.select(pl.lit(name).alias("sample"), "q", "m", "method", "estimate", "ci_low", "ci_high"))
     out = pl.concat(rows, how="diagonal_relaxed").with_columns(coverage=pl.lit(coverage))
     return out.select("sample", "coverage", "m", "method", "q", "estimate", "ci_low", "ci_high")
 
@@ -318,8 +341,9 @@ def at_equal_coverage(samples: Mapping[str, np.ndarray], *, coverage: float | No
 # --- Workflow steps (workflow/rules/diversity_curves.smk, scripts/diversity_curves*.py): files in, files out ---
 
 
-def diversity_curves_step(*, patient: str, clonotypes: Sequence[str], sheet: str, knots: int, n_boot: int,
-                          seed: int, out: str, figure: str) -> None:
+def diversity_curves_step(
+    *, patient: str, clonotypes: Sequence[str], sheet: str, knots: int, n_boot: int, seed: int, out: str, figure: str
+) -> None:
     """Every sample of one patient -> its rarefaction/extrapolation curves (:func:`inext_curve`, sizes 1 to
     ``2 n``, ``knots`` points, ``n_boot`` bootstraps seeded per sample) and the curve figure."""
     import logging
@@ -345,8 +369,9 @@ def diversity_curves_step(*, patient: str, clonotypes: Sequence[str], sheet: str
     table = meta.join(table, on="sample", how="inner", maintain_order="right")
     write_tsv(table.select(pl.lit(patient).alias("patient"), pl.all()), out)
     save_figure(diversity_curves(table, samples, patient=patient), figure)
-    logging.getLogger(__name__).info("%s: diversity curves of %d samples (%d knots, %d bootstraps)", patient,
-                                     len(frames), knots, n_boot)
+    logging.getLogger(__name__).info(
+        "%s: diversity curves of %d samples (%d knots, %d bootstraps)", patient, len(frames), knots, n_boot
+    )
 
 
 def diversity_coverage_step(*, clonotypes: Sequence[str], sheet: str, n_boot: int, seed: int, out: str) -> None:
@@ -367,8 +392,21 @@ def diversity_coverage_step(*, clonotypes: Sequence[str], sheet: str, n_boot: in
         if counts.sum() > 0:
             vectors.setdefault(compartment[sample], {})[sample] = counts
     frames = [at_equal_coverage(group, n_boot=n_boot, seed=seed) for _, group in sorted(vectors.items())]
-    table = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(
-        schema={"sample": pl.Utf8, "coverage": pl.Float64, "m": pl.Int64, "method": pl.Utf8, "q": pl.Int64,
-                "estimate": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64})
+    table = (
+        pl.concat(frames, how="diagonal_relaxed")
+        if frames
+        else pl.DataFrame(
+            schema={
+                "sample": pl.Utf8,
+                "coverage": pl.Float64,
+                "m": pl.Int64,
+                "method": pl.Utf8,
+                "q": pl.Int64,
+                "estimate": pl.Float64,
+                "ci_low": pl.Float64,
+                "ci_high": pl.Float64,
+            }
+        )
+    )
     meta = samples.select("patient", "sample", "compartment", "day", "replicate")
     write_tsv(meta.join(table, on="sample", how="inner", maintain_order="left"), out)

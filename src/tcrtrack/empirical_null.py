@@ -164,13 +164,23 @@ class EmpiricalNull:
     def to_frame(self, *, grid: NDArray | None = None) -> pl.DataFrame:
         """The fit on a grid of abundances: ``log10_freq``, ``sd``, ``q975`` and the scalar fit summary."""
         x = np.linspace(-6.5, -1.0, 12) if grid is None else np.asarray(grid, float)
-        f = 10.0 ** x
+        f = 10.0**x
         tail = float(np.dot(self.weights, np.asarray(NULL_SCALES) > 1.7))
-        return pl.DataFrame({
-            "source": self.source, "log10_freq": x, "sd": self.sd(f), "q975": self.quantile(f),
-            "center": self.center, "beta": self.beta, "null_share": self.null_share,
-            "wide_component_weight": tail, "lower_tail_005": self.lower_tail_005,
-            "n_clones": self.n_clones, "note": self.note})
+        return pl.DataFrame(
+            {
+                "source": self.source,
+                "log10_freq": x,
+                "sd": self.sd(f),
+                "q975": self.quantile(f),
+                "center": self.center,
+                "beta": self.beta,
+                "null_share": self.null_share,
+                "wide_component_weight": tail,
+                "lower_tail_005": self.lower_tail_005,
+                "n_clones": self.n_clones,
+                "note": self.note,
+            }
+        )
 
     def with_floor(self, log10_freq: ArrayLike, sd: ArrayLike) -> EmpiricalNull:
         """This null with the sd floor replaced (points increasing in ``log10_freq``)."""
@@ -182,8 +192,7 @@ def poisson_null(*, note: str = "") -> EmpiricalNull:
     return EmpiricalNull(source="poisson", note=note)
 
 
-def _tail(b: NDArray, n: NDArray, model: EmpiricalNull, *, offset: float, total_depth: float
-          ) -> NDArray[np.float64]:
+def _tail(b: NDArray, n: NDArray, model: EmpiricalNull, *, offset: float, total_depth: float) -> NDArray[np.float64]:
     """The p-values of :meth:`EmpiricalNull.pvalues`: a Gauss-Hermite pass over the distinct ``(n, b)``,
     then the fine quadrature of :func:`_fine_tail` below :data:`_FINE`."""
     out = np.ones(b.size)
@@ -222,7 +231,7 @@ def _fine_tail(n: NDArray, b: NDArray, theta: float, sd: NDArray, w: NDArray) ->
     use_z = sd <= width
     rows, cols = np.nonzero(use_z)
     for lo in range(0, rows.size, 256):
-        r, c = rows[lo:lo + 256], cols[lo:lo + 256]
+        r, c = rows[lo : lo + 256], cols[lo : lo + 256]
         pi = special.expit(theta + sd[r, c][:, None] * z[None, :])
         val = special.betainc(bf[r], nf[r] - bf[r] + 1.0, pi)
         with np.errstate(divide="ignore"):
@@ -232,10 +241,10 @@ def _fine_tail(n: NDArray, b: NDArray, theta: float, sd: NDArray, w: NDArray) ->
     rows, cols = np.nonzero(~use_z & (sd > 0))
     grid = np.linspace(-16.0, 16.0, 641)
     for lo in range(0, rows.size, 256):
-        r, c = rows[lo:lo + 256], cols[lo:lo + 256]
+        r, c = rows[lo : lo + 256], cols[lo : lo + 256]
         mode = np.log(pi_hat[r, 0] / (1 - pi_hat[r, 0]))
         t = mode[:, None] + width[r, 0][:, None] * grid[None, :]
-        log_g = (bf[r] * t - (nf[r] + 1.0) * np.logaddexp(0, t) - special.betaln(bf[r], nf[r] - bf[r] + 1.0))
+        log_g = bf[r] * t - (nf[r] + 1.0) * np.logaddexp(0, t) - special.betaln(bf[r], nf[r] - bf[r] + 1.0)
         lv = log_g + special.log_ndtr(-(t - theta) / sd[r, c][:, None])
         logp[r, c] = special.logsumexp(lv, axis=1) + np.log(width[r, 0] * (grid[1] - grid[0]))
     zero = sd <= 0

@@ -73,8 +73,9 @@ def _unique_pairs(a: NDArray, b: NDArray) -> tuple[NDArray, NDArray, NDArray]:
     return uniq // width, uniq % width, inverse
 
 
-def log2_fold_change(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
-                     pseudocount: float = 1.0) -> NDArray[np.float64]:
+def log2_fold_change(
+    a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float, pseudocount: float = 1.0
+) -> NDArray[np.float64]:
     """Log2 fold change of frequency with a pseudocount in counts.
 
     .. math:: \\mathrm{log2fc} = \\log_2 \\frac{(b + c)/n_b}{(a + c)/n_a}
@@ -112,8 +113,9 @@ def fisher_pvalues(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float) -> NDA
     return np.clip(p, 0.0, 1.0)[inv]
 
 
-def betabinomial_pvalues(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
-                         noise: NoiseModel) -> NDArray[np.float64]:
+def betabinomial_pvalues(
+    a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float, noise: NoiseModel
+) -> NDArray[np.float64]:
     """One-sided beta-binomial test that the clone is more frequent in the later sample.
 
     .. math:: p = P(X \\ge b),\\quad X \\sim \\mathrm{BetaBinomial}(n = a + b,\\ \\alpha,\\ \\beta),
@@ -155,8 +157,9 @@ def _bh_qvalues_of_repeated(p: NDArray[np.float64], repeats: NDArray[np.int64]) 
     return out
 
 
-def pool_replicates(replicate_counts: Sequence[ArrayLike], *,
-                    depths: Sequence[float] | None = None) -> tuple[NDArray[np.int64], int]:
+def pool_replicates(
+    replicate_counts: Sequence[ArrayLike], *, depths: Sequence[float] | None = None
+) -> tuple[NDArray[np.int64], int]:
     """Pool technical replicates of one sample: counts summed clone-wise, depths summed.
 
     Pooling is the sufficient summary under the Poisson (and, for the mean, the
@@ -175,10 +178,19 @@ def pool_replicates(replicate_counts: Sequence[ArrayLike], *,
     return np.sum(reps, axis=0).astype(np.int64), int(sum(d))
 
 
-def expansion_table(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
-                    model: Literal["fisher", "betabinomial"] = "betabinomial",
-                    noise: NoiseModel | None = None, pseudocount: float = 1.0,
-                    fdr: float = 0.05, min_log2fc: float = 1.0, min_count: int = 2) -> pl.DataFrame:
+def expansion_table(
+    a: ArrayLike,
+    b: ArrayLike,
+    *,
+    n_a: float,
+    n_b: float,
+    model: Literal["fisher", "betabinomial"] = "betabinomial",
+    noise: NoiseModel | None = None,
+    pseudocount: float = 1.0,
+    fdr: float = 0.05,
+    min_log2fc: float = 1.0,
+    min_count: int = 2,
+) -> pl.DataFrame:
     """Test every clone for expansion from the reference (``a``) to the later sample (``b``).
 
     Parameters
@@ -206,17 +218,36 @@ def expansion_table(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
         ``pvalue``/``qvalue`` are null (and ``significant`` false) for clones not tested
         (``a + b = 0``); q-values are Benjamini-Hochberg over the tested clones only.
     """
-    columns = expansion_arrays(a, b, n_a=n_a, n_b=n_b, model=model, noise=noise, pseudocount=pseudocount,
-                               fdr=fdr, min_log2fc=min_log2fc, min_count=min_count)
+    columns = expansion_arrays(
+        a,
+        b,
+        n_a=n_a,
+        n_b=n_b,
+        model=model,
+        noise=noise,
+        pseudocount=pseudocount,
+        fdr=fdr,
+        min_log2fc=min_log2fc,
+        min_count=min_count,
+    )
     for name in ("count_ref", "count_post"):  # the table must not share the caller's arrays
         columns[name] = columns[name].copy()
     return pl.DataFrame(columns, schema=RESULT_SCHEMA).with_columns(pl.col("pvalue", "qvalue").fill_nan(None))
 
 
-def expansion_arrays(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
-                     model: Literal["fisher", "betabinomial"] = "betabinomial",
-                     noise: NoiseModel | None = None, pseudocount: float = 1.0, fdr: float = 0.05,
-                     min_log2fc: float = 1.0, min_count: int = 2) -> dict[str, NDArray]:
+def expansion_arrays(
+    a: ArrayLike,
+    b: ArrayLike,
+    *,
+    n_a: float,
+    n_b: float,
+    model: Literal["fisher", "betabinomial"] = "betabinomial",
+    noise: NoiseModel | None = None,
+    pseudocount: float = 1.0,
+    fdr: float = 0.05,
+    min_log2fc: float = 1.0,
+    min_count: int = 2,
+) -> dict[str, NDArray]:
     """:func:`expansion_table` as numpy arrays, one per column of :data:`RESULT_SCHEMA`, with NaN
     p- and q-values for the clones not tested (for callers that keep working on arrays).
     ``count_ref`` and ``count_post`` are ``a`` and ``b`` themselves when these are int64 arrays."""
@@ -246,14 +277,23 @@ def expansion_arrays(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
         else:
             pvalue[tested], qvalue[tested] = p[inv], q[inv]
     significant = tested & (np.nan_to_num(qvalue, nan=1.0) < fdr) & (log2fc >= min_log2fc) & (b >= min_count)
-    return {"count_ref": a, "count_post": b, "freq_ref": a / n_a, "freq_post": b / n_b,
-            "log2fc": log2fc, "pvalue": pvalue, "qvalue": qvalue, "significant": significant}
+    return {
+        "count_ref": a,
+        "count_post": b,
+        "freq_ref": a / n_a,
+        "freq_post": b / n_b,
+        "log2fc": log2fc,
+        "pvalue": pvalue,
+        "qvalue": qvalue,
+        "significant": significant,
+    }
 
 
 def test_expansion(a: ArrayLike, b: ArrayLike, **options: Any) -> pl.DataFrame:
     """Deprecated name of :func:`expansion_table` (kept for benchmarks/run.py; warns)."""
-    warnings.warn("tcrtrack.expansion.test_expansion is deprecated; use expansion_table",
-                  DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        "tcrtrack.expansion.test_expansion is deprecated; use expansion_table", DeprecationWarning, stacklevel=2
+    )
     return expansion_table(a, b, **options)
 
 

@@ -22,16 +22,23 @@ def _first_gene(column: str) -> pl.Expr:
 
 
 def _is_ambiguous(column: str) -> pl.Expr:
-    genes = pl.col(column).fill_null("").str.split(",").list.eval(
-        pl.element().str.strip_chars().str.replace(_ALLELE, "")).list.unique()
+    genes = (
+        pl.col(column)
+        .fill_null("")
+        .str.split(",")
+        .list.eval(pl.element().str.strip_chars().str.replace(_ALLELE, ""))
+        .list.unique()
+    )
     return genes.list.len() > 1
 
 
 def normalise_gene_calls(frame: pl.DataFrame) -> pl.DataFrame:
     """Add ``v_gene``, ``j_gene`` (first call, allele stripped; ``""`` when empty) and ``v/j_ambiguous``."""
     return frame.with_columns(
-        v_gene=_first_gene("v_call"), j_gene=_first_gene("j_call"),
-        v_ambiguous=_is_ambiguous("v_call"), j_ambiguous=_is_ambiguous("j_call"),
+        v_gene=_first_gene("v_call"),
+        j_gene=_first_gene("j_call"),
+        v_ambiguous=_is_ambiguous("v_call"),
+        j_ambiguous=_is_ambiguous("j_call"),
     )
 
 
@@ -52,7 +59,7 @@ def translate(junction: str) -> str | None:
     except ValueError:  # characters that are not IUPAC nucleotides
         return None
     except NotImplementedError:  # degenerate bases (N, R, ...), which scikit-bio does not translate: codon -> X
-        codons = (junction[i:i + 3].upper() for i in range(0, usable, 3))
+        codons = (junction[i : i + 3].upper() for i in range(0, usable, 3))
         protein = "".join("X" if set(codon) - set("ACGT") else str(DNA(codon).translate(1)) for codon in codons)
     return protein + ("_" if usable != len(junction) else "")
 

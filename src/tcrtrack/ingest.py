@@ -38,20 +38,33 @@ from tcrtrack.truncation import SOURCE_FREQUENCY, FrequencyEvidence, Truncation,
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COUNT_FIELDS", "DROP_REASONS", "FATES", "READ_FIELDS", "IngestResult", "annotate_calls", "assign_fates",
-           "define_clonotypes", "ingest_airr", "ingest_frame", "qc_table", "read_airr_header", "read_airr_tsv"]
+__all__ = [
+    "COUNT_FIELDS",
+    "DROP_REASONS",
+    "FATES",
+    "READ_FIELDS",
+    "IngestResult",
+    "annotate_calls",
+    "assign_fates",
+    "define_clonotypes",
+    "ingest_airr",
+    "ingest_frame",
+    "qc_table",
+    "read_airr_header",
+    "read_airr_tsv",
+]
 
 DROP_REASONS: tuple[str, ...] = (
-    "wrong_locus",        # locus (or the V/J call's prefix) is not the configured locus
+    "wrong_locus",  # locus (or the V/J call's prefix) is not the configured locus
     "locus_gene_mismatch",  # locus column says the configured locus but a V/J call names another
-    "non_productive",     # productive is F (with ingest.productive_only)
+    "non_productive",  # productive is F (with ingest.productive_only)
     "productive_missing",  # productive is empty (with ingest.productive_only)
-    "missing_junction",   # neither junction_aa nor a translatable junction
-    "stop_codon",         # junction_aa contains '*'
-    "out_of_frame",       # junction_aa contains '_' or '~' (frameshift markers)
-    "too_short",          # junction_aa shorter than ingest.min_junction_aa_length
-    "missing_count",      # the count column is empty on this row
-    "zero_count",         # the count is 0
+    "missing_junction",  # neither junction_aa nor a translatable junction
+    "stop_codon",  # junction_aa contains '*'
+    "out_of_frame",  # junction_aa contains '_' or '~' (frameshift markers)
+    "too_short",  # junction_aa shorter than ingest.min_junction_aa_length
+    "missing_count",  # the count column is empty on this row
+    "zero_count",  # the count is 0
 )
 
 FATES = pl.Enum(["kept", *DROP_REASONS])
@@ -83,14 +96,24 @@ def _parse_counts(path: Path, frame: pl.DataFrame, source: str | None, locate: R
         parsed = pl.select(pl.coalesce(parsed, whole)).to_series()
     bad = raw.is_not_null() & (parsed.is_null() | (parsed < 0))
     if bad.any():
-        raise row_error(path, frame, bad, source, "is not a whole number >= 0 (up to 2**63 - 1)",
-                        f"{source} must hold non-negative integer counts", locate=locate)
+        raise row_error(
+            path,
+            frame,
+            bad,
+            source,
+            "is not a whole number >= 0 (up to 2**63 - 1)",
+            f"{source} must hold non-negative integer counts",
+            locate=locate,
+        )
     largest = parsed.max()
     if isinstance(largest, int) and largest * frame.height > _INT64_MAX:  # rare: check the exact total
         total = sum(parsed.drop_nulls().to_list())
         if total > _INT64_MAX:
-            raise InputFileError(path, f"column '{source}': the counts add up to {total}, more than 2**63 - 1",
-                                 f"check {source}: no repertoire holds that many reads (a corrupt export?)")
+            raise InputFileError(
+                path,
+                f"column '{source}': the counts add up to {total}, more than 2**63 - 1",
+                f"check {source}: no repertoire holds that many reads (a corrupt export?)",
+            )
     return parsed.alias("count")
 
 
@@ -104,9 +127,15 @@ def _parse_productive(path: Path, frame: pl.DataFrame, locate: RowLocator) -> pl
     raw = frame["productive"]
     known = raw.is_null() | raw.is_in(_TRUE + _FALSE)
     if not known.all():
-        raise row_error(path, frame, ~known, "productive", "is not an AIRR boolean",
-                        "write productive as T or F (AIRR booleans: T/F, TRUE/FALSE, true/false, 1/0)",
-                        locate=locate)
+        raise row_error(
+            path,
+            frame,
+            ~known,
+            "productive",
+            "is not an AIRR boolean",
+            "write productive as T or F (AIRR booleans: T/F, TRUE/FALSE, true/false, 1/0)",
+            locate=locate,
+        )
     return raw.is_in(_TRUE).alias("productive").set(raw.is_null(), None)
 
 
@@ -120,8 +149,9 @@ def _call_table(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     side, other = column[0], "j_call" if column == "v_call" else "v_call"
     calls = frame.select(pl.col(column).unique()).with_columns(pl.lit(None, dtype=pl.Utf8).alias(other))
     prefix = pl.col(column).str.slice(0, 3)
-    return normalise_gene_calls(calls).select(column, f"{side}_gene", f"{side}_ambiguous",
-                                              pl.when(prefix.is_in(LOCI)).then(prefix).alias(f"{side}_locus"))
+    return normalise_gene_calls(calls).select(
+        column, f"{side}_gene", f"{side}_ambiguous", pl.when(prefix.is_in(LOCI)).then(prefix).alias(f"{side}_locus")
+    )
 
 
 def annotate_calls(frame: pl.DataFrame) -> pl.DataFrame:
@@ -129,8 +159,9 @@ def annotate_calls(frame: pl.DataFrame) -> pl.DataFrame:
     and ``v_locus``, ``j_locus`` (see :func:`_call_table`) to rows with ``v_call`` and ``j_call``, row order kept."""
     joined = frame.lazy()
     for column in ("v_call", "j_call"):
-        joined = joined.join(_call_table(frame, column).lazy(), on=column, how="left", nulls_equal=True,
-                             maintain_order="left")
+        joined = joined.join(
+            _call_table(frame, column).lazy(), on=column, how="left", nulls_equal=True, maintain_order="left"
+        )
     return joined.collect(engine="in-memory")
 
 
@@ -149,8 +180,9 @@ def _locus_expressions(frame: pl.DataFrame, locus: str) -> tuple[pl.Expr, pl.Exp
     return wrong, mismatch
 
 
-def assign_fates(frame: pl.DataFrame, *, locus: str, productive_only: bool,
-                 min_junction_aa_length: int) -> pl.DataFrame:
+def assign_fates(
+    frame: pl.DataFrame, *, locus: str, productive_only: bool, min_junction_aa_length: int
+) -> pl.DataFrame:
     """Add a ``fate`` column (:data:`FATES`): ``kept`` or the first drop reason that applies (in
     :data:`DROP_REASONS` order).
 
@@ -219,8 +251,11 @@ def define_clonotypes(kept: pl.DataFrame, *, definition: str, depth: float | Non
     # and their sort faster than from groups in hash order (same table: the sort below decides the order;
     # benchmarks/INGEST.md)
     clonotypes = kept.group_by(key, maintain_order=True).agg(  # sorting within groups: cheaper than all rows
-        *(pl.col(name).sort_by(**largest_first).first()
-          for name in ("junction_aa", "v_gene", "j_gene", "junction") if name not in key),
+        *(
+            pl.col(name).sort_by(**largest_first).first()
+            for name in ("junction_aa", "v_gene", "j_gene", "junction")
+            if name not in key
+        ),
         count=size.cast(pl.Int64),
         v_ambiguous=pl.col("v_ambiguous").any(),
         j_ambiguous=pl.col("j_ambiguous").any(),
@@ -228,9 +263,16 @@ def define_clonotypes(kept: pl.DataFrame, *, definition: str, depth: float | Non
     clone_id = pl.concat_str([pl.col(k).fill_null("") for k in key], separator="|")
     order = _largest_first(clonotypes.with_columns(clone_id=clone_id))
     total = order["count"].sum() if depth is None else depth
-    return clonotypes.drop("count")[order["row"]].with_columns(
-        order["count"], order["clone_id"], frequency=order["count"] / total,
-    ).select(CLONOTYPE_SCHEMA.keys()).cast(CLONOTYPE_SCHEMA)
+    return (
+        clonotypes.drop("count")[order["row"]]
+        .with_columns(
+            order["count"],
+            order["clone_id"],
+            frequency=order["count"] / total,
+        )
+        .select(CLONOTYPE_SCHEMA.keys())
+        .cast(CLONOTYPE_SCHEMA)
+    )
 
 
 def _largest_first(clonotypes: pl.DataFrame) -> pl.DataFrame:
@@ -245,8 +287,14 @@ def _largest_first(clonotypes: pl.DataFrame) -> pl.DataFrame:
     return keys.sort(["count", "clone_id"], descending=[True, False]).collect(engine="streaming")
 
 
-def ingest_airr(path: Path | str, *, locus: str = "TRB", productive_only: bool = True,
-                min_junction_aa_length: int = 5, definition: str = "aa_vj") -> IngestResult:
+def ingest_airr(
+    path: Path | str,
+    *,
+    locus: str = "TRB",
+    productive_only: bool = True,
+    min_junction_aa_length: int = 5,
+    definition: str = "aa_vj",
+) -> IngestResult:
     """Read one AIRR Rearrangement TSV and return its clonotype table and QC row.
 
     Parameters
@@ -264,21 +312,39 @@ def ingest_airr(path: Path | str, *, locus: str = "TRB", productive_only: bool =
     """
     frame = read_airr_tsv(path, extra=(SOURCE_FREQUENCY, "consensus_ratio"))
     evidence = None
-    if SOURCE_FREQUENCY not in frame.columns and "consensus_ratio" in frame.columns and count_column(frame) == \
-            "consensus_count":  # Vidjil-algo's AIRR export: the clone's share of all reads with a recombination
-        evidence = FrequencyEvidence(counts=_parse_counts(Path(path), frame, "consensus_count",
-                                                          airr_row_locator(Path(path))),
-                                     frequencies=frame["consensus_ratio"].cast(pl.Float64, strict=False),
-                                     source="consensus_ratio")
-    return ingest_frame(frame.drop("consensus_ratio", strict=False), path=path, locus=locus,
-                        productive_only=productive_only, min_junction_aa_length=min_junction_aa_length,
-                        definition=definition, frequency_evidence=evidence)
+    if (
+        SOURCE_FREQUENCY not in frame.columns
+        and "consensus_ratio" in frame.columns
+        and count_column(frame) == "consensus_count"
+    ):  # Vidjil-algo's AIRR export: the clone's share of all reads with a recombination
+        evidence = FrequencyEvidence(
+            counts=_parse_counts(Path(path), frame, "consensus_count", airr_row_locator(Path(path))),
+            frequencies=frame["consensus_ratio"].cast(pl.Float64, strict=False),
+            source="consensus_ratio",
+        )
+    return ingest_frame(
+        frame.drop("consensus_ratio", strict=False),
+        path=path,
+        locus=locus,
+        productive_only=productive_only,
+        min_junction_aa_length=min_junction_aa_length,
+        definition=definition,
+        frequency_evidence=evidence,
+    )
 
 
-def ingest_frame(raw: pl.DataFrame, *, path: Path | str, locate: RowLocator | None = None,
-                 count_source: str | None = None, locus: str = "TRB", productive_only: bool = True,
-                 min_junction_aa_length: int = 5, definition: str = "aa_vj",
-                 frequency_evidence: FrequencyEvidence | None = None) -> IngestResult:
+def ingest_frame(
+    raw: pl.DataFrame,
+    *,
+    path: Path | str,
+    locate: RowLocator | None = None,
+    count_source: str | None = None,
+    locus: str = "TRB",
+    productive_only: bool = True,
+    min_junction_aa_length: int = 5,
+    definition: str = "aa_vj",
+    frequency_evidence: FrequencyEvidence | None = None,
+) -> IngestResult:
     """Clonotypes and QC of rearrangements already read as AIRR-named string columns.
 
     ``path`` names the source in errors and ``locate`` the row (default: the line of the AIRR file);
@@ -300,15 +366,26 @@ def ingest_frame(raw: pl.DataFrame, *, path: Path | str, locate: RowLocator | No
         junction_aa=translate_junctions(raw),
         junction=pl.col("junction") if "junction" in raw.columns else pl.lit(None, dtype=pl.Utf8),
     )
-    fated = assign_fates(annotate_calls(typed), locus=locus, productive_only=productive_only,
-                         min_junction_aa_length=min_junction_aa_length)
+    fated = assign_fates(
+        annotate_calls(typed),
+        locus=locus,
+        productive_only=productive_only,
+        min_junction_aa_length=min_junction_aa_length,
+    )
     used = ["junction_aa", "v_gene", "j_gene", "junction", "count", "v_ambiguous", "j_ambiguous"]
-    kept = fated.lazy().filter(pl.col("fate") == "kept").select(
-        *used, *(["cell_id"] if "cell_id" in fated.columns else [])).collect(engine="in-memory")
+    kept = (
+        fated.lazy()
+        .filter(pl.col("fate") == "kept")
+        .select(*used, *(["cell_id"] if "cell_id" in fated.columns else []))
+        .collect(engine="in-memory")
+    )
     if kept.height == 0:
-        raise InputFileError(path, f"no row is kept: {_fate_summary(fated)}",
-                             f"check that the file holds productive {locus} rearrangements, or set "
-                             "ingest.locus / ingest.productive_only in the config")
+        raise InputFileError(
+            path,
+            f"no row is kept: {_fate_summary(fated)}",
+            f"check that the file holds productive {locus} rearrangements, or set "
+            "ingest.locus / ingest.productive_only in the config",
+        )
     label = f"cells (distinct cell_id; QC counts are {source or 'rows'})" if single_cell else source
     label = count_source or label
     qc = qc_table(fated, count_source=label).with_columns(
@@ -321,8 +398,11 @@ def ingest_frame(raw: pl.DataFrame, *, path: Path | str, locate: RowLocator | No
     )
     evidence = frequency_evidence
     if evidence is None and SOURCE_FREQUENCY in raw.columns:
-        evidence = FrequencyEvidence(counts=typed["count"], source=SOURCE_FREQUENCY,
-                                     frequencies=raw[SOURCE_FREQUENCY].cast(pl.Float64, strict=False))
+        evidence = FrequencyEvidence(
+            counts=typed["count"],
+            source=SOURCE_FREQUENCY,
+            frequencies=raw[SOURCE_FREQUENCY].cast(pl.Float64, strict=False),
+        )
     truncation = assess(typed["count"], evidence, single_cell=single_cell)
     if truncation.truncated:
         log.warning("%s: %s", path, truncation.note)

@@ -149,8 +149,9 @@ def conjunction_pvalues(*parts: ArrayLike) -> NDArray[np.float64]:
     return stacked.max(axis=0)  # NaN propagates
 
 
-def replicability_rvalues(p_primary: ArrayLike, p_follow: ArrayLike, *, selected: ArrayLike, m_primary: int,
-                          emphasis: float = 0.5) -> NDArray[np.float64]:
+def replicability_rvalues(
+    p_primary: ArrayLike, p_follow: ArrayLike, *, selected: ArrayLike, m_primary: int, emphasis: float = 0.5
+) -> NDArray[np.float64]:
     """r-values of "true in the primary *and* in the follow-up study" (Bogomolov & Heller 2013, JASA 108:1480).
 
     The follow-up is tested only for the ``selected`` features (chosen on primary data alone). With

@@ -168,13 +168,24 @@ def _profile(y, x, off, mask, a, b, *, slope: bool, fixed: float | None, adjust:
         a_n, b_n, f_n = at(u_new, a_w, b_w)
         # left: old u1 becomes u2, the new point is u1; right: old u2 becomes u1, the new point is u2
         u2, f2, a2, b2, u1, f1, a1, b1 = (
-            np.where(left, u1, u_new), np.where(left, f1, f_n), np.where(left, a1, a_n), np.where(left, b1, b_n),
-            np.where(left, u_new, u2), np.where(left, f_n, f2), np.where(left, a_n, a2), np.where(left, b_n, b2))
+            np.where(left, u1, u_new),
+            np.where(left, f1, f_n),
+            np.where(left, a1, a_n),
+            np.where(left, b1, b_n),
+            np.where(left, u_new, u2),
+            np.where(left, f_n, f2),
+            np.where(left, a_n, a2),
+            np.where(left, b_n, b2),
+        )
         if np.all(hi - lo < 1e-3):
             break
     first = f1 >= f2
-    a_g, b_g, f_g, d_g = (np.where(first, a1, a2), np.where(first, b1, b2), np.where(first, f1, f2),
-                          np.exp(np.where(first, u1, u2)))
+    a_g, b_g, f_g, d_g = (
+        np.where(first, a1, a2),
+        np.where(first, b1, b2),
+        np.where(first, f1, f2),
+        np.exp(np.where(first, u1, u2)),
+    )
     zero = np.zeros(n)
     a_p, b_p = _newton(y, x, off, mask, zero, a_g, b_g, slope=slope)
     f_p = crit(a_p, b_p, zero)
@@ -204,8 +215,16 @@ def _root(f, lo, f_lo, hi, f_hi, *, iters: int = 60, tol: float = 1e-7):
     return z
 
 
-def fit_nb_decay(x: np.ndarray, y: np.ndarray, depth: np.ndarray, mask: np.ndarray | None = None, *,
-                 dispersion: float | None = None, adjust: bool = True, interval: bool = True) -> NBDecay:
+def fit_nb_decay(
+    x: np.ndarray,
+    y: np.ndarray,
+    depth: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    dispersion: float | None = None,
+    adjust: bool = True,
+    interval: bool = True,
+) -> NBDecay:
     """Fit of ``log mu = log N + b0 + b1 x`` with NB2 counts, one row per clone, and the 95%
     profile-likelihood interval of ``b1`` (see the module docstring for the model and references).
 
@@ -272,8 +291,9 @@ def _interval(y, xc, off, mask, a_hat, b_hat, ll, se, dispersion, adjust):
     state = {"a": a_hat.copy()}
 
     def dev(bv, rows):
-        a, _, _, lp = _profile(y[rows], xc[rows], off[rows], mask[rows], state["a"][rows], bv, slope=False,
-                               fixed=dispersion, adjust=adjust)
+        a, _, _, lp = _profile(
+            y[rows], xc[rows], off[rows], mask[rows], state["a"][rows], bv, slope=False, fixed=dispersion, adjust=adjust
+        )
         state["a"][rows] = a
         return 2.0 * (ll[rows] - lp) - CHI2_95
 
@@ -284,8 +304,9 @@ def _interval(y, xc, off, mask, a_hat, b_hat, ll, se, dispersion, adjust):
     need = np.flatnonzero(d0 > 0)
     state["a"] = a_hat.copy()
     if need.size:
-        high[need] = _root(lambda z: dev(z, need), b_hat[need], np.full(need.size, -CHI2_95), np.zeros(need.size),
-                           d0[need])
+        high[need] = _root(
+            lambda z: dev(z, need), b_hat[need], np.full(need.size, -CHI2_95), np.zeros(need.size), d0[need]
+        )
     # lower end: step down from b_hat until the deviance passes the cutoff
     state["a"] = a_hat.copy()
     step = np.where(np.isfinite(se) & (se > 0), 2.0 * se, 1.0 / span)

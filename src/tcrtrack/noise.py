@@ -112,17 +112,41 @@ class NoiseModel:
         """One row per bin (one null row for a model without bins), for tables and figures."""
         k = len(self.rho_bins)
         if k == 0:
-            return pl.DataFrame({"source": [self.source], "bin": [0], "log10_freq": [None], "rho": [0.0],
-                                 "n_clones": [0], "p_null": [None], "note": [self.note]}, schema=_FRAME_SCHEMA)
+            return pl.DataFrame(
+                {
+                    "source": [self.source],
+                    "bin": [0],
+                    "log10_freq": [None],
+                    "rho": [0.0],
+                    "n_clones": [0],
+                    "p_null": [None],
+                    "note": [self.note],
+                },
+                schema=_FRAME_SCHEMA,
+            )
         return pl.DataFrame(
-            {"source": [self.source] * k, "bin": list(range(k)),
-             "log10_freq": list(self.log10_freq), "rho": list(self.rho_bins),
-             "n_clones": list(self.n_clones), "p_null": list(self.p_null), "note": [self.note] * k},
-            schema=_FRAME_SCHEMA).with_columns(pl.col("p_null").fill_nan(None))
+            {
+                "source": [self.source] * k,
+                "bin": list(range(k)),
+                "log10_freq": list(self.log10_freq),
+                "rho": list(self.rho_bins),
+                "n_clones": list(self.n_clones),
+                "p_null": list(self.p_null),
+                "note": [self.note] * k,
+            },
+            schema=_FRAME_SCHEMA,
+        ).with_columns(pl.col("p_null").fill_nan(None))
 
 
-_FRAME_SCHEMA = {"source": pl.Utf8, "bin": pl.Int64, "log10_freq": pl.Float64, "rho": pl.Float64,
-                 "n_clones": pl.Int64, "p_null": pl.Float64, "note": pl.Utf8}
+_FRAME_SCHEMA = {
+    "source": pl.Utf8,
+    "bin": pl.Int64,
+    "log10_freq": pl.Float64,
+    "rho": pl.Float64,
+    "n_clones": pl.Int64,
+    "p_null": pl.Float64,
+    "note": pl.Utf8,
+}
 
 
 def poisson_noise(*, note: str = "") -> NoiseModel:
@@ -169,8 +193,12 @@ def betabinom_sf(k: ArrayLike, n: ArrayLike, *, p: ArrayLike, rho: ArrayLike) ->
     one probability row per distinct ``(n, p, rho)``, upper tails by reverse cumulative sums.
     ``rho = 0`` gives the binomial survival function. Cost ~ sum of the distinct ``n``.
     """
-    k, n, p, rho = (x.ravel() for x in np.broadcast_arrays(
-        np.asarray(k, np.int64), np.asarray(n, np.int64), np.asarray(p, float), np.asarray(rho, float)))
+    k, n, p, rho = (
+        x.ravel()
+        for x in np.broadcast_arrays(
+            np.asarray(k, np.int64), np.asarray(n, np.int64), np.asarray(p, float), np.asarray(rho, float)
+        )
+    )
     out = (k < 0).astype(np.float64)
     idx = np.flatnonzero((k >= 0) & (k < n))
     if idx.size == 0:
@@ -189,8 +217,8 @@ def betabinom_sf(k: ArrayLike, n: ArrayLike, *, p: ArrayLike, rho: ArrayLike) ->
         rows = starts[lo:hi]
         pmf = np.exp(_log_pmf_rows(rn[lo:hi], ps[rows], rs[rows], width))
         tail = np.cumsum(pmf[:, ::-1], axis=1)[:, ::-1]  # tail[:, j] = P(X >= j)
-        sel = order[starts[lo]:starts[hi]]
-        out[sel] = tail[row_of[starts[lo]:starts[hi]] - lo, k[sel] + 1]
+        sel = order[starts[lo] : starts[hi]]
+        out[sel] = tail[row_of[starts[lo] : starts[hi]] - lo, k[sel] + 1]
         lo = hi
     return np.clip(out, 0.0, 1.0).reshape(np.shape(k))
 
@@ -199,8 +227,9 @@ def _bin_labels(log10f: NDArray, *, bin_width: float, min_clones: int) -> NDArra
     """Bins on a fixed ``log10`` grid, sparse high-frequency cells merged downwards until each
     bin holds ``min_clones``; a short remainder at the low end joins its neighbour. Labels
     increase with frequency."""
-    cells, inv, counts = np.unique(np.floor(log10f / bin_width).astype(np.int64),
-                                   return_inverse=True, return_counts=True)
+    cells, inv, counts = np.unique(
+        np.floor(log10f / bin_width).astype(np.int64), return_inverse=True, return_counts=True
+    )
     label = np.empty(cells.size, np.int64)
     current, acc = 0, 0
     for i in range(cells.size - 1, -1, -1):  # over grid cells (tens), not clones
@@ -233,29 +262,46 @@ def _fit_bin(hist: NDArray, p: NDArray, *, robustness: float) -> tuple[float, ND
         if robustness == 0:
             return -float(np.sum(ehat * np.maximum(lp, -1e6)))
         f = np.exp(lp)
-        return float(np.sum(share[:, None] * f ** (1.0 + robustness))
-                     - (1.0 + 1.0 / robustness) * np.sum(ehat * f ** robustness))
+        return float(
+            np.sum(share[:, None] * f ** (1.0 + robustness)) - (1.0 + 1.0 / robustness) * np.sum(ehat * f**robustness)
+        )
 
     bounds = [(np.log(_RHO_FLOOR), np.log(MAX_RHO))] + [(-12.0, 12.0)] * ms.size
     p_start = special.logit(np.clip(p, 1e-5, 1 - 1e-5))
-    fits = [optimize.minimize(objective, np.r_[np.log(r0), p_start], method="L-BFGS-B", bounds=bounds)
-            for r0 in (1e-2, 1e-3, 1e-1)]  # a few starts: the objective need not be convex
+    fits = [
+        optimize.minimize(objective, np.r_[np.log(r0), p_start], method="L-BFGS-B", bounds=bounds)
+        for r0 in (1e-2, 1e-3, 1e-1)
+    ]  # a few starts: the objective need not be convex
     x = min(fits, key=lambda r: r.fun).x
     rho = float(np.exp(x[0]))
     return (0.0 if rho <= _RHO_FLOOR * 1.01 else rho), special.expit(x[1:])
 
 
-def _fit_binned(n: NDArray, b: NDArray, group: NDArray, p_group: NDArray, log10f: NDArray, *,
-                source: Source, robustness: float, bin_width: float, min_clones: int, min_total: int,
-                fallback: NoiseModel | None, seed: int) -> NoiseModel:
+def _fit_binned(
+    n: NDArray,
+    b: NDArray,
+    group: NDArray,
+    p_group: NDArray,
+    log10f: NDArray,
+    *,
+    source: Source,
+    robustness: float,
+    bin_width: float,
+    min_clones: int,
+    min_total: int,
+    fallback: NoiseModel | None,
+    seed: int,
+) -> NoiseModel:
     """Bin informative observations (``n >= 2``), thin each bin to its smallest ``n``, fit."""
     info = n >= 2
     n, b, group, log10f = n[info], b[info], group[info], log10f[info]
     if n.size < min_total:
         why = f"only {n.size} informative clones (n >= 2; need {min_total})"
         if fallback is not None:
-            return replace(fallback, note=f"{why}: using the supplied fallback model"
-                           + (f" ({fallback.note})" if fallback.note else ""))
+            return replace(
+                fallback,
+                note=f"{why}: using the supplied fallback model" + (f" ({fallback.note})" if fallback.note else ""),
+            )
         return poisson_noise(note=f"{why}: rho = 0 (binomial/Poisson null)")
     label = _bin_labels(log10f, bin_width=bin_width, min_clones=min_clones)
     n_bins = int(label.max()) + 1
@@ -266,7 +312,7 @@ def _fit_binned(n: NDArray, b: NDArray, group: NDArray, p_group: NDArray, log10f
     g = p_group.size
     centre, rho, count, pnull = [], [], [], []
     for j in range(n_bins):  # over bins (tens), not clones
-        sel = order[edges[j]:edges[j + 1]]
+        sel = order[edges[j] : edges[j + 1]]
         width = int(m_bin[j]) + 1
         hist = np.bincount(group[sel] * width + thinned[sel], minlength=g * width).reshape(g, width)
         r, centres = _fit_bin(hist.astype(float), p_group, robustness=robustness)
@@ -277,14 +323,26 @@ def _fit_binned(n: NDArray, b: NDArray, group: NDArray, p_group: NDArray, log10f
     note = ""
     if n_bins == 1 and n.size < min_clones:
         note = f"one pooled bin: only {n.size} informative clones (n >= 2; {min_clones} per bin wanted)"
-    return NoiseModel(source=source, log10_freq=tuple(centre), rho_bins=tuple(rho),
-                      n_clones=tuple(count), p_null=tuple(pnull), note=note)
+    return NoiseModel(
+        source=source,
+        log10_freq=tuple(centre),
+        rho_bins=tuple(rho),
+        n_clones=tuple(count),
+        p_null=tuple(pnull),
+        note=note,
+    )
 
 
-def fit_noise_from_replicates(replicate_counts: Sequence[ArrayLike], *,
-                              depths: Sequence[int] | None = None, bin_width: float = 0.2,
-                              min_clones: int = 200, min_total: int = 50,
-                              fallback: NoiseModel | None = None, seed: int = 0) -> NoiseModel:
+def fit_noise_from_replicates(
+    replicate_counts: Sequence[ArrayLike],
+    *,
+    depths: Sequence[int] | None = None,
+    bin_width: float = 0.2,
+    min_clones: int = 200,
+    min_total: int = 50,
+    fallback: NoiseModel | None = None,
+    seed: int = 0,
+) -> NoiseModel:
     """Fit ``rho(frequency)`` on technical replicates (aliquots of one draw) of one sample.
 
     Here the null is exact, so every replicate pair ``(i, j)`` is used as a comparison:
@@ -326,15 +384,35 @@ def fit_noise_from_replicates(replicate_counts: Sequence[ArrayLike], *,
     with np.errstate(divide="ignore"):
         log10f = np.log10(n / tot)
     p_group = np.array([d[j] / (d[i] + d[j]) for i, j in pairs])
-    return _fit_binned(n, b, group, p_group, log10f, source="replicates", robustness=0.0,
-                       bin_width=bin_width, min_clones=min_clones, min_total=min_total,
-                       fallback=fallback, seed=seed)
+    return _fit_binned(
+        n,
+        b,
+        group,
+        p_group,
+        log10f,
+        source="replicates",
+        robustness=0.0,
+        bin_width=bin_width,
+        min_clones=min_clones,
+        min_total=min_total,
+        fallback=fallback,
+        seed=seed,
+    )
 
 
-def fit_noise_from_bulk(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int,
-                        robustness: float = 0.4, bin_width: float = 0.2, min_clones: int = 200,
-                        min_total: int = 50, fallback: NoiseModel | None = None,
-                        seed: int = 0) -> NoiseModel:
+def fit_noise_from_bulk(
+    a: ArrayLike,
+    b: ArrayLike,
+    *,
+    n_a: int,
+    n_b: int,
+    robustness: float = 0.4,
+    bin_width: float = 0.2,
+    min_clones: int = 200,
+    min_total: int = 50,
+    fallback: NoiseModel | None = None,
+    seed: int = 0,
+) -> NoiseModel:
     """Fit ``rho(frequency)`` on the bulk of clones of the very comparison being tested.
 
     Without replicates the noise is learned from the two samples themselves, assuming most
@@ -380,9 +458,20 @@ def fit_noise_from_bulk(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int,
     n = a + b
     with np.errstate(divide="ignore"):
         log10f = np.log10(n / float(n_a + n_b))
-    return _fit_binned(n, b, np.zeros(n.size, np.int64), np.array([n_b / (n_a + n_b)]), log10f,
-                       source="bulk", robustness=robustness, bin_width=bin_width,
-                       min_clones=min_clones, min_total=min_total, fallback=fallback, seed=seed)
+    return _fit_binned(
+        n,
+        b,
+        np.zeros(n.size, np.int64),
+        np.array([n_b / (n_a + n_b)]),
+        log10f,
+        source="bulk",
+        robustness=robustness,
+        bin_width=bin_width,
+        min_clones=min_clones,
+        min_total=min_total,
+        fallback=fallback,
+        seed=seed,
+    )
 
 
 def for_pooled_libraries(noise: NoiseModel, *, k_a: int, k_b: int) -> NoiseModel:

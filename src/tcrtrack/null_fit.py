@@ -23,14 +23,15 @@ _FIT_NODES, _FIT_WEIGHTS = np.polynomial.hermite_e.hermegauss(20)
 _FIT_WEIGHTS = _FIT_WEIGHTS / _FIT_WEIGHTS.sum()
 
 
-def _component_loglik(b: NDArray, n: NDArray, sd: NDArray, base: NDArray, *, shift: NDArray | None = None
-                      ) -> NDArray[np.float64]:
+def _component_loglik(
+    b: NDArray, n: NDArray, sd: NDArray, base: NDArray, *, shift: NDArray | None = None
+) -> NDArray[np.float64]:
     """``log E_z Binom(b; n, expit(base + shift + sd z))`` by 20-node Gauss-Hermite, per row and column of
     ``sd`` (rows: pairs, columns: components; ``shift`` one per column, default 0). For the fit only: the
     p-values use :func:`_tail`."""
     up = np.zeros(sd.shape[1]) if shift is None else np.asarray(shift, float)
     logit = base[:, None, None] + up[None, :, None] + sd[:, :, None] * _FIT_NODES[None, None, :]
-    log_choose = (special.gammaln(n + 1.0) - special.gammaln(b + 1.0) - special.gammaln(n - b + 1.0))
+    log_choose = special.gammaln(n + 1.0) - special.gammaln(b + 1.0) - special.gammaln(n - b + 1.0)
     lp = -(b[:, None, None] * np.logaddexp(0, -logit) + (n - b)[:, None, None] * np.logaddexp(0, logit))
     top = lp.max(axis=2)
     total = np.exp(lp - top[:, :, None]) @ _FIT_WEIGHTS
@@ -56,8 +57,9 @@ def _distinct_pairs(n: NDArray, b: NDArray, *, seed: int) -> tuple[NDArray, NDAr
     return un, ub, m
 
 
-def _em_weights(loglik: NDArray, mult: NDArray, start: NDArray, *, iterations: int = 500,
-                tol: float = 1e-10) -> tuple[NDArray, float]:
+def _em_weights(
+    loglik: NDArray, mult: NDArray, start: NDArray, *, iterations: int = 500, tol: float = 1e-10
+) -> tuple[NDArray, float]:
     """Maximum-likelihood mixture weights over the columns of ``loglik`` (EM; Dempster et al. 1977,
     JRSS B 39:1) for rows of multiplicity ``mult``; returns the weights and the log-likelihood."""
     top = loglik.max(axis=1, keepdims=True)
@@ -75,10 +77,20 @@ def _em_weights(loglik: NDArray, mult: NDArray, start: NDArray, *, iterations: i
     return w / w.sum(), float(mult @ np.log(lik @ w)) + float(mult @ top[:, 0])
 
 
-def fit_empirical_null(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int, source: str = "bulk",
-                       expansion: bool = True, floor: tuple[ArrayLike, ArrayLike] | None = None,
-                       min_clones: int = 50, fallback: EmpiricalNull | None = None, seed: int = 0,
-                       prune: bool = True) -> EmpiricalNull:
+def fit_empirical_null(
+    a: ArrayLike,
+    b: ArrayLike,
+    *,
+    n_a: int,
+    n_b: int,
+    source: str = "bulk",
+    expansion: bool = True,
+    floor: tuple[ArrayLike, ArrayLike] | None = None,
+    min_clones: int = 50,
+    fallback: EmpiricalNull | None = None,
+    seed: int = 0,
+    prune: bool = True,
+) -> EmpiricalNull:
     """Fit the null law of ``b | n`` on the clones of one comparison (see the module notes).
 
     ``delta`` from the singletons (:func:`_robust_center`); maximum likelihood over ``beta`` (a grid on
@@ -118,12 +130,21 @@ def fit_empirical_null(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int, source
     if informative < min_clones:
         why = f"only {informative} clones seen twice or more (need {min_clones})"
         if fallback is not None:
-            return replace(fallback, source="fallback", center=0.0, floor_log10_freq=floor_points[0],
-                           floor_sd=floor_points[1], n_clones=int(n.size),
-                           note=f"{why}: noise shape borrowed from the {fallback.source} fit"
-                           + (f" ({fallback.note})" if fallback.note else ""))
-        return replace(poisson_null(note=f"{why}: binomial (Poisson) null"), floor_log10_freq=floor_points[0],
-                       floor_sd=floor_points[1])
+            return replace(
+                fallback,
+                source="fallback",
+                center=0.0,
+                floor_log10_freq=floor_points[0],
+                floor_sd=floor_points[1],
+                n_clones=int(n.size),
+                note=f"{why}: noise shape borrowed from the {fallback.source} fit"
+                + (f" ({fallback.note})" if fallback.note else ""),
+            )
+        return replace(
+            poisson_null(note=f"{why}: binomial (Poisson) null"),
+            floor_log10_freq=floor_points[0],
+            floor_sd=floor_points[1],
+        )
     un, ub, mult = _distinct_pairs(n, b, seed=seed)
     f = un / total
     big = un >= 2
@@ -157,7 +178,7 @@ def fit_empirical_null(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int, source
     i = int(np.argmin(values))
     beta = float(betas[i])
     if 0 < i < betas.size - 1:  # one parabolic step through the grid minimum and its neighbours
-        y0, y1, y2 = values[i - 1:i + 2]
+        y0, y1, y2 = values[i - 1 : i + 2]
         curvature = y0 - 2 * y1 + y2
         if curvature > 0:
             beta = float(np.clip(betas[i] + 0.5 * (betas[1] - betas[0]) * (y0 - y2) / curvature, 0.0, MAX_BETA))
@@ -166,10 +187,19 @@ def fit_empirical_null(a: ArrayLike, b: ArrayLike, *, n_a: int, n_b: int, source
         w = _prune_tail(state["loglik"], mult, w, -value, k=k, penalty=0.5 * np.log(max(informative, 2)))
     null_w = w[:k]
     null_share = float(null_w.sum())
-    model = replace(template, center=delta, beta=beta, weights=tuple(map(float, null_w / null_share)),
-                    null_share=null_share, n_clones=int(n.size))
-    return replace(model, lower_tail_005=_lower_tail_share(model, un, ub, mult, offset, total),
-                   note=_fit_note(model, delta, beta, null_share, expansion))
+    model = replace(
+        template,
+        center=delta,
+        beta=beta,
+        weights=tuple(map(float, null_w / null_share)),
+        null_share=null_share,
+        n_clones=int(n.size),
+    )
+    return replace(
+        model,
+        lower_tail_005=_lower_tail_share(model, un, ub, mult, offset, total),
+        note=_fit_note(model, delta, beta, null_share, expansion),
+    )
 
 
 def _prune_tail(loglik: NDArray, mult: NDArray, w: NDArray, value: float, *, k: int, penalty: float) -> NDArray:
@@ -223,8 +253,9 @@ def _robust_center(un: NDArray, ub: NDArray, mult: NDArray, offset: float) -> fl
     return float(np.clip(np.log(median / (1 - median)) - offset, -MAX_CENTER, MAX_CENTER))
 
 
-def _lower_tail_share(model: EmpiricalNull, un: NDArray, ub: NDArray, mult: NDArray, offset: float,
-                      total: float) -> float:
+def _lower_tail_share(
+    model: EmpiricalNull, un: NDArray, ub: NDArray, mult: NDArray, offset: float, total: float
+) -> float:
     """Share of pairs with ``n >= 5`` whose lower-tail p ``P(X <= b)`` is below 0.05 under ``model``."""
     sel = un >= 5
     if not sel.any():
@@ -240,8 +271,10 @@ def _fit_note(model: EmpiricalNull, delta: float, beta: float, null_share: float
         notes.append(f"abundance exponent at its bound {MAX_BETA}")
     wide = float(np.dot(model.weights, np.asarray(NULL_SCALES) > 1.7))
     if wide > 0.2 or (expansion and null_share < 0.5):
-        notes.append(f"broad change: {wide:.0%} of the null has an sd over 5-fold and {1 - null_share:.0%} of clones"
-                     " fit the expansion component; calls are rises beyond this comparison's broad change")
+        notes.append(
+            f"broad change: {wide:.0%} of the null has an sd over 5-fold and {1 - null_share:.0%} of clones"
+            " fit the expansion component; calls are rises beyond this comparison's broad change"
+        )
     if model.weights[-1] > 0.05:
         notes.append("the null's widest component is in use: the noise may be wider than the grid")
     if abs(delta) >= MAX_CENTER:

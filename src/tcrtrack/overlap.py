@@ -55,46 +55,80 @@ def pairwise_overlap(tables: Mapping[str, pl.DataFrame], *, order: Sequence[str]
     order = list(order if order is not None else tables)
     # One row per (sample, clone) with a positive count, keyed by integers: the sample's rank in ``order`` and
     # a 32-bit code of clone_id (exact: one code per distinct string), so that the self-join holds integers.
-    frames = [tables[name].select(pl.lit(i, dtype=pl.Int32).alias("rank"), pl.col("clone_id"),
-                                  pl.col("count").cast(pl.Int64)) for i, name in enumerate(order)]
-    codes = (pl.concat(frames) if frames else pl.DataFrame(schema={"rank": pl.Int32, "clone_id": pl.Utf8,
-                                                                   "count": pl.Int64}))
-    codes = (codes.filter(pl.col("count") > 0)
-             .with_columns(key=pl.col("clone_id").cast(pl.Categorical).to_physical()).drop("clone_id")
-             .group_by("rank", "key").agg(pl.col("count").sum()))
+    frames = [
+        tables[name].select(pl.lit(i, dtype=pl.Int32).alias("rank"), pl.col("clone_id"), pl.col("count").cast(pl.Int64))
+        for i, name in enumerate(order)
+    ]
+    codes = (
+        pl.concat(frames) if frames else pl.DataFrame(schema={"rank": pl.Int32, "clone_id": pl.Utf8, "count": pl.Int64})
+    )
+    codes = (
+        codes.filter(pl.col("count") > 0)
+        .with_columns(key=pl.col("clone_id").cast(pl.Categorical).to_physical())
+        .drop("clone_id")
+        .group_by("rank", "key")
+        .agg(pl.col("count").sum())
+    )
     names = pl.DataFrame({"rank": list(range(len(order))), "name": order}, schema={"rank": pl.Int32, "name": pl.Utf8})
     totals = codes.group_by("rank").agg(
-        richness=pl.len().cast(pl.Int64), total=pl.col("count").sum().cast(pl.Float64),
-        sum_sq=(pl.col("count").cast(pl.Float64) ** 2).sum())
-    totals = names.join(totals, on="rank", how="left").with_columns(
-        pl.col("richness").fill_null(0), pl.col("total").fill_null(0.0), pl.col("sum_sq").fill_null(0.0)
-    ).drop("rank").rename({"name": "sample"})
-    shared = (codes.join(codes, on="key", suffix="_b")
-              .filter(pl.col("rank") < pl.col("rank_b"))
-              .group_by("rank", "rank_b")
-              .agg(shared_clones=pl.len().cast(pl.Int64),
-                   cross=(pl.col("count").cast(pl.Float64) * pl.col("count_b")).sum(),
-                   shared_count_a=pl.col("count").sum().cast(pl.Float64),
-                   shared_count_b=pl.col("count_b").sum().cast(pl.Float64)))
-    shared = (shared.join(names.rename({"name": "sample_a"}), on="rank")
-              .join(names.rename({"rank": "rank_b", "name": "sample_b"}), on="rank_b").drop("rank", "rank_b"))
-    pairs = pl.DataFrame([(a, b) for i, a in enumerate(order) for b in order[i + 1:]],
-                         schema={"sample_a": pl.Utf8, "sample_b": pl.Utf8}, orient="row")
+        richness=pl.len().cast(pl.Int64),
+        total=pl.col("count").sum().cast(pl.Float64),
+        sum_sq=(pl.col("count").cast(pl.Float64) ** 2).sum(),
+    )
+    totals = (
+        names.join(totals, on="rank", how="left")
+        .with_columns(pl.col("richness").fill_null(0), pl.col("total").fill_null(0.0), pl.col("sum_sq").fill_null(0.0))
+        .drop("rank")
+        .rename({"name": "sample"})
+    )
+    shared = (
+        codes.join(codes, on="key", suffix="_b")
+        .filter(pl.col("rank") < pl.col("rank_b"))
+        .group_by("rank", "rank_b")
+        .agg(
+            shared_clones=pl.len().cast(pl.Int64),
+            cross=(pl.col("count").cast(pl.Float64) * pl.col("count_b")).sum(),
+            shared_count_a=pl.col("count").sum().cast(pl.Float64),
+            shared_count_b=pl.col("count_b").sum().cast(pl.Float64),
+        )
+    )
+    shared = (
+        shared.join(names.rename({"name": "sample_a"}), on="rank")
+        .join(names.rename({"rank": "rank_b", "name": "sample_b"}), on="rank_b")
+        .drop("rank", "rank_b")
+    )
+    pairs = pl.DataFrame(
+        [(a, b) for i, a in enumerate(order) for b in order[i + 1 :]],
+        schema={"sample_a": pl.Utf8, "sample_b": pl.Utf8},
+        orient="row",
+    )
     a_side = totals.rename({"sample": "sample_a", "richness": "richness_a", "total": "total_a", "sum_sq": "sum_sq_a"})
     b_side = totals.rename({"sample": "sample_b", "richness": "richness_b", "total": "total_b", "sum_sq": "sum_sq_b"})
-    frame = (pairs.join(a_side, on="sample_a", how="left").join(b_side, on="sample_b", how="left")
-             .join(shared, on=["sample_a", "sample_b"], how="left")
-             .with_columns(pl.col("shared_clones").fill_null(0), pl.col("cross").fill_null(0.0),
-                           pl.col("shared_count_a").fill_null(0.0), pl.col("shared_count_b").fill_null(0.0)))
+    frame = (
+        pairs.join(a_side, on="sample_a", how="left")
+        .join(b_side, on="sample_b", how="left")
+        .join(shared, on=["sample_a", "sample_b"], how="left")
+        .with_columns(
+            pl.col("shared_clones").fill_null(0),
+            pl.col("cross").fill_null(0.0),
+            pl.col("shared_count_a").fill_null(0.0),
+            pl.col("shared_count_b").fill_null(0.0),
+        )
+    )
     d_a = pl.col("sum_sq_a") / pl.col("total_a") ** 2
     d_b = pl.col("sum_sq_b") / pl.col("total_b") ** 2
     both = (pl.col("total_a") > 0) & (pl.col("total_b") > 0)
     union = pl.col("richness_a") + pl.col("richness_b") - pl.col("shared_clones")
     smaller = pl.min_horizontal("richness_a", "richness_b")
     return frame.select(
-        "sample_a", "sample_b", "richness_a", "richness_b", "shared_clones",
+        "sample_a",
+        "sample_b",
+        "richness_a",
+        "richness_b",
+        "shared_clones",
         union.alias("union_clones"),
-        pl.when(both).then(2 * pl.col("cross") / ((d_a + d_b) * pl.col("total_a") * pl.col("total_b")))
+        pl.when(both)
+        .then(2 * pl.col("cross") / ((d_a + d_b) * pl.col("total_a") * pl.col("total_b")))
         .alias("morisita_horn"),
         pl.when(union > 0).then(pl.col("shared_clones") / union).alias("jaccard"),
         pl.when(smaller > 0).then(pl.col("shared_clones") / smaller).alias("overlap_coefficient"),
@@ -127,13 +161,13 @@ def patient_overlap(samples: pl.DataFrame, tables: Mapping[str, pl.DataFrame]) -
     return table.select(*front, pl.exclude(front))
 
 
-def overlap_matrix(overlap: pl.DataFrame, order: Sequence[str], *, metric: str = "morisita_horn"
-                   ) -> list[list[float | None]]:
+def overlap_matrix(
+    overlap: pl.DataFrame, order: Sequence[str], *, metric: str = "morisita_horn"
+) -> list[list[float | None]]:
     """A symmetric ``len(order)`` x ``len(order)`` matrix of ``metric`` (1 on the diagonal) from a
     pairwise table."""
     index = {name: i for i, name in enumerate(order)}
-    matrix: list[list[float | None]] = [[1.0 if i == j else None for j in range(len(order))]
-                                        for i in range(len(order))]
+    matrix: list[list[float | None]] = [[1.0 if i == j else None for j in range(len(order))] for i in range(len(order))]
     for a, b, value in overlap.select("sample_a", "sample_b", metric).iter_rows():
         if a in index and b in index:
             matrix[index[a]][index[b]] = matrix[index[b]][index[a]] = value
@@ -145,9 +179,9 @@ def _present_keys(table: pl.LazyFrame) -> pl.LazyFrame:
     names = table.collect_schema().names()
     count_columns = [c for c in names if c.startswith("count_")]
     flagged = pl.col("flagged").fill_null(False) if "flagged" in names else pl.lit(False)
-    return (table.select(*PUBLIC_KEY, pl.sum_horizontal(count_columns).cast(pl.Int64).alias("count"),
-                         flagged.alias("flagged"))
-            .filter(pl.col("count") > 0))
+    return table.select(
+        *PUBLIC_KEY, pl.sum_horizontal(count_columns).cast(pl.Int64).alias("count"), flagged.alias("flagged")
+    ).filter(pl.col("count") > 0)
 
 
 def public_clones(clones: Mapping[str, pl.DataFrame | pl.LazyFrame], *, min_patients: int = 2) -> pl.DataFrame:
@@ -183,23 +217,41 @@ def public_clones(clones: Mapping[str, pl.DataFrame | pl.LazyFrame], *, min_pati
     candidates = occurrences.group_by("key_hash").len().filter(pl.col("len") >= min_patients)["key_hash"]
     per_patient = [
         frame.filter(key_hash.is_in(candidates.implode()))
-        .group_by(*PUBLIC_KEY).agg(pl.col("count").sum(), pl.col("flagged").any())
-        .with_columns(patient=pl.lit(patient)).collect()
-        for patient, frame in present.items()]
-    schema = {"junction_aa": pl.Utf8, "v_gene": pl.Utf8, "j_gene": pl.Utf8, "n_patients": pl.Int64,
-              "patients": pl.Utf8, "counts": pl.Utf8, "total_count": pl.Int64, "n_flagged_patients": pl.Int64,
-              "flagged_in": pl.Utf8}
+        .group_by(*PUBLIC_KEY)
+        .agg(pl.col("count").sum(), pl.col("flagged").any())
+        .with_columns(patient=pl.lit(patient))
+        .collect()
+        for patient, frame in present.items()
+    ]
+    schema = {
+        "junction_aa": pl.Utf8,
+        "v_gene": pl.Utf8,
+        "j_gene": pl.Utf8,
+        "n_patients": pl.Int64,
+        "patients": pl.Utf8,
+        "counts": pl.Utf8,
+        "total_count": pl.Int64,
+        "n_flagged_patients": pl.Int64,
+        "flagged_in": pl.Utf8,
+    }
     if not per_patient:
         return pl.DataFrame(schema=schema)
     long = pl.concat(per_patient).sort("patient", *PUBLIC_KEY)
-    grouped = long.group_by(*PUBLIC_KEY).agg(
-        n_patients=pl.len().cast(pl.Int64),
-        patients=pl.col("patient").str.join(","),
-        counts=pl.concat_str("patient", pl.lit(":"), pl.col("count").cast(pl.Utf8)).str.join(","),
-        total_count=pl.col("count").sum().cast(pl.Int64),
-        n_flagged_patients=pl.col("flagged").sum().cast(pl.Int64),
-        flagged_in=pl.col("patient").filter(pl.col("flagged")).str.join(","),
-    ).with_columns(flagged_in=pl.when(pl.col("n_flagged_patients") > 0).then(pl.col("flagged_in")))
-    return (grouped.filter(pl.col("n_patients") >= min_patients)
-            .sort(["n_patients", "total_count", *PUBLIC_KEY], descending=[True, True, False, False, False])
-            .select(list(schema)).cast(schema))
+    grouped = (
+        long.group_by(*PUBLIC_KEY)
+        .agg(
+            n_patients=pl.len().cast(pl.Int64),
+            patients=pl.col("patient").str.join(","),
+            counts=pl.concat_str("patient", pl.lit(":"), pl.col("count").cast(pl.Utf8)).str.join(","),
+            total_count=pl.col("count").sum().cast(pl.Int64),
+            n_flagged_patients=pl.col("flagged").sum().cast(pl.Int64),
+            flagged_in=pl.col("patient").filter(pl.col("flagged")).str.join(","),
+        )
+        .with_columns(flagged_in=pl.when(pl.col("n_flagged_patients") > 0).then(pl.col("flagged_in")))
+    )
+    return (
+        grouped.filter(pl.col("n_patients") >= min_patients)
+        .sort(["n_patients", "total_count", *PUBLIC_KEY], descending=[True, True, False, False, False])
+        .select(list(schema))
+        .cast(schema)
+    )

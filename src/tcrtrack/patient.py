@@ -49,8 +49,17 @@ from tcrtrack.multiplicity import (
     tarone_testable,
 )
 
-__all__ = ["ANNOTATION", "CallSettings", "PatientCalls", "Timepoint", "analyse_patient", "pooled",
-           "reference_and_later", "timepoints", "wide_counts"]
+__all__ = [
+    "ANNOTATION",
+    "CallSettings",
+    "PatientCalls",
+    "Timepoint",
+    "analyse_patient",
+    "pooled",
+    "reference_and_later",
+    "timepoints",
+    "wide_counts",
+]
 
 ANNOTATION = ("clone_id", "junction_aa", "v_gene", "j_gene")
 FLAG_EMPHASIS = 0.5
@@ -100,7 +109,7 @@ def wide_counts(clonotypes: Mapping[str, pl.DataFrame], *, depths: Mapping[str, 
     counts, start = {}, 0
     for sample, table in clonotypes.items():
         counts[sample] = np.zeros(n_clones, dtype=np.int64)
-        np.add.at(counts[sample], row[start:start + table.height], table["count"].fill_null(0).to_numpy())
+        np.add.at(counts[sample], row[start : start + table.height], table["count"].fill_null(0).to_numpy())
         start += table.height
     totals = {s: int(t["count"].sum()) for s, t in clonotypes.items()}
     if depths is not None:
@@ -144,8 +153,13 @@ def _pick(comparisons: Sequence[Comparison], best: NDArray, stat: str) -> NDArra
     return out
 
 
-def _blood_columns(wide: pl.DataFrame, baseline: Timepoint | None, blood: Sequence[Comparison],
-                   settings: CallSettings, notes: list[str]) -> tuple[list[pl.Series], NDArray, NDArray, NDArray]:
+def _blood_columns(
+    wide: pl.DataFrame,
+    baseline: Timepoint | None,
+    blood: Sequence[Comparison],
+    settings: CallSettings,
+    notes: list[str],
+) -> tuple[list[pl.Series], NDArray, NDArray, NDArray]:
     """Baseline, expansion and peak columns; the expanded and new masks and the blood clone-level p-values."""
     n = wide.height
     if baseline is not None:
@@ -156,22 +170,32 @@ def _blood_columns(wide: pl.DataFrame, baseline: Timepoint | None, blood: Sequen
         limit = float(scipy_stats.chi2.ppf(0.95, 2) / 2 / depth)
         new = upper <= settings.new_max_frequency
         if limit > settings.new_max_frequency:
-            notes.append(f"baseline depth {depth}: a clone absent at baseline is only known to be below frequency "
-                         f"{limit:.2g} (95% bound), above new_max_frequency {settings.new_max_frequency:g}: "
-                         "no clone can be called new in blood")
-        columns = [pl.Series("baseline_count", pooled(wide, baseline)[0]),
-                   (pl.Series(pooled(wide, baseline)[0]) / depth).alias("baseline_frequency"),
-                   pl.Series("baseline_frequency_upper", upper), pl.Series("new_in_blood", new)]
+            notes.append(
+                f"baseline depth {depth}: a clone absent at baseline is only known to be below frequency "
+                f"{limit:.2g} (95% bound), above new_max_frequency {settings.new_max_frequency:g}: "
+                "no clone can be called new in blood"
+            )
+        columns = [
+            pl.Series("baseline_count", pooled(wide, baseline)[0]),
+            (pl.Series(pooled(wide, baseline)[0]) / depth).alias("baseline_frequency"),
+            pl.Series("baseline_frequency_upper", upper),
+            pl.Series("new_in_blood", new),
+        ]
     else:
         new = np.zeros(n, dtype=bool)
-        columns = [nulls("baseline_count", pl.Int64, n), nulls("baseline_frequency", pl.Float64, n),
-                   nulls("baseline_frequency_upper", pl.Float64, n), nulls("new_in_blood", pl.Boolean, n)]
+        columns = [
+            nulls("baseline_count", pl.Int64, n),
+            nulls("baseline_frequency", pl.Float64, n),
+            nulls("baseline_frequency_upper", pl.Float64, n),
+            nulls("new_in_blood", pl.Boolean, n),
+        ]
     p, p_min = _pvalue_matrix(blood, n)
     q, called = clone_level(p, p_min, alpha=settings.fdr)
     significant = np.zeros((n, len(blood)), dtype=bool)
     for j, comparison in enumerate(blood):
-        significant[:, j] = called[:, j] & _effect(comparison, min_log2fc=settings.min_log2fc,
-                                                   min_count=settings.min_count)
+        significant[:, j] = called[:, j] & _effect(
+            comparison, min_log2fc=settings.min_log2fc, min_count=settings.min_count
+        )
         comparison.stats["significant"] = significant[:, j]
     expanded = significant.any(axis=1)
     best, _ = _best(blood, significant, n=n)
@@ -182,15 +206,19 @@ def _blood_columns(wide: pl.DataFrame, baseline: Timepoint | None, blood: Sequen
         np.copyto(peak, comparison.later.day, where=freq > highest)
         np.maximum(highest, freq, out=highest)
     tested = ~np.isnan(q)
-    columns += [pl.Series("n_expanded_timepoints", significant.sum(axis=1).astype(np.int64)),
-                pl.Series("expanded_in_blood", expanded), masked("peak_day", peak, expanded),
-                masked("blood_log2fc", _pick(blood, best, "log2fc"), best >= 0),
-                masked("blood_qvalue", np.nan_to_num(q, nan=1.0), tested)]
+    columns += [
+        pl.Series("n_expanded_timepoints", significant.sum(axis=1).astype(np.int64)),
+        pl.Series("expanded_in_blood", expanded),
+        masked("peak_day", peak, expanded),
+        masked("blood_log2fc", _pick(blood, best, "log2fc"), best >= 0),
+        masked("blood_qvalue", np.nan_to_num(q, nan=1.0), tested),
+    ]
     return columns, expanded, new, simes(p) if blood else np.full(n, np.nan)
 
 
-def _flag_qvalues(pb: NDArray, pb_min: NDArray, pt: NDArray, pt_min: NDArray, *, expanded: NDArray,
-                  settings: CallSettings) -> NDArray[np.float64]:
+def _flag_qvalues(
+    pb: NDArray, pb_min: NDArray, pt: NDArray, pt_min: NDArray, *, expanded: NDArray, settings: CallSettings
+) -> NDArray[np.float64]:
     """r-values (or q-values) of "expanded in blood and enriched in the tumour" for every clone.
 
     ``replicability`` (default): Bogomolov & Heller (2013, JASA 108:1480) r-values with blood the primary
@@ -208,9 +236,17 @@ def _flag_qvalues(pb: NDArray, pb_min: NDArray, pt: NDArray, pt_min: NDArray, *,
     return replicability_rvalues(pb, pt, selected=follow, m_primary=m_blood, emphasis=FLAG_EMPHASIS)
 
 
-def _tumor_columns(wide: pl.DataFrame, pre: Timepoint | None, tumor: Sequence[Comparison],
-                   post_biopsies: Sequence[Timepoint], blood: Sequence[Comparison], *, expanded: NDArray,
-                   new: NDArray, settings: CallSettings) -> list[pl.Series]:
+def _tumor_columns(
+    wide: pl.DataFrame,
+    pre: Timepoint | None,
+    tumor: Sequence[Comparison],
+    post_biopsies: Sequence[Timepoint],
+    blood: Sequence[Comparison],
+    *,
+    expanded: NDArray,
+    new: NDArray,
+    settings: CallSettings,
+) -> list[pl.Series]:
     """Tumour accumulation, the conjunction evidence of each biopsy, the best of it, and the flag."""
     n = wide.height
     post = [pooled(wide, p)[0] for p in post_biopsies]
@@ -255,17 +291,22 @@ def _tumor_columns(wide: pl.DataFrame, pre: Timepoint | None, tumor: Sequence[Co
         flag = flag & new
     for j, (comparison, effect) in enumerate(zip(tumor, effects, strict=True)):
         label = comparison.later.label
-        columns += [masked(f"{label}_flag_qvalue", np.nan_to_num(flag_q[:, j], nan=1.0), ~np.isnan(flag_q[:, j])),
-                    masked(f"{label}_flag_log2fc", comparison.stats["log2fc"], comparison.tested),
-                    pl.Series(f"{label}_flag_significant", flag & effect)]
+        columns += [
+            masked(f"{label}_flag_qvalue", np.nan_to_num(flag_q[:, j], nan=1.0), ~np.isnan(flag_q[:, j])),
+            masked(f"{label}_flag_log2fc", comparison.stats["log2fc"], comparison.tested),
+            pl.Series(f"{label}_flag_significant", flag & effect),
+        ]
     best, _ = _best(tumor, np.column_stack(effects) if effects else np.zeros((n, 0), bool), n=n)
-    columns += [masked("tumor_log2fc", _pick(tumor, best, "log2fc"), best >= 0),
-                masked("tumor_qvalue", np.nan_to_num(conj_q, nan=1.0), ~np.isnan(conj_q))]
+    columns += [
+        masked("tumor_log2fc", _pick(tumor, best, "log2fc"), best >= 0),
+        masked("tumor_qvalue", np.nan_to_num(conj_q, nan=1.0), ~np.isnan(conj_q)),
+    ]
     return [*columns, pl.Series("flagged", flag)]
 
 
-def analyse_patient(samples: pl.DataFrame, clonotypes: Mapping[str, pl.DataFrame], *,
-                    settings: CallSettings = CallSettings()) -> PatientCalls:
+def analyse_patient(
+    samples: pl.DataFrame, clonotypes: Mapping[str, pl.DataFrame], *, settings: CallSettings = CallSettings()
+) -> PatientCalls:
     """Blood expansion, tumour accumulation and flags for one patient.
 
     Parameters
@@ -286,8 +327,10 @@ def analyse_patient(samples: pl.DataFrame, clonotypes: Mapping[str, pl.DataFrame
     depths = sample_depths(clonotypes)
     for name, info in depths.items():
         if info.truncated:
-            notes.append(f"sample {name} is a truncated export (counts >= {info.cut} kept, full depth {info.depth}):"
-                         f" a clone absent from it may hold up to {info.cut - 1} templates, and the tests assume so")
+            notes.append(
+                f"sample {name} is a truncated export (counts >= {info.cut} kept, full depth {info.depth}):"
+                f" a clone absent from it may hold up to {info.cut - 1} templates, and the tests assume so"
+            )
     wide = wide_counts(clonotypes, depths={s: d.depth for s, d in depths.items()})
     product = product_clones(wide, samples)
     floors = NoiseFloors(wide, samples, depths, settings=settings, exclude=product)
@@ -305,17 +348,30 @@ def analyse_patient(samples: pl.DataFrame, clonotypes: Mapping[str, pl.DataFrame
             spare.append(best_pair_null(wide, timepoints(samples, "blood"), depths, exclude=product))
         return spare[0]
 
-    def run(reference: Timepoint | None, later: Sequence[Timepoint], min_count: int, exclude: NDArray
-            ) -> list[Comparison]:
+    def run(
+        reference: Timepoint | None, later: Sequence[Timepoint], min_count: int, exclude: NDArray
+    ) -> list[Comparison]:
         done = []
         for point in later if reference is not None else []:
-            comparison = compare(wide, reference, point, settings=settings, min_count=min_count, depths=depths,
-                                 exclude=exclude, floors=floors, fallback=fallback())
+            comparison = compare(
+                wide,
+                reference,
+                point,
+                settings=settings,
+                min_count=min_count,
+                depths=depths,
+                exclude=exclude,
+                floors=floors,
+                fallback=fallback(),
+            )
             if comparison.noise_source not in ("poisson", "fallback"):
                 fitted.append(comparison.noise)
             done.append(comparison)
-            noise_rows.append(comparison.noise_frame.select(
-                pl.lit(f"{point.label} vs {reference.description}").alias("comparison"), pl.all()))
+            noise_rows.append(
+                comparison.noise_frame.select(
+                    pl.lit(f"{point.label} vs {reference.description}").alias("comparison"), pl.all()
+                )
+            )
         return done
 
     blood_points = timepoints(samples, "blood")
@@ -336,13 +392,25 @@ def analyse_patient(samples: pl.DataFrame, clonotypes: Mapping[str, pl.DataFrame
     notes.extend(floors.notes)
     notes.extend(f"{c.later.label}: {c.noise_note}" for c in (*blood, *tumor) if c.noise_note)
     blood_columns, expanded, new, _ = _blood_columns(wide, baseline, blood, settings, notes)
-    tumor_columns = _tumor_columns(wide, pre, tumor, post_biopsies, blood, expanded=expanded, new=new,
-                                   settings=settings)
-    calls = wide.hstack([*(column for c in (*blood, *tumor) for column in c.columns()),
-                         *blood_columns, *tumor_columns, pl.Series("in_product", product)])
+    tumor_columns = _tumor_columns(
+        wide, pre, tumor, post_biopsies, blood, expanded=expanded, new=new, settings=settings
+    )
+    calls = wide.hstack(
+        [
+            *(column for c in (*blood, *tumor) for column in c.columns()),
+            *blood_columns,
+            *tumor_columns,
+            pl.Series("in_product", product),
+        ]
+    )
     flagged = calls.filter(pl.col("flagged")).sort(
-        ["tumor_qvalue", "blood_qvalue", "blood_log2fc", "clone_id"], descending=[False, False, True, False],
-        nulls_last=True)
-    noise = pl.concat([*floors.frames, *noise_rows], how="diagonal_relaxed") if (noise_rows or floors.frames) \
+        ["tumor_qvalue", "blood_qvalue", "blood_log2fc", "clone_id"],
+        descending=[False, False, True, False],
+        nulls_last=True,
+    )
+    noise = (
+        pl.concat([*floors.frames, *noise_rows], how="diagonal_relaxed")
+        if (noise_rows or floors.frames)
         else pl.DataFrame(schema={"comparison": pl.Utf8})
+    )
     return PatientCalls(clones=calls, flagged=flagged, noise=noise, notes=tuple(notes))

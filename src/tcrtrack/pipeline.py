@@ -28,25 +28,57 @@ from tcrtrack.seeds import sample_seed
 log = logging.getLogger(__name__)
 
 
-def ingest_sample(*, repertoire: str, file_format: str, patient: str, sample: str, clonotypes_out: str,
-                  locus: str, productive_only: bool, min_junction_aa_length: int, definition: str,
-                  species: str = "homosapiens") -> pl.DataFrame:
+def ingest_sample(
+    *,
+    repertoire: str,
+    file_format: str,
+    patient: str,
+    sample: str,
+    clonotypes_out: str,
+    locus: str,
+    productive_only: bool,
+    min_junction_aa_length: int,
+    definition: str,
+    species: str = "homosapiens",
+) -> pl.DataFrame:
     """Repertoire file (any known format; ``auto`` detects it) -> ``clonotypes_out`` (Parquet); returns the
     sample's one-row QC table (patient, sample, file, then :func:`tcrtrack.ingest.qc_table`'s columns)."""
-    result = ingest_converted(repertoire, fmt=file_format, locus=locus, productive_only=productive_only,
-                              min_junction_aa_length=min_junction_aa_length, definition=definition,
-                              species=species)
+    result = ingest_converted(
+        repertoire,
+        fmt=file_format,
+        locus=locus,
+        productive_only=productive_only,
+        min_junction_aa_length=min_junction_aa_length,
+        definition=definition,
+        species=species,
+    )
     qc = result.qc.select(
-        pl.lit(patient).alias("patient"), pl.lit(sample).alias("sample"), pl.lit(str(repertoire)).alias("file"),
-        pl.all())
+        pl.lit(patient).alias("patient"),
+        pl.lit(sample).alias("sample"),
+        pl.lit(str(repertoire)).alias("file"),
+        pl.all(),
+    )
     write_parquet(result.clonotypes, clonotypes_out)
-    log.info("%s: %d rows in, %d kept, %d clonotypes", sample, qc["input_rows"][0], qc["kept_rows"][0],
-             result.clonotypes.height)
+    log.info(
+        "%s: %d rows in, %d kept, %d clonotypes",
+        sample,
+        qc["input_rows"][0],
+        qc["kept_rows"][0],
+        result.clonotypes.height,
+    )
     return qc
 
 
-def ingest_step(*, patient: str, samples: Sequence[str], repertoires: Sequence[str],
-                formats: Sequence[str], clonotypes_dir: str, qc_out: str, **options) -> None:
+def ingest_step(
+    *,
+    patient: str,
+    samples: Sequence[str],
+    repertoires: Sequence[str],
+    formats: Sequence[str],
+    clonotypes_dir: str,
+    qc_out: str,
+    **options,
+) -> None:
     """Every repertoire file of one patient -> ``<clonotypes_dir>/<sample>.parquet`` and one QC table
     (``qc_out``, a row per sample), in one process (one interpreter start per patient, not per sample).
 
@@ -57,10 +89,18 @@ def ingest_step(*, patient: str, samples: Sequence[str], repertoires: Sequence[s
         raise ValueError("samples, repertoires and formats must be parallel lists")
     Path(clonotypes_dir).mkdir(parents=True, exist_ok=True)
     rows, problems = [], []
-    for sample, repertoire, file_format in zip(samples, repertoires, formats):
+    for sample, repertoire, file_format in zip(samples, repertoires, formats, strict=False):
         try:
-            rows.append(ingest_sample(repertoire=repertoire, file_format=file_format, patient=patient, sample=sample,
-                                      clonotypes_out=str(sample_table(clonotypes_dir, sample)), **options))
+            rows.append(
+                ingest_sample(
+                    repertoire=repertoire,
+                    file_format=file_format,
+                    patient=patient,
+                    sample=sample,
+                    clonotypes_out=str(sample_table(clonotypes_dir, sample)),
+                    **options,
+                )
+            )
         except TcrtrackError as error:
             problems.append(error)
     if len(problems) == 1:
@@ -68,8 +108,10 @@ def ingest_step(*, patient: str, samples: Sequence[str], repertoires: Sequence[s
     if problems:
         for problem in problems:
             log.error("%s", problem)
-        raise TcrtrackError(f"{len(problems)} input files of patient {patient} are unusable: "
-                            + " | ".join(str(problem) for problem in problems))
+        raise TcrtrackError(
+            f"{len(problems)} input files of patient {patient} are unusable: "
+            + " | ".join(str(problem) for problem in problems)
+        )
     write_tsv(pl.concat(rows, how="diagonal_relaxed"), qc_out)
 
 
@@ -92,28 +134,36 @@ def gather_step(*, tables: Sequence[str], sheet: str, out: str) -> None:
     write_tsv(with_sheet_metadata(pl.concat(frames, how="diagonal_relaxed"), sheet), out)
 
 
-def common_depth_step(*, qc_tables: Sequence[str], sheet: str, configured: int | dict[str, int] | None,
-                      by_compartment: bool, out: str) -> None:
+def common_depth_step(
+    *, qc_tables: Sequence[str], sheet: str, configured: int | dict[str, int] | None, by_compartment: bool, out: str
+) -> None:
     """Write the rarefaction depth of every sample (``sample, compartment, depth, basis``, tab-separated):
     the configured one, else the smallest kept count of the QC tables per compartment (or of the cohort)."""
     from tcrtrack.rarefaction import common_depths
 
-    samples = read_sample_sheet(sheet, check_files=False).select("sample", "compartment").unique(
-        "sample", maintain_order=True)
+    samples = (
+        read_sample_sheet(sheet, check_files=False)
+        .select("sample", "compartment")
+        .unique("sample", maintain_order=True)
+    )
     kept = pl.DataFrame(schema={"sample": pl.Utf8, "total": pl.Int64})
     if qc_tables:
-        kept = pl.concat([read_tsv(p).select(pl.col("sample").cast(pl.Utf8), pl.col("kept_count").alias("total"))
-                          for p in qc_tables])
-    depths = common_depths(samples.join(kept, on="sample", how="left"), configured=configured,
-                           by_compartment=by_compartment)
+        kept = pl.concat(
+            [read_tsv(p).select(pl.col("sample").cast(pl.Utf8), pl.col("kept_count").alias("total")) for p in qc_tables]
+        )
+    depths = common_depths(
+        samples.join(kept, on="sample", how="left"), configured=configured, by_compartment=by_compartment
+    )
     write_tsv(depths, out)
-    for compartment, depth, basis, n in depths.group_by("compartment", "depth", "basis",
-                                                        maintain_order=True).len().rows():
+    for compartment, depth, basis, n in (
+        depths.group_by("compartment", "depth", "basis", maintain_order=True).len().rows()
+    ):
         log.info("common depth %s: %d (%s; %d samples)", compartment, depth, basis, n)
 
 
-def diversity_sample(*, clonotypes: str, depth: int, patient: str, sample: str, iterations: int, seed: int,
-                     out: str) -> None:
+def diversity_sample(
+    *, clonotypes: str, depth: int, patient: str, sample: str, iterations: int, seed: int, out: str
+) -> None:
     """Clonotype table -> diversity rows (full depth, rarefied to ``depth``) for one sample."""
     from tcrtrack.diversity import sample_diversity  # deferred: scikit-bio is slow to import
 
@@ -122,20 +172,42 @@ def diversity_sample(*, clonotypes: str, depth: int, patient: str, sample: str, 
     write_parquet(table.select(pl.lit(patient).alias("patient"), pl.lit(sample).alias("sample"), pl.all()), out)
 
 
-def diversity_step(*, patient: str, samples: Sequence[str], clonotypes_dir: str, depth_file: str,
-                   iterations: int, seed: int, out_dir: str) -> None:
+def diversity_step(
+    *,
+    patient: str,
+    samples: Sequence[str],
+    clonotypes_dir: str,
+    depth_file: str,
+    iterations: int,
+    seed: int,
+    out_dir: str,
+) -> None:
     """Every clonotype table of one patient -> ``<out_dir>/<sample>.parquet`` (diversity at full and common
     depth), in one process: scikit-bio's import (~1.5 s) is paid once per patient."""
     depths = dict(read_tsv(depth_file).select(pl.col("sample").cast(pl.Utf8), "depth").iter_rows())
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     for sample in samples:
-        diversity_sample(clonotypes=str(sample_table(clonotypes_dir, sample)), depth=depths[sample],
-                         patient=patient, sample=sample, iterations=iterations, seed=seed,
-                         out=str(sample_table(out_dir, sample)))
+        diversity_sample(
+            clonotypes=str(sample_table(clonotypes_dir, sample)),
+            depth=depths[sample],
+            patient=patient,
+            sample=sample,
+            iterations=iterations,
+            seed=seed,
+            out=str(sample_table(out_dir, sample)),
+        )
 
 
-def expansion_step(*, patient: str, clonotypes: Sequence[str], sheet: str, settings: dict, clones_out: str,
-                   flagged_out: str, noise_out: str) -> None:
+def expansion_step(
+    *,
+    patient: str,
+    clonotypes: Sequence[str],
+    sheet: str,
+    settings: dict,
+    clones_out: str,
+    flagged_out: str,
+    noise_out: str,
+) -> None:
     """One patient's clonotype tables -> wide clone table with calls, flagged clones, noise fits (rule
     ``expansion``)."""
     from tcrtrack.patient import ANNOTATION, CallSettings, analyse_patient
@@ -143,21 +215,29 @@ def expansion_step(*, patient: str, clonotypes: Sequence[str], sheet: str, setti
     samples = read_patient_sheet(sheet, patient)
     # only the columns the calls use: the peak memory is these tables plus the wide clone table
     # frequency (relative to the whole sample) reveals truncated exports
-    tables = {Path(p).name.removesuffix(".parquet"): pl.read_parquet(p, columns=[*ANNOTATION, "count", "frequency"])
-              for p in clonotypes}
+    tables = {
+        Path(p).name.removesuffix(".parquet"): pl.read_parquet(p, columns=[*ANNOTATION, "count", "frequency"])
+        for p in clonotypes
+    }
     calls = analyse_patient(samples, tables, settings=CallSettings(**settings))
     for note in calls.notes:
         log.warning("%s: %s", patient, note)
     write_parquet(calls.clones.with_columns(patient=pl.lit(patient)), clones_out)
     write_tsv(flagged_table(calls.flagged, patient=patient, samples=samples), flagged_out)
     write_tsv(calls.noise.select(pl.lit(patient).alias("patient"), pl.all()), noise_out)
-    log.info("%s: %d clones, %d expanded in blood, %d accumulating in tumour, %d flagged", patient,
-             calls.clones.height, calls.clones["expanded_in_blood"].sum(), calls.clones["accumulates_in_tumor"].sum(),
-             calls.flagged.height)
+    log.info(
+        "%s: %d clones, %d expanded in blood, %d accumulating in tumour, %d flagged",
+        patient,
+        calls.clones.height,
+        calls.clones["expanded_in_blood"].sum(),
+        calls.clones["accumulates_in_tumor"].sum(),
+        calls.flagged.height,
+    )
 
 
-def expansion_cohort_step(*, clones: Sequence[str], flagged: Sequence[str], sheet: str, flagged_out: str,
-                          summary_out: str) -> None:
+def expansion_cohort_step(
+    *, clones: Sequence[str], flagged: Sequence[str], sheet: str, flagged_out: str, summary_out: str
+) -> None:
     """Per-patient outputs -> cohort flagged clones and per-patient summary (with patient metadata)."""
     samples = read_sample_sheet(sheet, check_files=False)
     write_tsv(cohort_flagged(read_tsv(p) for p in flagged), flagged_out)
@@ -178,17 +258,19 @@ def overlap_step(*, patient: str, clonotypes: Sequence[str], sheet: str, out: st
     from tcrtrack.overlap import patient_overlap
 
     samples = read_patient_sheet(sheet, patient)
-    tables = {Path(p).name.removesuffix(".parquet"): pl.read_parquet(p, columns=["clone_id", "count"])
-              for p in clonotypes}
+    tables = {
+        Path(p).name.removesuffix(".parquet"): pl.read_parquet(p, columns=["clone_id", "count"]) for p in clonotypes
+    }
     table = patient_overlap(samples, tables)
     write_tsv(table.select(pl.lit(patient).alias("patient"), pl.all()), out)
     log.info("%s: overlap of %d sample pairs", patient, table.height)
 
 
-def overlap_cohort_step(*, overlaps: Sequence[str], clones: Sequence[str], overlap_out: str, public_out: str,
-                        min_patients: int = 2) -> None:
+def overlap_cohort_step(
+    *, overlaps: Sequence[str], clones: Sequence[str], overlap_out: str, public_out: str, min_patients: int = 2
+) -> None:
     """Every patient's overlap table -> ``cohort/overlap.tsv``; every patient's clones -> public clones."""
-    from tcrtrack.overlap import PUBLIC_KEY, public_clones
+    from tcrtrack.overlap import public_clones
 
     tables = [read_tsv(p) for p in overlaps]
     write_tsv(pl.concat(tables, how="diagonal_relaxed") if tables else pl.DataFrame(), overlap_out)
@@ -200,8 +282,13 @@ def overlap_cohort_step(*, overlaps: Sequence[str], clones: Sequence[str], overl
         per_patient[patient] = table
     public = public_clones(per_patient, min_patients=min_patients)
     write_tsv(public, public_out)
-    log.info("%d public clones (in >= %d of %d patients), %d flagged in some patient", public.height, min_patients,
-             len(per_patient), int((public["n_flagged_patients"] > 0).sum()))
+    log.info(
+        "%d public clones (in >= %d of %d patients), %d flagged in some patient",
+        public.height,
+        min_patients,
+        len(per_patient),
+        int((public["n_flagged_patients"] > 0).sum()),
+    )
 
 
 def _check_figures(figures: dict[str, str], known: dict[str, str]) -> None:
@@ -210,8 +297,17 @@ def _check_figures(figures: dict[str, str], known: dict[str, str]) -> None:
         raise ValueError(f"unknown figures {unknown}; known: {', '.join(known)}")
 
 
-def figures_step(*, patient: str, clones: str, noise: str, overlap: str, diversity: Sequence[str], sheet: str,
-                 settings: dict, figures: dict[str, str]) -> None:
+def figures_step(
+    *,
+    patient: str,
+    clones: str,
+    noise: str,
+    overlap: str,
+    diversity: Sequence[str],
+    sheet: str,
+    settings: dict,
+    figures: dict[str, str],
+) -> None:
     """Draw one patient's figures (rule ``figures``); ``figures`` maps a name of
     :data:`tcrtrack.plots.PATIENT_FIGURES` to its PNG path (the PDF is written next to it)."""
     from tcrtrack.patient import CallSettings
@@ -226,8 +322,11 @@ def figures_step(*, patient: str, clones: str, noise: str, overlap: str, diversi
     calls = CallSettings(**settings)
     table = pl.read_parquet(clones)
     frames = [pl.read_parquet(p) for p in diversity]
-    diversity_rows = pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame(
-        schema={"sample": pl.Utf8, "depth_type": pl.Utf8})
+    diversity_rows = (
+        pl.concat(frames, how="diagonal_relaxed")
+        if frames
+        else pl.DataFrame(schema={"sample": pl.Utf8, "depth_type": pl.Utf8})
+    )
     draw = {
         "overlap_heatmap": lambda: overlap_heatmap(read_tsv(overlap), samples, patient=patient),
         "expansion_scatter": lambda: expansion_scatter(table, samples, patient=patient, settings=calls),
@@ -240,9 +339,18 @@ def figures_step(*, patient: str, clones: str, noise: str, overlap: str, diversi
         log.info("%s: wrote %s%s", patient, png, " (+ .pdf)" if pdf else "")
 
 
-def figures_cohort_step(*, diversity: str, summary: str, overlap: str, public: str, sheet: str,
-                        group_by: str | None, baseline_day: int | None, figures: dict[str, str],
-                        association: str | None = None) -> None:
+def figures_cohort_step(
+    *,
+    diversity: str,
+    summary: str,
+    overlap: str,
+    public: str,
+    sheet: str,
+    group_by: str | None,
+    baseline_day: int | None,
+    figures: dict[str, str],
+    association: str | None = None,
+) -> None:
     """Draw the cohort figures (rule ``figures_cohort``); ``figures`` maps a name of
     :data:`tcrtrack.plots.COHORT_FIGURES` to its PNG path."""
     from tcrtrack.plots import COHORT_FIGURES
@@ -256,18 +364,30 @@ def figures_cohort_step(*, diversity: str, summary: str, overlap: str, public: s
         log.warning("cohort figures: %s (config report.group_by)", note.removeprefix("no grouping: "))
     draw = {
         "diversity_trajectories": lambda: diversity_trajectories(read_tsv(diversity), samples, group_by=group_by),
-        "flagged_by_group": lambda: flagged_by_group(read_tsv(summary), samples, group_by=group_by,
-                                                     association=read_tsv(association) if association else None),
-        "overlap_summary": lambda: overlap_summary(read_tsv(overlap), samples, public=read_tsv(public),
-                                                   group_by=group_by, baseline_day=baseline_day),
+        "flagged_by_group": lambda: flagged_by_group(
+            read_tsv(summary), samples, group_by=group_by, association=read_tsv(association) if association else None
+        ),
+        "overlap_summary": lambda: overlap_summary(
+            read_tsv(overlap), samples, public=read_tsv(public), group_by=group_by, baseline_day=baseline_day
+        ),
     }
     for name, png in figures.items():
         _, pdf = save_figure(draw[name](), png)
         log.info("cohort: wrote %s%s", png, " (+ .pdf)" if pdf else "")
 
 
-def kinetics_step(*, patient: str, clones: str, sheet: str, settings: dict, baseline_day: int | None,
-                  kinetics_out: str, persistence_out: str, kinetics_png: str, persistence_png: str) -> None:
+def kinetics_step(
+    *,
+    patient: str,
+    clones: str,
+    sheet: str,
+    settings: dict,
+    baseline_day: int | None,
+    kinetics_out: str,
+    persistence_out: str,
+    kinetics_png: str,
+    persistence_png: str,
+) -> None:
     """One patient's clone kinetics and product persistence: tables and figures."""
     from tcrtrack.kinetics import clone_kinetics, product_persistence
     from tcrtrack.plots.kinetics import kinetics_panel, persistence_curves
@@ -275,22 +395,46 @@ def kinetics_step(*, patient: str, clones: str, sheet: str, settings: dict, base
 
     samples = read_patient_sheet(sheet, patient)
     table = pl.read_parquet(clones)
-    kinetics = clone_kinetics(samples, table, top_n=settings["top_n"],
-                              min_post_peak_points=settings["min_post_peak_points"],
-                              dispersion=settings["dispersion"])
-    persistence = product_persistence(samples, table, top_n=settings["top_n"], reference=settings["reference"],
-                                      dispersion=settings["dispersion"], baseline_day=baseline_day)
-    write_tsv(kinetics.with_columns(patient=pl.lit(patient)) if "patient" not in kinetics.columns else kinetics,
-              kinetics_out)
+    kinetics = clone_kinetics(
+        samples,
+        table,
+        top_n=settings["top_n"],
+        min_post_peak_points=settings["min_post_peak_points"],
+        dispersion=settings["dispersion"],
+    )
+    persistence = product_persistence(
+        samples,
+        table,
+        top_n=settings["top_n"],
+        reference=settings["reference"],
+        dispersion=settings["dispersion"],
+        baseline_day=baseline_day,
+    )
+    write_tsv(
+        kinetics.with_columns(patient=pl.lit(patient)) if "patient" not in kinetics.columns else kinetics, kinetics_out
+    )
     write_tsv(persistence, persistence_out)
     save_figure(kinetics_panel(kinetics, patient=patient), kinetics_png)
     save_figure(persistence_curves(persistence, title=f"{patient} · product clones in blood"), persistence_png)
-    log.info("%s: %d clones followed, %d with a half-life", patient, kinetics.height,
-             kinetics["half_life_days"].is_not_null().sum())
+    log.info(
+        "%s: %d clones followed, %d with a half-life",
+        patient,
+        kinetics.height,
+        kinetics["half_life_days"].is_not_null().sum(),
+    )
 
 
-def kinetics_cohort_step(*, kinetics: Sequence[str], persistence: Sequence[str], sheet: str, kinetics_out: str,
-                         summary_out: str, persistence_out: str, kinetics_png: str, persistence_png: str) -> None:
+def kinetics_cohort_step(
+    *,
+    kinetics: Sequence[str],
+    persistence: Sequence[str],
+    sheet: str,
+    kinetics_out: str,
+    summary_out: str,
+    persistence_out: str,
+    kinetics_png: str,
+    persistence_png: str,
+) -> None:
     """All patients' kinetics and persistence -> cohort tables (with patient metadata) and figures."""
     from tcrtrack.kinetics import PERSISTENCE_SCHEMA, cohort_kinetics, kinetics_summary
     from tcrtrack.plots.kinetics import cohort_kinetics_figure, persistence_curves
@@ -302,8 +446,11 @@ def kinetics_cohort_step(*, kinetics: Sequence[str], persistence: Sequence[str],
     persist = {Path(p).parent.name: read_tsv(p).cast(PERSISTENCE_SCHEMA) for p in persistence}
     cohort = cohort_kinetics(per_patient)
     summary = kinetics_summary(per_patient, persist).join(patient_metadata(samples), on="patient", how="left")
-    persisted = pl.concat([t for t in persist.values() if t.height], how="diagonal_relaxed") \
-        if any(t.height for t in persist.values()) else next(iter(persist.values()))
+    persisted = (
+        pl.concat([t for t in persist.values() if t.height], how="diagonal_relaxed")
+        if any(t.height for t in persist.values())
+        else next(iter(persist.values()))
+    )
     write_tsv(cohort, kinetics_out)
     write_tsv(summary, summary_out)
     write_tsv(persisted, persistence_out)

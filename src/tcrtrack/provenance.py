@@ -22,8 +22,13 @@ def sha256(path: Path | str, *, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def provenance_record(*, config: Mapping[str, Any], sheet: Path | str, inputs: Sequence[Path | str],
-                      databases: Sequence[Mapping[str, str]] = ()) -> dict:
+def provenance_record(
+    *,
+    config: Mapping[str, Any],
+    sheet: Path | str,
+    inputs: Sequence[Path | str],
+    databases: Sequence[Mapping[str, str]] = (),
+) -> dict:
     """What produced a results folder; deliberately without timestamps, so that the same inputs and
     config give the same file (reruns stay byte-identical).
 
@@ -38,13 +43,21 @@ def provenance_record(*, config: Mapping[str, Any], sheet: Path | str, inputs: S
         "config": dict(config),
         "sample_sheet": {"path": str(sheet), "sha256": sha256(sheet)},
         "inputs": {str(path): sha256(path) for path in sorted(map(str, inputs))},
-        "annotation_databases": [{"name": db["name"], "path": str(db["path"]), "format": db["format"],
-                                  "sha256": sha256(db["path"])} for db in databases],
+        "annotation_databases": [
+            {"name": db["name"], "path": str(db["path"]), "format": db["format"], "sha256": sha256(db["path"])}
+            for db in databases
+        ],
     }
 
 
-def write_provenance(*, config: Mapping[str, Any], sheet: Path | str, inputs: Sequence[Path | str],
-                     out: Path | str, databases: Sequence[Mapping[str, str]] = ()) -> None:
+def write_provenance(
+    *,
+    config: Mapping[str, Any],
+    sheet: Path | str,
+    inputs: Sequence[Path | str],
+    out: Path | str,
+    databases: Sequence[Mapping[str, str]] = (),
+) -> None:
     """Write :func:`provenance_record` as indented, key-sorted JSON."""
     record = provenance_record(config=config, sheet=sheet, inputs=inputs, databases=databases)
     write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n", out)

@@ -100,8 +100,9 @@ def common_depth(totals: Sequence[int], *, configured: int | None) -> int:
     return min(values)
 
 
-def common_depths(totals: pl.DataFrame, *, configured: int | Mapping[str, int] | None = None,
-                  by_compartment: bool = True) -> pl.DataFrame:
+def common_depths(
+    totals: pl.DataFrame, *, configured: int | Mapping[str, int] | None = None, by_compartment: bool = True
+) -> pl.DataFrame:
     """Rarefaction depth of every sample: one common depth per compartment (default) or one for the cohort.
 
     ``totals`` has ``sample``, ``compartment`` and ``total`` (may be null when a depth is configured).
@@ -118,8 +119,10 @@ def common_depths(totals: pl.DataFrame, *, configured: int | Mapping[str, int] |
         if isinstance(configured, Mapping):
             if key not in configured:
                 named = ", ".join(sorted(configured))
-                raise ValueError(f"diversity.depth gives no depth for compartment {key!r} (it names {named}): "
-                                 "name every compartment or give one number")
+                raise ValueError(
+                    f"diversity.depth gives no depth for compartment {key!r} (it names {named}): "
+                    "name every compartment or give one number"
+                )
             value = configured[key]
         group = totals.filter(keys.eq_missing(key))
         sizes = [] if value is not None else [int(t) for t in group["total"]]
@@ -127,4 +130,5 @@ def common_depths(totals: pl.DataFrame, *, configured: int | Mapping[str, int] |
         depth_of[key] = (common_depth(sizes, configured=value), "configured" if value is not None else where)
     return totals.select("sample", "compartment").with_columns(
         depth=pl.Series([depth_of[k][0] for k in keys], dtype=pl.Int64),
-        basis=pl.Series([depth_of[k][1] for k in keys], dtype=pl.Utf8))
+        basis=pl.Series([depth_of[k][1] for k in keys], dtype=pl.Utf8),
+    )

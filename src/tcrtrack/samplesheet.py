@@ -55,9 +55,12 @@ def _read_text(path: Path) -> str:
     try:
         return data.decode("utf-8").removeprefix(_BOM)
     except UnicodeDecodeError as error:
-        line = len(re.findall(rb"\r\n|\r|\n", data[:error.start])) + 1
-        raise _fail(path, f"row {line} is not UTF-8 text (byte {data[error.start]:#04x}, e.g. a Latin-1 export)",
-                    "save the sheet as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8 in.tsv > out.tsv)") from None
+        line = len(re.findall(rb"\r\n|\r|\n", data[: error.start])) + 1
+        raise _fail(
+            path,
+            f"row {line} is not UTF-8 text (byte {data[error.start]:#04x}, e.g. a Latin-1 export)",
+            "save the sheet as UTF-8 (e.g. iconv -f LATIN1 -t UTF-8 in.tsv > out.tsv)",
+        ) from None
 
 
 def _read_raw(path: Path) -> tuple[pl.DataFrame, list[int]]:
@@ -78,8 +81,11 @@ def _read_raw(path: Path) -> tuple[pl.DataFrame, list[int]]:
             header = _check_header(path, [name.strip() for name in fields])
             continue
         if len(fields) != len(header):
-            raise _fail(path, f"row {reader.line_num} has {len(fields)} field(s) but the header has {len(header)}",
-                        "give every row one tab-separated value per column (leave a cell empty, do not drop it)")
+            raise _fail(
+                path,
+                f"row {reader.line_num} has {len(fields)} field(s) but the header has {len(header)}",
+                "give every row one tab-separated value per column (leave a cell empty, do not drop it)",
+            )
         rows.append(fields)
         lines.append(reader.line_num)
     if header is None or not rows:
@@ -94,8 +100,11 @@ def _check_header(path: Path, names: list[str]) -> list[str]:
     twice = next((name for name in names if names.count(name) > 1), None)
     if twice is not None:
         positions = ", ".join(str(i + 1) for i, name in enumerate(names) if name == twice)
-        raise _fail(path, f"column '{twice}' appears more than once in the header (columns {positions})",
-                    "keep one column of that name (remove or rename the others)")
+        raise _fail(
+            path,
+            f"column '{twice}' appears more than once in the header (columns {positions})",
+            "keep one column of that name (remove or rename the others)",
+        )
     return names
 
 
@@ -127,15 +136,21 @@ def _describe(error: jsonschema.ValidationError, schema: Mapping[str, Any]) -> s
     if error.validator == "enum":
         return f"column '{column}' is '{error.instance}'. Fix: use one of {', '.join(spec['enum'])}"
     if error.validator == "pattern":
-        return (f"column '{column}' is '{error.instance}'. Fix: use only letters, digits, '_' and '-' "
-                f"({spec['pattern']})")
+        return (
+            f"column '{column}' is '{error.instance}'. Fix: use only letters, digits, '_' and '-' ({spec['pattern']})"
+        )
     if error.validator == "type":
         return f"column '{column}' is '{error.instance}'. Fix: write a whole number ({spec['description']})"
     return f"column '{column}': {error.message}. Fix: {spec.get('description', 'see the schema')}"
 
 
-def read_sample_sheet(path: Path | str, *, schema: Mapping[str, Any] | None = None,
-                      check_files: bool = True, problems: list[str] | None = None) -> pl.DataFrame:
+def read_sample_sheet(
+    path: Path | str,
+    *,
+    schema: Mapping[str, Any] | None = None,
+    check_files: bool = True,
+    problems: list[str] | None = None,
+) -> pl.DataFrame:
     """Read, type and validate a sample sheet.
 
     Parameters
@@ -169,20 +184,25 @@ def read_sample_sheet(path: Path | str, *, schema: Mapping[str, Any] | None = No
     required = schema["required"]
     missing = [name for name in required if name not in raw.columns]
     if missing:
-        hints = [f"'{close[0]}' for '{name}'" for name in missing
-                 if (close := difflib.get_close_matches(name, raw.columns, n=1, cutoff=0.75))]
+        hints = [
+            f"'{close[0]}' for '{name}'"
+            for name in missing
+            if (close := difflib.get_close_matches(name, raw.columns, n=1, cutoff=0.75))
+        ]
         hint = f"; did you mean {', '.join(hints)}?" if hints else ""
         raise SampleSheetError(
             f"{path}: missing column(s) {', '.join(repr(m) for m in missing)} (header has "
-            f"{', '.join(raw.columns)}{hint}). Fix: the sheet needs columns {', '.join(required)}.")
+            f"{', '.join(raw.columns)}{hint}). Fix: the sheet needs columns {', '.join(required)}."
+        )
     validator = jsonschema.validators.validator_for(schema)(schema)
     records, good_lines = [], []
     for line, row in zip(lines, raw.iter_rows(named=True), strict=True):
         record = _row_record(row, schema)
         errors = sorted(validator.iter_errors(record), key=lambda e: list(e.path))
         if errors:
-            error = SampleSheetError(f"{path}: row {line} (sample '{row.get('sample')}'): "
-                                     f"{_describe(errors[0], schema)}.")
+            error = SampleSheetError(
+                f"{path}: row {line} (sample '{row.get('sample')}'): {_describe(errors[0], schema)}."
+            )
             if problems is None:
                 raise error
             problems.append(str(error))
@@ -191,10 +211,19 @@ def read_sample_sheet(path: Path | str, *, schema: Mapping[str, Any] | None = No
         records.append(record)
         good_lines.append(line)
     metadata = [name for name in raw.columns if name not in schema["properties"]]
-    frame = pl.DataFrame(records, schema={
-        "patient": pl.Utf8, "sample": pl.Utf8, "compartment": pl.Utf8, "day": pl.Int64,
-        "replicate": pl.Int64, "path": pl.Utf8, "format": pl.Utf8,
-        **{name: pl.Utf8 for name in metadata}})
+    frame = pl.DataFrame(
+        records,
+        schema={
+            "patient": pl.Utf8,
+            "sample": pl.Utf8,
+            "compartment": pl.Utf8,
+            "day": pl.Int64,
+            "replicate": pl.Int64,
+            "path": pl.Utf8,
+            "format": pl.Utf8,
+            **{name: pl.Utf8 for name in metadata},
+        },
+    )
     if problems is None:
         _check_unique(frame, path, good_lines, check_files=check_files)
         return frame
@@ -210,26 +239,35 @@ def _check_unique(frame: pl.DataFrame, path: Path, lines: list[int], *, check_fi
     duplicated = rows.filter(pl.col("sample").is_duplicated())
     if duplicated.height:
         lines = duplicated["line"].to_list()
-        raise SampleSheetError(f"{path}: sample id '{duplicated['sample'][0]}' is used on rows "
-                               f"{', '.join(map(str, lines))}. Fix: give every row its own sample id.")
+        raise SampleSheetError(
+            f"{path}: sample id '{duplicated['sample'][0]}' is used on rows "
+            f"{', '.join(map(str, lines))}. Fix: give every row its own sample id."
+        )
     shared = rows.filter(pl.col("path").is_duplicated())
     if shared.height:
-        raise SampleSheetError(f"{path}: rows {', '.join(map(str, shared['line'].to_list()))} point at the "
-                               f"same file {shared['path'][0]}. Fix: each sample needs its own repertoire file.")
+        raise SampleSheetError(
+            f"{path}: rows {', '.join(map(str, shared['line'].to_list()))} point at the "
+            f"same file {shared['path'][0]}. Fix: each sample needs its own repertoire file."
+        )
     replicate_clash = rows.filter(pl.struct("patient", "compartment", "day", "replicate").is_duplicated())
     if replicate_clash.height:
         raise SampleSheetError(
             f"{path}: rows {', '.join(map(str, replicate_clash['line'].to_list()))} are the same patient, "
             "compartment and day with the same replicate number. Fix: number technical replicates 1, 2, ... "
-            "in the 'replicate' column.")
+            "in the 'replicate' column."
+        )
     if check_files:
         for line, sample, file in rows.select("line", "sample", "path").iter_rows():
             if Path(file).is_dir():
-                raise SampleSheetError(f"{path}: row {line} (sample '{sample}'): {file} is a directory. "
-                                       "Fix: 'path' must name the repertoire file itself.")
+                raise SampleSheetError(
+                    f"{path}: row {line} (sample '{sample}'): {file} is a directory. "
+                    "Fix: 'path' must name the repertoire file itself."
+                )
             if not Path(file).is_file():
-                raise SampleSheetError(f"{path}: row {line} (sample '{sample}'): file {file} does not exist. "
-                                       "Fix: correct 'path' (absolute, or relative to the sheet's folder).")
+                raise SampleSheetError(
+                    f"{path}: row {line} (sample '{sample}'): file {file} does not exist. "
+                    "Fix: correct 'path' (absolute, or relative to the sheet's folder)."
+                )
 
 
 def patient_rows(samples: pl.DataFrame, patient: str) -> pl.DataFrame:

@@ -96,13 +96,30 @@ from tcrtrack.simulation.truth import (
 from tcrtrack.simulation.truth import add_product as _add_product
 from tcrtrack.simulation.truth import simulate_patient as _simulate_patient
 
-__all__ = ["AIRR_COLUMNS", "CATEGORIES", "DEMO_OPTIONS", "PRODUCT_TRUTH_COLUMNS", "SHEET_COLUMNS", "TRUTH_COLUMNS",
-           "SimulatedCohort", "airr_rows", "library_counts", "simulate_cohort", "simulate_demo"]
+__all__ = [
+    "AIRR_COLUMNS",
+    "CATEGORIES",
+    "DEMO_OPTIONS",
+    "PRODUCT_TRUTH_COLUMNS",
+    "SHEET_COLUMNS",
+    "TRUTH_COLUMNS",
+    "SimulatedCohort",
+    "airr_rows",
+    "library_counts",
+    "simulate_cohort",
+    "simulate_demo",
+]
 
 #: Options of :func:`simulate_demo` (4 patients x 8-10 samples, one with a product sample; ~3.3 MB of gzipped TSV).
 DEMO_OPTIONS: dict[str, Any] = {
-    "n_patients": 4, "n_clones": 6_000, "blood_depth": 20_000, "tumor_depth": 8_000, "dispersion": 0.1,
-    "n_planted": (12, 6, 6), "post_days": (7, 14, 28, 56), "product_patients": (0,),
+    "n_patients": 4,
+    "n_clones": 6_000,
+    "blood_depth": 20_000,
+    "tumor_depth": 8_000,
+    "dispersion": 0.1,
+    "n_planted": (12, 6, 6),
+    "post_days": (7, 14, 28, 56),
+    "product_patients": (0,),
 }
 
 
@@ -226,12 +243,24 @@ def simulate_cohort(
     if not responder_planted_fold > 0:
         raise ValueError(f"responder_planted_fold must be > 0, got {responder_planted_fold}")
     plan = plan_cohort(
-        n_patients=n_patients, n_clones=n_clones, blood_depth=blood_depth, tumor_depth=tumor_depth,
-        post_days=post_days, tumor_days=tumor_days, dispersion=dispersion, tumor_dispersion=tumor_dispersion,
-        n_planted=n_planted, replicate_patients=replicate_patients, missing_pre_biopsy=missing_pre_biopsy,
-        power_law_exponent=power_law_exponent, product_patients=product_patients,
-        n_product_clones=n_product_clones, product_depth=product_depth, product_blood_share=product_blood_share,
-        product_half_life_days=product_half_life_days, seed=seed,
+        n_patients=n_patients,
+        n_clones=n_clones,
+        blood_depth=blood_depth,
+        tumor_depth=tumor_depth,
+        post_days=post_days,
+        tumor_days=tumor_days,
+        dispersion=dispersion,
+        tumor_dispersion=tumor_dispersion,
+        n_planted=n_planted,
+        replicate_patients=replicate_patients,
+        missing_pre_biopsy=missing_pre_biopsy,
+        power_law_exponent=power_law_exponent,
+        product_patients=product_patients,
+        n_product_clones=n_product_clones,
+        product_depth=product_depth,
+        product_blood_share=product_blood_share,
+        product_half_life_days=product_half_life_days,
+        seed=seed,
     )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -247,14 +276,26 @@ def simulate_cohort(
             if responder_planted_fold != 1.0 and p % 2 == 0:  # responders: sheet_row's alternation
                 planted = (round(planted[0] * responder_planted_fold), *planted[1:])
             patient = _simulate_patient(
-                pid, p, seed=seed, n_clones=n_clones, post_days=plan.post_days,
-                tumor_days=plan.tumor_days, n_planted=planted, exponent=power_law_exponent,
+                pid,
+                p,
+                seed=seed,
+                n_clones=n_clones,
+                post_days=plan.post_days,
+                tumor_days=plan.tumor_days,
+                n_planted=planted,
+                exponent=power_law_exponent,
             )
             truths.append(patient.truth)
             if p in plan.with_product:
                 patient, product_truth = _add_product(
-                    patient, pid, p, seed=seed, n_product=n_product_clones, post_days=plan.post_days,
-                    blood_share=product_blood_share, half_life=product_half_life_days,
+                    patient,
+                    pid,
+                    p,
+                    seed=seed,
+                    n_product=n_product_clones,
+                    post_days=plan.post_days,
+                    blood_share=product_blood_share,
+                    half_life=product_half_life_days,
                     exponent=power_law_exponent,
                 )
                 product_truths.append(product_truth)
@@ -273,19 +314,28 @@ def simulate_cohort(
         product_truth_path = out_dir / "product_truth.tsv"
         product_truth_path.write_text(pl.concat(product_truths).write_csv(separator="\t"))
     return SimulatedCohort(
-        out_dir=out_dir, sheet=sheet, truth=truth, files=tuple(files), product_truth=product_truth_path,
+        out_dir=out_dir,
+        sheet=sheet,
+        truth=truth,
+        files=tuple(files),
+        product_truth=product_truth_path,
         truth_frequencies=pl.concat(frequency_tables, how="diagonal") if return_truth_frequencies else None,
     )
 
 
-def _sequence_patient(patient: SimulatedPatient, pid: str, p: int, *, plan: CohortPlan, seed: int,
-                      out_dir: Path, bar: Progress) -> list[tuple[Path, dict[str, Any]]]:
+def _sequence_patient(
+    patient: SimulatedPatient, pid: str, p: int, *, plan: CohortPlan, seed: int, out_dir: Path, bar: Progress
+) -> list[tuple[Path, dict[str, Any]]]:
     """Draw and write every library of one patient; (file, sample-sheet row) of each, in sheet order."""
     written = []
     for library in plan.designs[p]:
         compartment, day, _ = library
-        counts = library_counts(patient.freqs[compartment, day], depth=plan.depth[compartment],
-                                dispersion=plan.dispersion[compartment], rng=library_rng(seed, p, library))
+        counts = library_counts(
+            patient.freqs[compartment, day],
+            depth=plan.depth[compartment],
+            dispersion=plan.dispersion[compartment],
+            rng=library_rng(seed, p, library),
+        )
         sample = sample_id(pid, library)
         rel = f"{pid}/{sample}.tsv.gz"
         write_gzipped_tsv(out_dir / rel, airr_rows(patient.clones, counts, sample))
@@ -294,7 +344,8 @@ def _sequence_patient(patient: SimulatedPatient, pid: str, p: int, *, plan: Coho
     return written
 
 
-def simulate_demo(out_dir: Path, *, seed: int = 1, sheet: Path | None = None,
-                  progress: bool | ProgressFactory = False) -> SimulatedCohort:
+def simulate_demo(
+    out_dir: Path, *, seed: int = 1, sheet: Path | None = None, progress: bool | ProgressFactory = False
+) -> SimulatedCohort:
     """Write the small demo cohort (:data:`DEMO_OPTIONS`, ~3.3 MB) to ``out_dir``."""
     return simulate_cohort(out_dir, seed=seed, sheet=sheet, progress=progress, **DEMO_OPTIONS)

@@ -67,10 +67,12 @@ class Truncation:
 
     def qc_columns(self) -> dict[str, pl.Expr]:
         """``implied_depth``, ``kept_share``, ``truncated``, ``truncation_note`` as literal columns."""
-        return {"implied_depth": pl.lit(self.implied_depth, dtype=pl.Float64),
-                "kept_share": pl.lit(self.kept_share, dtype=pl.Float64),
-                "truncated": pl.lit(self.truncated, dtype=pl.Boolean),
-                "truncation_note": pl.lit(self.note, dtype=pl.Utf8)}
+        return {
+            "implied_depth": pl.lit(self.implied_depth, dtype=pl.Float64),
+            "kept_share": pl.lit(self.kept_share, dtype=pl.Float64),
+            "truncated": pl.lit(self.truncated, dtype=pl.Boolean),
+            "truncation_note": pl.lit(self.note, dtype=pl.Utf8),
+        }
 
 
 def is_round_row_count(rows: int) -> bool:
@@ -85,8 +87,12 @@ def is_round_row_count(rows: int) -> bool:
 def _implied(evidence: FrequencyEvidence) -> tuple[float, float, bool, float] | None:
     """(implied depth, kept share, frequencies were percentages, median of count / frequency), or None
     without usable rows."""
-    frame = pl.DataFrame({"count": evidence.counts.cast(pl.Float64, strict=False),
-                          "freq": evidence.frequencies.cast(pl.Float64, strict=False)})
+    frame = pl.DataFrame(
+        {
+            "count": evidence.counts.cast(pl.Float64, strict=False),
+            "freq": evidence.frequencies.cast(pl.Float64, strict=False),
+        }
+    )
     usable = frame.filter((pl.col("count") > 0) & (pl.col("freq") > 0) & pl.col("freq").is_finite())
     if usable.height == 0:
         return None
@@ -118,25 +124,35 @@ def assess(counts: pl.Series, evidence: FrequencyEvidence | None, *, single_cell
         if percent:
             notes.append(f"{evidence.source} holds percentages: divided by 100")
         if abs(median - depth) > 0.1 * depth:
-            notes.append(f"count / {evidence.source} varies between rows (median {median:.0f}, overall {depth:.0f}): "
-                         "the frequencies were computed from another count than the one exported")
+            notes.append(
+                f"count / {evidence.source} varies between rows (median {median:.0f}, overall {depth:.0f}): "
+                "the frequencies were computed from another count than the one exported"
+            )
         if share < 1 - SHARE_TOLERANCE:
             truncated = True
             full = depth
-            notes.append(f"{evidence.source} implies a whole-sample depth of {depth:.0f}, of which the file keeps "
-                         f"{share:.2f}: the file is truncated (frequencies use the whole sample's depth)")
+            notes.append(
+                f"{evidence.source} implies a whole-sample depth of {depth:.0f}, of which the file keeps "
+                f"{share:.2f}: the file is truncated (frequencies use the whole sample's depth)"
+            )
         elif share > 1 + SHARE_TOLERANCE:
-            notes.append(f"{evidence.source} sums above the counts it should describe (kept share {share:.2f}): "
-                         "not relative to these counts, not used")
+            notes.append(
+                f"{evidence.source} sums above the counts it should describe (kept share {share:.2f}): "
+                "not relative to these counts, not used"
+            )
     if round_cut:
         if implied is None or truncated:
             truncated = True
-            notes.append(f"exactly {rows} rows and no count below {smallest}: likely the top {rows} clones of a "
-                         "larger sample" + ("" if implied is not None else " (its full depth is unknown)"))
+            notes.append(
+                f"exactly {rows} rows and no count below {smallest}: likely the top {rows} clones of a "
+                "larger sample" + ("" if implied is not None else " (its full depth is unknown)")
+            )
         else:
-            notes.append(f"exactly {rows} rows and no count below {smallest}, but {evidence.source} says the file "
-                         "is complete")
+            notes.append(
+                f"exactly {rows} rows and no count below {smallest}, but {evidence.source} says the file is complete"
+            )
     if truncated:
         notes.append(ABSENCE_WARNING)
-    return Truncation(implied_depth=depth, kept_share=share, truncated=truncated,
-                      note="; ".join(notes) or None, full_depth=full)
+    return Truncation(
+        implied_depth=depth, kept_share=share, truncated=truncated, note="; ".join(notes) or None, full_depth=full
+    )

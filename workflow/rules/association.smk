@@ -13,26 +13,26 @@ rule association:
         origin="results/cohort/clone_origin_summary.tsv",
         sheet=config["samples"],
     output:
+        **pdf_out(figure_pdf="results/cohort/figures/association.pdf"),
         metrics=out("results/cohort/association_metrics.tsv"),
         association=out("results/cohort/association.tsv"),
         survival=out("results/cohort/survival.tsv"),
         figure=out("results/cohort/figures/association.png"),
-        **pdf_out(figure_pdf="results/cohort/figures/association.pdf"),
     log:
         "logs/cohort/association.log",
     benchmark:
         "logs/benchmarks/cohort/association.tsv"
+    conda:
+        "../../envs/tcrtrack.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         group_by=group_by_column(),
         compare=config["cohort"]["compare"],
         baseline_day=config["expansion"]["baseline_day"],
         n_boot=config["cohort"]["bootstraps"],
         seed=config["cohort"]["seed"],
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    conda:
-        "../../envs/tcrtrack.yaml"
     script:
         "../../scripts/association.py"

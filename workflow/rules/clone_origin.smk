@@ -12,16 +12,16 @@ rule clone_origin:
         "logs/clone_origin/{patient}.log",
     benchmark:
         "logs/benchmarks/clone_origin/{patient}.tsv"
-    params:
-        expectation=config["clone_origin"]["expectation"],
-        include_product=config["clone_origin"]["include_product"],
-        blood_until_biopsy=config["clone_origin"]["blood_until_biopsy"],
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=figures_mem_mb,
         runtime=10,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        expectation=config["clone_origin"]["expectation"],
+        include_product=config["clone_origin"]["include_product"],
+        blood_until_biopsy=config["clone_origin"]["blood_until_biopsy"],
     script:
         "../../scripts/clone_origin.py"
 
@@ -31,21 +31,21 @@ rule clone_origin_cohort:
         origins=per_patient("results/patients/{patient}/clone_origin.tsv"),
         sheet=config["samples"],
     output:
+        **pdf_out(figure_pdf="results/cohort/figures/clone_origin.pdf"),
         origin=out("results/cohort/clone_origin.tsv"),
         summary=out("results/cohort/clone_origin_summary.tsv"),
         figure=out("results/cohort/figures/clone_origin.png"),
-        **pdf_out(figure_pdf="results/cohort/figures/clone_origin.pdf"),
     log:
         "logs/cohort/clone_origin.log",
     benchmark:
         "logs/benchmarks/cohort/clone_origin.tsv"
-    params:
-        group_by=group_by_column(),
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        group_by=group_by_column(),
     script:
         "../../scripts/clone_origin_cohort.py"

@@ -11,7 +11,6 @@ from tcrtrack.errors import SampleSheetError
 from tcrtrack.samplesheet import config_problem, load_schema, read_sample_sheet
 from tcrtrack.samplesheet import patient_rows as sheet_patient_rows
 
-
 problem = config_problem(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 if problem:
     sys.exit(f"Error in the configuration: {problem}")
@@ -139,9 +138,11 @@ def _annotation_databases():
     for index, entry in enumerate(config["annotation"]["databases"]):
         path = (Path(config["samples"]).parent / entry["path"]).resolve()
         if not path.is_file():
-            sys.exit(f"Error in the configuration: config key 'annotation.databases.{index}.path' is "
-                     f"{entry['path']!r}: {path} is not a file. Fix: give an existing {entry['format']} file, "
-                     "absolute or relative to the sample sheet's folder")
+            sys.exit(
+                f"Error in the configuration: config key 'annotation.databases.{index}.path' is "
+                f"{entry['path']!r}: {path} is not a file. Fix: give an existing {entry['format']} file, "
+                "absolute or relative to the sample sheet's folder"
+            )
         resolved.append({"name": entry["path"], "path": str(path), "format": entry["format"]})
     return resolved
 
@@ -160,6 +161,7 @@ def annotation_settings():
 
 
 # --- overlap, figures and association (overlap.smk, figures.smk, association.smk) -----------------------------
+
 
 def patient_overlap_tables(wildcards):
     """Every patient's overlap table (input of the cohort overlap table)."""

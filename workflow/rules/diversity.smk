@@ -12,15 +12,15 @@ rule common_depth:
         "logs/diversity/common_depth.log",
     benchmark:
         "logs/benchmarks/diversity/common_depth.tsv"
-    params:
-        configured=config["diversity"]["depth"],
-        by_compartment=config["diversity"]["depth_by"] == "compartment",
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        configured=config["diversity"]["depth"],
+        by_compartment=config["diversity"]["depth_by"] == "compartment",
     script:
         "../../scripts/common_depth.py"
 
@@ -35,18 +35,18 @@ rule diversity:
         "logs/diversity/{patient}.log",
     benchmark:
         "logs/benchmarks/diversity/{patient}.tsv"
-    params:
-        samples=patient_samples,
-        iterations=config["diversity"]["iterations"],
-        seed=config["diversity"]["seed"],
     group:
         "diversity"
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=diversity_mem_mb,
         runtime=diversity_runtime,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        samples=patient_samples,
+        iterations=config["diversity"]["iterations"],
+        seed=config["diversity"]["seed"],
     script:
         "../../scripts/diversity.py"
 
@@ -61,13 +61,13 @@ rule diversity_cohort:
         "logs/cohort/diversity.log",
     benchmark:
         "logs/benchmarks/cohort/diversity.tsv"
-    params:
-        tables=per_sample("results/diversity/{patient}/{sample}.parquet"),
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        tables=per_sample("results/diversity/{patient}/{sample}.parquet"),
     script:
         "../../scripts/diversity_cohort.py"

@@ -8,24 +8,24 @@ rule diversity_curves:
         clonotypes="results/clonotypes/{patient}",
         sheet=config["samples"],
     output:
+        **pdf_out(figure_pdf="results/patients/{patient}/figures/diversity_curves.pdf"),
         curves=out("results/patients/{patient}/diversity_curves.tsv"),
         figure=out("results/patients/{patient}/figures/diversity_curves.png"),
-        **pdf_out(figure_pdf="results/patients/{patient}/figures/diversity_curves.pdf"),
     log:
         "logs/diversity_curves/{patient}.log",
     benchmark:
         "logs/benchmarks/diversity_curves/{patient}.tsv"
+    conda:
+        "../../envs/tcrtrack.yaml"
+    threads: 1
+    resources:
+        mem_mb=diversity_mem_mb,
+        runtime=diversity_runtime,
     params:
         clonotypes=patient_sample_files("results/clonotypes/{patient}/{sample}.parquet"),
         knots=config["diversity"]["curve_knots"],
         n_boot=config["diversity"]["curve_bootstraps"],
         seed=config["diversity"]["seed"],
-    threads: 1
-    resources:
-        mem_mb=diversity_mem_mb,
-        runtime=diversity_runtime,
-    conda:
-        "../../envs/tcrtrack.yaml"
     script:
         "../../scripts/diversity_curves.py"
 
@@ -40,15 +40,15 @@ rule diversity_curves_cohort:
         "logs/cohort/diversity_coverage.log",
     benchmark:
         "logs/benchmarks/cohort/diversity_coverage.tsv"
-    params:
-        clonotypes=per_sample("results/clonotypes/{patient}/{sample}.parquet"),
-        n_boot=config["diversity"]["curve_bootstraps"],
-        seed=config["diversity"]["seed"],
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=diversity_mem_mb,
         runtime=diversity_runtime,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        clonotypes=per_sample("results/clonotypes/{patient}/{sample}.parquet"),
+        n_boot=config["diversity"]["curve_bootstraps"],
+        seed=config["diversity"]["seed"],
     script:
         "../../scripts/diversity_curves_cohort.py"

@@ -15,15 +15,15 @@ rule expansion:
         "logs/expansion/{patient}.log",
     benchmark:
         "logs/benchmarks/expansion/{patient}.tsv"
-    params:
-        clonotypes=patient_sample_files("results/clonotypes/{patient}/{sample}.parquet"),
-        settings=call_settings(),
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=expansion_mem_mb,
         runtime=expansion_runtime,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        clonotypes=patient_sample_files("results/clonotypes/{patient}/{sample}.parquet"),
+        settings=call_settings(),
     script:
         "../../scripts/expansion.py"
 
@@ -40,11 +40,11 @@ rule expansion_cohort:
         "logs/cohort/expansion.log",
     benchmark:
         "logs/benchmarks/cohort/expansion.tsv"
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=cohort_mem_mb,
         runtime=cohort_runtime,
-    conda:
-        "../../envs/tcrtrack.yaml"
     script:
         "../../scripts/expansion_cohort.py"

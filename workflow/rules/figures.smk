@@ -13,31 +13,31 @@ rule figures:
         diversity="results/diversity/{patient}",
         sheet=config["samples"],
     output:
-        overlap_heatmap=out("results/patients/{patient}/figures/overlap_heatmap.png"),
         **pdf_out(overlap_heatmap_pdf="results/patients/{patient}/figures/overlap_heatmap.pdf"),
-        expansion_scatter=out("results/patients/{patient}/figures/expansion_scatter.png"),
         **pdf_out(expansion_scatter_pdf="results/patients/{patient}/figures/expansion_scatter.pdf"),
-        clone_tracking=out("results/patients/{patient}/figures/clone_tracking.png"),
         **pdf_out(clone_tracking_pdf="results/patients/{patient}/figures/clone_tracking.pdf"),
-        diversity=out("results/patients/{patient}/figures/diversity.png"),
         **pdf_out(diversity_pdf="results/patients/{patient}/figures/diversity.pdf"),
-        noise_model=out("results/patients/{patient}/figures/noise_model.png"),
         **pdf_out(noise_model_pdf="results/patients/{patient}/figures/noise_model.pdf"),
+        overlap_heatmap=out("results/patients/{patient}/figures/overlap_heatmap.png"),
+        expansion_scatter=out("results/patients/{patient}/figures/expansion_scatter.png"),
+        clone_tracking=out("results/patients/{patient}/figures/clone_tracking.png"),
+        diversity=out("results/patients/{patient}/figures/diversity.png"),
+        noise_model=out("results/patients/{patient}/figures/noise_model.png"),
     log:
         "logs/figures/{patient}.log",
     benchmark:
         "logs/benchmarks/figures/{patient}.tsv"
-    params:
-        diversity=patient_sample_files("results/diversity/{patient}/{sample}.parquet"),
-        settings=call_settings(),
     group:
         "report"
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=figures_mem_mb,
         runtime=20,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        diversity=patient_sample_files("results/diversity/{patient}/{sample}.parquet"),
+        settings=call_settings(),
     script:
         "../../scripts/figures.py"
 
@@ -51,24 +51,24 @@ rule figures_cohort:
         association="results/cohort/association.tsv",  # p-values on flagged_by_group
         sheet=config["samples"],
     output:
-        diversity_trajectories=out("results/cohort/figures/diversity_trajectories.png"),
         **pdf_out(diversity_trajectories_pdf="results/cohort/figures/diversity_trajectories.pdf"),
-        flagged_by_group=out("results/cohort/figures/flagged_by_group.png"),
         **pdf_out(flagged_by_group_pdf="results/cohort/figures/flagged_by_group.pdf"),
-        overlap_summary=out("results/cohort/figures/overlap_summary.png"),
         **pdf_out(overlap_summary_pdf="results/cohort/figures/overlap_summary.pdf"),
+        diversity_trajectories=out("results/cohort/figures/diversity_trajectories.png"),
+        flagged_by_group=out("results/cohort/figures/flagged_by_group.png"),
+        overlap_summary=out("results/cohort/figures/overlap_summary.png"),
     log:
         "logs/figures/cohort.log",
     benchmark:
         "logs/benchmarks/cohort/figures.tsv"
-    params:
-        group_by=group_by_column(),
-        baseline_day=config["expansion"]["baseline_day"],
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        group_by=group_by_column(),
+        baseline_day=config["expansion"]["baseline_day"],
     script:
         "../../scripts/figures_cohort.py"

@@ -8,29 +8,29 @@ rule gene_usage:
         clones="results/patients/{patient}/clones.parquet",
         sheet=config["samples"],
     output:
+        **pdf_out(heatmap_pdf="results/patients/{patient}/figures/gene_usage.pdf"),
+        **pdf_out(spectratype_pdf="results/patients/{patient}/figures/spectratype.pdf"),
         usage=out("results/patients/{patient}/gene_usage.tsv"),
         spectratype=out("results/patients/{patient}/spectratype.tsv"),
         divergence=out("results/patients/{patient}/usage_divergence.tsv"),
         comparisons=out("results/patients/{patient}/usage_comparisons.tsv"),
         qc=out("results/patients/{patient}/gene_usage_qc.tsv"),
         heatmap=out("results/patients/{patient}/figures/gene_usage.png"),
-        **pdf_out(heatmap_pdf="results/patients/{patient}/figures/gene_usage.pdf"),
         spectratype_figure=out("results/patients/{patient}/figures/spectratype.png"),
-        **pdf_out(spectratype_pdf="results/patients/{patient}/figures/spectratype.pdf"),
     log:
         "logs/gene_usage/{patient}.log",
     benchmark:
         "logs/benchmarks/gene_usage/{patient}.tsv"
-    params:
-        clonotypes=patient_sample_files("results/clonotypes/{patient}/{sample}.parquet"),
-        ambiguous=config["gene_usage"]["ambiguous"],
-        baseline_day=config["expansion"]["baseline_day"],
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=figures_mem_mb,
         runtime=20,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        clonotypes=patient_sample_files("results/clonotypes/{patient}/{sample}.parquet"),
+        ambiguous=config["gene_usage"]["ambiguous"],
+        baseline_day=config["expansion"]["baseline_day"],
     script:
         "../../scripts/gene_usage.py"
 
@@ -41,21 +41,21 @@ rule gene_usage_cohort:
         qc=per_patient("results/patients/{patient}/gene_usage_qc.tsv"),
         sheet=config["samples"],
     output:
+        **pdf_out(heatmap_pdf="results/cohort/figures/v_usage.pdf"),
         usage=out("results/cohort/v_usage.tsv"),
         qc=out("results/cohort/gene_usage_qc.tsv"),
         heatmap=out("results/cohort/figures/v_usage.png"),
-        **pdf_out(heatmap_pdf="results/cohort/figures/v_usage.pdf"),
     log:
         "logs/cohort/gene_usage.log",
     benchmark:
         "logs/benchmarks/cohort/gene_usage.tsv"
-    params:
-        top_n=config["gene_usage"]["top_n"],
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=cohort_mem_mb,
         runtime=10,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        top_n=config["gene_usage"]["top_n"],
     script:
         "../../scripts/gene_usage_cohort.py"

@@ -12,6 +12,14 @@ rule ingest:
         "logs/ingest/{patient}.log",
     benchmark:
         "logs/benchmarks/ingest/{patient}.tsv"
+    group:
+        "ingest"
+    conda:
+        "../../envs/tcrtrack.yaml"
+    threads: 1
+    resources:
+        mem_mb=ingest_mem_mb,
+        runtime=ingest_runtime,
     params:
         samples=patient_samples,
         formats=patient_formats,
@@ -20,14 +28,6 @@ rule ingest:
         min_junction_aa_length=config["ingest"]["min_junction_aa_length"],
         species=config["ingest"]["species"],
         definition=config["clonotype"]["definition"],
-    group:
-        "ingest"
-    threads: 1
-    resources:
-        mem_mb=ingest_mem_mb,
-        runtime=ingest_runtime,
-    conda:
-        "../../envs/tcrtrack.yaml"
     script:
         "../../scripts/ingest.py"
 
@@ -42,12 +42,11 @@ rule ingest_cohort:
         "logs/cohort/qc.log",
     benchmark:
         "logs/benchmarks/cohort/qc.tsv"
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/tcrtrack.yaml"
     script:
         "../../scripts/ingest_cohort.py"
-

@@ -12,16 +12,16 @@ rule overlap:
         "logs/overlap/{patient}.log",
     benchmark:
         "logs/benchmarks/overlap/{patient}.tsv"
-    params:
-        clonotypes=patient_sample_files("results/clonotypes/{patient}/{sample}.parquet"),
     group:
         "report"
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=overlap_mem_mb,
         runtime=10,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        clonotypes=patient_sample_files("results/clonotypes/{patient}/{sample}.parquet"),
     script:
         "../../scripts/overlap.py"
 
@@ -37,13 +37,13 @@ rule overlap_cohort:
         "logs/cohort/overlap.log",
     benchmark:
         "logs/benchmarks/cohort/overlap.tsv"
-    params:
-        min_patients=2,
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=public_mem_mb,
         runtime=20,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        min_patients=2,
     script:
         "../../scripts/overlap_cohort.py"

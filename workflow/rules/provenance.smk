@@ -13,13 +13,13 @@ rule provenance:
         "logs/cohort/provenance.log",
     benchmark:
         "logs/benchmarks/cohort/provenance.tsv"
-    params:
-        databases=ANNOTATION_DATABASES,
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=10,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        databases=ANNOTATION_DATABASES,
     script:
         "../../scripts/provenance.py"

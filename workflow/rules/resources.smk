@@ -93,6 +93,7 @@ specificity_mem_mb = _scaled(1000, 8.0)
 specificity_cohort_mem_mb = _scaled(1000, 4.0)
 specificity_runtime = _minutes(10, 60)
 
+
 # Steps that take seconds and read only small tables run in the Snakemake process itself on a cluster
 # (a profile cannot declare local rules; locally this changes nothing).
 localrules:

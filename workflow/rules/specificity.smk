@@ -18,16 +18,16 @@ rule specificity:
         "logs/specificity/{patient}.log",
     benchmark:
         "logs/benchmarks/specificity/{patient}.tsv"
-    params:
-        clonotypes=patient_sample_files("results/clonotypes/{patient}/{sample}.parquet"),
-        databases=ANNOTATION_DATABASES,
-        settings=annotation_settings(),
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=specificity_mem_mb,
         runtime=specificity_runtime,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        clonotypes=patient_sample_files("results/clonotypes/{patient}/{sample}.parquet"),
+        databases=ANNOTATION_DATABASES,
+        settings=annotation_settings(),
     script:
         "../../scripts/specificity.py"
 
@@ -39,25 +39,25 @@ rule specificity_cohort:
         clonotypes=expand("results/clonotypes/{patient}", patient=PATIENTS),
         sheet=config["samples"],
     output:
+        **pdf_out(figure_pdf="results/cohort/figures/specificity_groups.pdf"),
         groups=out("results/cohort/specificity_groups.tsv"),
         flagged=out("results/cohort/flagged_clones_annotated.tsv"),
         summary=out("results/cohort/annotation_summary.tsv"),
         contamination=out("results/cohort/contamination_qc.tsv"),
         figure=out("results/cohort/figures/specificity_groups.png"),
-        **pdf_out(figure_pdf="results/cohort/figures/specificity_groups.pdf"),
     log:
         "logs/cohort/specificity.log",
     benchmark:
         "logs/benchmarks/cohort/specificity.tsv"
-    params:
-        clonotypes=per_sample("results/clonotypes/{patient}/{sample}.parquet"),
-        databases=ANNOTATION_DATABASES,
-        settings=annotation_settings(),
+    conda:
+        "../../envs/tcrtrack.yaml"
     threads: 1
     resources:
         mem_mb=specificity_cohort_mem_mb,
         runtime=specificity_runtime,
-    conda:
-        "../../envs/tcrtrack.yaml"
+    params:
+        clonotypes=per_sample("results/clonotypes/{patient}/{sample}.parquet"),
+        databases=ANNOTATION_DATABASES,
+        settings=annotation_settings(),
     script:
         "../../scripts/specificity_cohort.py"

@@ -41,9 +41,15 @@ from tcrtrack.truncation import SOURCE_FREQUENCY
 if TYPE_CHECKING:
     from tcrtrack.ingest import IngestResult
 
-__all__ = ["FORMATS", "ConvertedRepertoire", "convert", "detect_format", "ingest_converted", "to_airr",
-           "write_airr_tsv"]
-
+__all__ = [
+    "FORMATS",
+    "ConvertedRepertoire",
+    "convert",
+    "detect_format",
+    "ingest_converted",
+    "to_airr",
+    "write_airr_tsv",
+]
 
 
 _CONVERTERS: dict[str, Callable[..., ConvertedRepertoire]] = {
@@ -52,8 +58,10 @@ _CONVERTERS: dict[str, Callable[..., ConvertedRepertoire]] = {
     "mixcr": convert_mixcr,
     "10x_contigs": convert_10x_contigs,
     "vdjtools": convert_vdjtools,
-    **{name: functools.partial(convert_table, fmt=name) for name in ("mitcr", "migec", "migmap", "igblast",
-                                                                      "trust4", "rtcr")},
+    **{
+        name: functools.partial(convert_table, fmt=name)
+        for name in ("mitcr", "migec", "migmap", "igblast", "trust4", "rtcr")
+    },
     "imgt": convert_imgt,
     "imseq": convert_imseq,
 }
@@ -94,8 +102,11 @@ def detect_format(path: Path | str) -> str:
         return "immunoseq_v2"
     if tabbed and ("rearrangement" in columns or ("amino_acid" in columns and columns & {"templates", "reads"})):
         return "immunoseq_v3"
-    if tabbed and columns & {"aaSeqCDR3", "nSeqCDR3"} and columns & {"cloneId", "cloneCount", "readCount",
-                                                                     "uniqueMoleculeCount"}:
+    if (
+        tabbed
+        and columns & {"aaSeqCDR3", "nSeqCDR3"}
+        and columns & {"cloneId", "cloneCount", "readCount", "uniqueMoleculeCount"}
+    ):
         return "mixcr"
     if tabbed and {"count", "frequency", "CDR3nt", "CDR3aa", "V", "J"} <= columns:
         return "trust4"
@@ -103,8 +114,9 @@ def detect_format(path: Path | str) -> str:
         return "migmap"
     if tabbed and {"events_count", "cdr3nt", "vSegment"} <= columns:
         return "igblast"
-    if tabbed and ({"count", "cdr3nt", "cdr3aa", "v", "j"} <= columns
-                   or {"Seq. Count", "N Sequence", "AA Sequence"} <= columns):
+    if tabbed and (
+        {"count", "cdr3nt", "cdr3aa", "v", "j"} <= columns or {"Seq. Count", "N Sequence", "AA Sequence"} <= columns
+    ):
         return "vdjtools"
     if tabbed and {"Count", "CDR3 nucleotide sequence", "V segments"} <= columns:
         return "migec"
@@ -121,11 +133,17 @@ def detect_format(path: Path | str) -> str:
             return "mitcr"
     if "\ufffd" in line or any(unicodedata.category(c) == "Cc" and c != "\t" for c in line):
         kind = " (a ZIP archive: an Excel .xlsx workbook?)" if line.startswith("PK\x03\x04") else ""
-        raise InputFileError(path, f"is not a text table: its first line holds binary data{kind}",
-                             "export the repertoire as tab-separated text (plain, or gzipped as .gz)")
+        raise InputFileError(
+            path,
+            f"is not a text table: its first line holds binary data{kind}",
+            "export the repertoire as tab-separated text (plain, or gzipped as .gz)",
+        )
     shown = ", ".join(header_columns(line)[:6])
-    raise InputFileError(path, f"unknown repertoire format (header starts: {shown})",
-                         f"give one of the known formats ({_known_formats()}), or name the format explicitly")
+    raise InputFileError(
+        path,
+        f"unknown repertoire format (header starts: {shown})",
+        f"give one of the known formats ({_known_formats()}), or name the format explicitly",
+    )
 
 
 def _has_second_line(path: Path) -> bool:
@@ -140,14 +158,23 @@ def _read_airr(path: Path) -> ConvertedRepertoire:
     from tcrtrack.airr_reader import COUNT_FIELDS, read_airr_tsv
 
     frame = read_airr_tsv(path, extra=("sequence_id", "d_call", SOURCE_FREQUENCY))
-    source = next((name for name in COUNT_FIELDS if name in frame.columns and frame[name].is_not_null().any()),
-                  "rows (no count column: 1 per row)")
-    return ConvertedRepertoire(frame=frame, count_source=source, gene_mapping="as given (AIRR input is IMGT)",
-                               unmapped_genes=0, notes=(), fmt="airr")
+    source = next(
+        (name for name in COUNT_FIELDS if name in frame.columns and frame[name].is_not_null().any()),
+        "rows (no count column: 1 per row)",
+    )
+    return ConvertedRepertoire(
+        frame=frame,
+        count_source=source,
+        gene_mapping="as given (AIRR input is IMGT)",
+        unmapped_genes=0,
+        notes=(),
+        fmt="airr",
+    )
 
 
-def to_airr(path: Path | str, *, fmt: str = "auto", locus: str = "TRB",
-            species: str = "homosapiens") -> ConvertedRepertoire:
+def to_airr(
+    path: Path | str, *, fmt: str = "auto", locus: str = "TRB", species: str = "homosapiens"
+) -> ConvertedRepertoire:
     """Convert one repertoire export to AIRR Rearrangement columns.
 
     Parameters
@@ -200,17 +227,25 @@ def write_airr_tsv(frame: pl.DataFrame, out: Path | str) -> Path:
     return out
 
 
-def convert(path: Path | str, out: Path | str, *, fmt: str = "auto", locus: str = "TRB",
-            species: str = "homosapiens") -> ConvertedRepertoire:
+def convert(
+    path: Path | str, out: Path | str, *, fmt: str = "auto", locus: str = "TRB", species: str = "homosapiens"
+) -> ConvertedRepertoire:
     """:func:`to_airr` then :func:`write_airr_tsv` (``tcrtrack convert --from FORMAT IN OUT.tsv``)."""
     result = to_airr(path, fmt=fmt, locus=locus, species=species)
     write_airr_tsv(result.frame, out)
     return result
 
 
-def ingest_converted(path: Path | str, *, fmt: str = "auto", locus: str = "TRB", productive_only: bool = True,
-                     min_junction_aa_length: int = 5, definition: str = "aa_vj",
-                     species: str = "homosapiens") -> IngestResult:
+def ingest_converted(
+    path: Path | str,
+    *,
+    fmt: str = "auto",
+    locus: str = "TRB",
+    productive_only: bool = True,
+    min_junction_aa_length: int = 5,
+    definition: str = "aa_vj",
+    species: str = "homosapiens",
+) -> IngestResult:
     """Read any known format and ingest it: the reader behind every sample-sheet ``format``.
 
     AIRR files go straight to :func:`tcrtrack.ingest.ingest_airr`; other exports are converted
@@ -221,22 +256,39 @@ def ingest_converted(path: Path | str, *, fmt: str = "auto", locus: str = "TRB",
     from tcrtrack.ingest import ingest_airr, ingest_frame
 
     path = Path(path)
-    options = dict(locus=locus, productive_only=productive_only, min_junction_aa_length=min_junction_aa_length,
-                   definition=definition)
+    options = dict(
+        locus=locus,
+        productive_only=productive_only,
+        min_junction_aa_length=min_junction_aa_length,
+        definition=definition,
+    )
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt == "airr":
         ingested = ingest_airr(path, **options)
-        converted = ConvertedRepertoire(frame=pl.DataFrame(), count_source="", unmapped_genes=0, notes=(),
-                                        gene_mapping="as given (AIRR input is IMGT)", fmt="airr")
+        converted = ConvertedRepertoire(
+            frame=pl.DataFrame(),
+            count_source="",
+            unmapped_genes=0,
+            notes=(),
+            gene_mapping="as given (AIRR input is IMGT)",
+            fmt="airr",
+        )
     else:
         converted = to_airr(path, fmt=fmt, locus=locus, species=species)
         label = converted.count_source + ("; QC counts are UMIs" if fmt == "10x_contigs" else "")
-        ingested = ingest_frame(converted.frame, path=path, count_source=label,
-                                locate=lambda index: f"record {index + 1} (converted from {fmt})",
-                                frequency_evidence=converted.frequency, **options)
+        ingested = ingest_frame(
+            converted.frame,
+            path=path,
+            count_source=label,
+            locate=lambda index: f"record {index + 1} (converted from {fmt})",
+            frequency_evidence=converted.frequency,
+            **options,
+        )
     qc = ingested.qc.with_columns(
-        format=pl.lit(converted.fmt), gene_mapping=pl.lit(converted.gene_mapping),
+        format=pl.lit(converted.fmt),
+        gene_mapping=pl.lit(converted.gene_mapping),
         unmapped_gene_rows=pl.lit(converted.unmapped_genes, dtype=pl.Int64),
-        conversion_notes=pl.lit("; ".join(converted.notes) or None, dtype=pl.Utf8))
+        conversion_notes=pl.lit("; ".join(converted.notes) or None, dtype=pl.Utf8),
+    )
     return type(ingested)(clonotypes=ingested.clonotypes, qc=qc, truncation=ingested.truncation)

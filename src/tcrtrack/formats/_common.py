@@ -15,8 +15,17 @@ from tcrtrack.formats._genes import standardise_calls
 from tcrtrack.genes import LOCI
 from tcrtrack.truncation import SOURCE_FREQUENCY, FrequencyEvidence, assess
 
-BASE_COLUMNS: tuple[str, ...] = ("sequence_id", "locus", "productive", "v_call", "d_call", "j_call",
-                                 "junction", "junction_aa", "duplicate_count")
+BASE_COLUMNS: tuple[str, ...] = (
+    "sequence_id",
+    "locus",
+    "productive",
+    "v_call",
+    "d_call",
+    "j_call",
+    "junction",
+    "junction_aa",
+    "duplicate_count",
+)
 """Columns of every converted frame, in this order (AIRR Rearrangement names, all strings)."""
 
 
@@ -83,32 +92,55 @@ def header_columns(line: str) -> list[str]:
     return [name.strip().strip('"') for name in line.split(separator)]
 
 
-def read_table(path: Path, *, separator: str, wanted: Sequence[str], null_values: Sequence[str],
-               quote_char: str | None = None, rename: dict[str, str] | None = None,
-               skip_rows: int = 0) -> pl.DataFrame:
+def read_table(
+    path: Path,
+    *,
+    separator: str,
+    wanted: Sequence[str],
+    null_values: Sequence[str],
+    quote_char: str | None = None,
+    rename: dict[str, str] | None = None,
+    skip_rows: int = 0,
+) -> pl.DataFrame:
     """Read the ``wanted`` columns present in ``path`` as strings (vendor null tokens -> null), the header
     being line ``skip_rows + 1``."""
     header = header_columns(first_line(path, skip_rows))
     present = [name for name in header if (rename or {}).get(name, name) in wanted]
     rename = {old: new for old, new in (rename or {}).items() if old in present}
     try:
-        frame = pl.read_csv(path, separator=separator, columns=present, infer_schema=False,
-                            quote_char=quote_char, null_values=list(null_values), truncate_ragged_lines=False,
-                            skip_rows=skip_rows)
+        frame = pl.read_csv(
+            path,
+            separator=separator,
+            columns=present,
+            infer_schema=False,
+            quote_char=quote_char,
+            null_values=list(null_values),
+            truncate_ragged_lines=False,
+            skip_rows=skip_rows,
+        )
     except (pl.exceptions.PolarsError, OSError, EOFError) as error:
-        raise InputFileError(path, f"cannot be parsed ({str(error).splitlines()[0]})",
-                             "check for truncated content and rows with a wrong number of fields") from None
+        raise InputFileError(
+            path,
+            f"cannot be parsed ({str(error).splitlines()[0]})",
+            "check for truncated content and rows with a wrong number of fields",
+        ) from None
     frame = frame.rename(rename)
     return frame.with_columns(pl.col(pl.Utf8).str.strip_chars().replace("", None))
 
 
 def require(path: Path, frame: pl.DataFrame, fmt: str, *groups: Sequence[str]) -> None:
     """Each group names alternatives, one of which must be a column; else a clear error."""
-    missing = [" or ".join(f"'{name}'" for name in group) for group in groups
-               if not any(name in frame.columns for name in group)]
+    missing = [
+        " or ".join(f"'{name}'" for name in group)
+        for group in groups
+        if not any(name in frame.columns for name in group)
+    ]
     if missing:
-        raise InputFileError(path, f"{fmt} export lacks column(s) {', '.join(missing)}",
-                             f"export the file again with these columns, or check that it is really {fmt}")
+        raise InputFileError(
+            path,
+            f"{fmt} export lacks column(s) {', '.join(missing)}",
+            f"export the file again with these columns, or check that it is really {fmt}",
+        )
 
 
 def parse_counts(path: Path, frame: pl.DataFrame, column: str) -> tuple[pl.Series, int]:
@@ -124,8 +156,11 @@ def parse_counts(path: Path, frame: pl.DataFrame, column: str) -> tuple[pl.Serie
         flagged = bad.arg_true()
         row = int(flagged[0])
         more = more_rows([f"row {int(i) + 2}" for i in flagged[1:6]], len(flagged) - 1)
-        raise InputFileError(path, f"row {row + 2}, column '{column}': '{raw[row]}' is not a count >= 0{more}",
-                             f"{column} must hold non-negative numbers")
+        raise InputFileError(
+            path,
+            f"row {row + 2}, column '{column}': '{raw[row]}' is not a count >= 0{more}",
+            f"{column} must hold non-negative numbers",
+        )
     fractional = int((number != number.floor()).sum())
     whole = (number + 0.5).floor()
     whole = pl.select(pl.when((number > 0) & (whole < 1)).then(1.0).otherwise(whole)).to_series()
@@ -148,17 +183,25 @@ def any_positive(counts: pl.Series) -> bool:
 def productive_from_status(column: str) -> pl.Expr:
     """Adaptive ``In`` -> ``T``; ``Out``/``Stop`` -> ``F``; anything else -> null."""
     status = pl.col(column).str.to_lowercase()
-    return (pl.when(status == "in").then(pl.lit("T"))
-            .when(status.is_in(["out", "stop"])).then(pl.lit("F"))
-            .otherwise(pl.lit(None, dtype=pl.Utf8)))
+    return (
+        pl.when(status == "in")
+        .then(pl.lit("T"))
+        .when(status.is_in(["out", "stop"]))
+        .then(pl.lit("F"))
+        .otherwise(pl.lit(None, dtype=pl.Utf8))
+    )
 
 
 def productive_from_junction_aa(column: str = "junction_aa") -> pl.Expr:
     """From the CDR3 alone: a stop (``*``) or frameshift mark (``_ ~ ?``) -> ``F``; else ``T``; none -> null."""
     aa = pl.col(column)
-    return (pl.when(aa.is_null()).then(pl.lit(None, dtype=pl.Utf8))
-            .when(aa.str.contains(r"[*_~?]")).then(pl.lit("F"))
-            .otherwise(pl.lit("T")))
+    return (
+        pl.when(aa.is_null())
+        .then(pl.lit(None, dtype=pl.Utf8))
+        .when(aa.str.contains(r"[*_~?]"))
+        .then(pl.lit("F"))
+        .otherwise(pl.lit("T"))
+    )
 
 
 def truthy(column: str) -> pl.Expr:
@@ -170,6 +213,7 @@ def _locus_from_calls() -> pl.Expr:
     def prefix(column: str) -> pl.Expr:
         head = pl.col(column).str.slice(0, 3)
         return pl.when(head.is_in(LOCI)).then(head)
+
     return pl.coalesce(prefix("v_call"), prefix("j_call"))
 
 
@@ -191,9 +235,19 @@ def _evidence(frame: pl.DataFrame, source: pl.DataFrame | None, column: str | No
     return FrequencyEvidence(counts=frame[count].cast(pl.Int64, strict=False), frequencies=values, source=column)
 
 
-def finish(frame: pl.DataFrame, *, fmt: str, locus: str, species: str, count_source: str,
-           notes: list[str], extra_columns: Sequence[str] = (), single_locus_file: bool = True,
-           frequency: str | None = None, source: pl.DataFrame | None = None) -> ConvertedRepertoire:
+def finish(
+    frame: pl.DataFrame,
+    *,
+    fmt: str,
+    locus: str,
+    species: str,
+    count_source: str,
+    notes: list[str],
+    extra_columns: Sequence[str] = (),
+    single_locus_file: bool = True,
+    frequency: str | None = None,
+    source: pl.DataFrame | None = None,
+) -> ConvertedRepertoire:
     """Standardise gene names, fill ``locus`` and ``sequence_id``, and cast to the AIRR string frame.
 
     ``locus`` comes from the vendor's own per-row locus/chain where the converter set one, else from
@@ -215,8 +269,10 @@ def finish(frame: pl.DataFrame, *, fmt: str, locus: str, species: str, count_sou
         frame = frame.with_columns(pl.col("locus").fill_null(fill))
         notes.append(f"{missing} rows had no locus and no recognisable V/J call: given the file's locus {fill}")
     if family_rows:
-        notes.append(f"{family_rows} rows name a V/D/J only to family level (Adaptive 'TCRBV03'); written as "
-                     "the IMGT subgroup (TRBV3), which no gene-level call equals")
+        notes.append(
+            f"{family_rows} rows name a V/D/J only to family level (Adaptive 'TCRBV03'); written as "
+            "the IMGT subgroup (TRBV3), which no gene-level call equals"
+        )
     if unmapped:
         notes.append(f"{unmapped} rows have a V or J name tidytcells could not standardise (kept as given)")
     row_number = pl.int_range(1, pl.len() + 1).cast(pl.Utf8)
@@ -228,5 +284,12 @@ def finish(frame: pl.DataFrame, *, fmt: str, locus: str, species: str, count_sou
         frame = frame.with_columns(source[frequency].str.strip_suffix("%").alias(SOURCE_FREQUENCY))
         columns.append(SOURCE_FREQUENCY)
     out = frame.select(pl.col(name).cast(pl.Utf8) for name in columns)
-    return ConvertedRepertoire(frame=out, count_source=count_source, gene_mapping="tidytcells (IMGT)",
-                               unmapped_genes=unmapped, notes=tuple(notes), fmt=fmt, frequency=evidence)
+    return ConvertedRepertoire(
+        frame=out,
+        count_source=count_source,
+        gene_mapping="tidytcells (IMGT)",
+        unmapped_genes=unmapped,
+        notes=tuple(notes),
+        fmt=fmt,
+        frequency=evidence,
+    )

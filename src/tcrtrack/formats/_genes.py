@@ -68,7 +68,8 @@ def standardise_calls(frame: pl.DataFrame, *, species: str) -> tuple[pl.DataFram
         unmapped = {value: result[1] for value, result in results.items()}
         family = {value: result[2] for value, result in results.items()}
         frame = frame.with_columns(
-            pl.col(column).replace_strict(unmapped, default=False, return_dtype=pl.Boolean)
+            pl.col(column)
+            .replace_strict(unmapped, default=False, return_dtype=pl.Boolean)
             .alias(f"_{column}_unmapped"),
             pl.col(column).replace_strict(family, default=False, return_dtype=pl.Boolean).alias(f"_{column}_family"),
             pl.col(column).replace_strict(mapping, default=None, return_dtype=pl.Utf8),

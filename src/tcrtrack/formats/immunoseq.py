@@ -30,22 +30,52 @@ from tcrtrack.formats._common import (
 
 NULL_VALUES = ("", "null", "NULL", "NA", "N/A", "no data", "unresolved")
 
-_V2 = {"read": "nucleotide", "aa": "aminoAcid", "v_index": "vIndex", "status": "sequenceStatus",
-       "gene": "{}GeneName", "allele": "{}GeneAllele", "ties": "{}GeneNameTies",
-       "resolved": "{}MaxResolved", "family": "{}FamilyName"}
-_V3 = {"read": "rearrangement", "aa": "amino_acid", "v_index": "v_index", "status": "frame_type",
-       "gene": "{}_gene", "allele": "{}_allele", "ties": "{}_gene_ties",
-       "resolved": "{}_resolved", "family": "{}_family"}
+_V2 = {
+    "read": "nucleotide",
+    "aa": "aminoAcid",
+    "v_index": "vIndex",
+    "status": "sequenceStatus",
+    "gene": "{}GeneName",
+    "allele": "{}GeneAllele",
+    "ties": "{}GeneNameTies",
+    "resolved": "{}MaxResolved",
+    "family": "{}FamilyName",
+}
+_V3 = {
+    "read": "rearrangement",
+    "aa": "amino_acid",
+    "v_index": "v_index",
+    "status": "frame_type",
+    "gene": "{}_gene",
+    "allele": "{}_allele",
+    "ties": "{}_gene_ties",
+    "resolved": "{}_resolved",
+    "family": "{}_family",
+}
 _V2_COUNTS = ("count (templates)", "estimatedNumberGenomes", "count (reads)", "count (templates/reads)", "count")
 _V3_COUNTS = ("templates", "reads")
 _FREQUENCIES = {2: "frequencyCount (%)", 3: "frequency"}  # share of the whole sample (also non-productive rows)
-_LOCUS = {"TCRB": "TRB", "TCRA": "TRA", "TCRG": "TRG", "TCRD": "TRD", "IGH": "IGH", "IGK": "IGK", "IGL": "IGL",
-          "TRB": "TRB", "TRA": "TRA", "TRG": "TRG", "TRD": "TRD"}
+_LOCUS = {
+    "TCRB": "TRB",
+    "TCRA": "TRA",
+    "TCRG": "TRG",
+    "TCRD": "TRD",
+    "IGH": "IGH",
+    "IGK": "IGK",
+    "IGL": "IGL",
+    "TRB": "TRB",
+    "TRA": "TRA",
+    "TRG": "TRG",
+    "TRD": "TRD",
+}
 
 
 def _wanted(names: dict[str, str], version: int) -> list[str]:
-    genes = [names[key].format(segment) for key in ("gene", "allele", "ties", "resolved", "family")
-             for segment in ("v", "d", "j")]
+    genes = [
+        names[key].format(segment)
+        for key in ("gene", "allele", "ties", "resolved", "family")
+        for segment in ("v", "d", "j")
+    ]
     extra = list(_V2_COUNTS) if version == 2 else [*_V3_COUNTS, "productive_frequency", "locus"]
     extra.append(_FREQUENCIES[version])
     return [names["read"], names["aa"], names["v_index"], names["status"], *genes, *extra]
@@ -53,13 +83,17 @@ def _wanted(names: dict[str, str], version: int) -> list[str]:
 
 def _gene_call(frame: pl.DataFrame, names: dict[str, str], segment: str) -> pl.Expr:
     """Best resolution available: gene (+ allele) > tied genes > max-resolved name > family."""
+
     def column(key: str) -> pl.Expr:
         name = names[key].format(segment)
         return pl.col(name) if name in frame.columns else pl.lit(None, dtype=pl.Utf8)
 
     gene, allele = column("gene"), column("allele")
-    with_allele = (pl.when(allele.is_null() | gene.str.contains("*", literal=True)).then(gene)
-                   .otherwise(pl.concat_str([gene, pl.lit("*"), allele.str.zfill(2)])))
+    with_allele = (
+        pl.when(allele.is_null() | gene.str.contains("*", literal=True))
+        .then(gene)
+        .otherwise(pl.concat_str([gene, pl.lit("*"), allele.str.zfill(2)]))
+    )
     return pl.coalesce(with_allele, column("ties"), column("resolved"), column("family"))
 
 
@@ -75,10 +109,16 @@ def _junction(frame: pl.DataFrame, names: dict[str, str]) -> pl.Expr:
 
 def _no_counts(path: Path, columns: list[str]) -> InputFileError:
     if not columns:
-        return InputFileError(path, "the immunoSEQ export has no count column",
-                              "export with templates/reads ('count (templates/reads)', 'templates', 'reads')")
-    return InputFileError(path, f"{', '.join(columns)} are 0 or empty on every row",
-                          "export the sample again with its template or read counts")
+        return InputFileError(
+            path,
+            "the immunoSEQ export has no count column",
+            "export with templates/reads ('count (templates/reads)', 'templates', 'reads')",
+        )
+    return InputFileError(
+        path,
+        f"{', '.join(columns)} are 0 or empty on every row",
+        "export the sample again with its template or read counts",
+    )
 
 
 def _counts_v2(path: Path, raw: pl.DataFrame, notes: list[str]) -> tuple[pl.Series, str]:
@@ -87,17 +127,22 @@ def _counts_v2(path: Path, raw: pl.DataFrame, notes: list[str]) -> tuple[pl.Seri
         counts, _ = parse_counts(path, raw, name)
         if any_positive(counts):
             return counts, "templates" if name == "count (templates)" else f"templates ({name})"
-    labels = {"count (reads)": "reads (templates absent)",
-              "count (templates/reads)": "reads (templates absent)" if templates else
-              "count (templates/reads): templates or reads, the export does not say which",
-              "count": "count (immunoSEQ v1: templates or reads)"}
+    labels = {
+        "count (reads)": "reads (templates absent)",
+        "count (templates/reads)": "reads (templates absent)"
+        if templates
+        else "count (templates/reads): templates or reads, the export does not say which",
+        "count": "count (immunoSEQ v1: templates or reads)",
+    }
     for name, label in labels.items():
         if name in raw.columns:
             counts, _ = parse_counts(path, raw, name)
             if any_positive(counts):
                 if templates:
-                    notes.append(f"{' and '.join(templates)} 0 or empty on every row: templates absent, "
-                                 f"counts are reads ('{name}')")
+                    notes.append(
+                        f"{' and '.join(templates)} 0 or empty on every row: templates absent, "
+                        f"counts are reads ('{name}')"
+                    )
                 return counts, label
     raise _no_counts(path, [name for name in _V2_COUNTS if name in raw.columns])
 
@@ -128,13 +173,21 @@ def convert_immunoseq(path: Path, *, version: int, locus: str, species: str) -> 
     names = _V2 if version == 2 else _V3
     fmt = f"immunoseq_v{version}"
     raw = read_table(path, separator="\t", wanted=_wanted(names, version), null_values=NULL_VALUES)
-    require(path, raw, fmt, [names["aa"], names["read"]],
-            _V2_COUNTS if version == 2 else _V3_COUNTS, [names["gene"].format("v"), names["resolved"].format("v"),
-                                                         names["ties"].format("v")])
+    require(
+        path,
+        raw,
+        fmt,
+        [names["aa"], names["read"]],
+        _V2_COUNTS if version == 2 else _V3_COUNTS,
+        [names["gene"].format("v"), names["resolved"].format("v"), names["ties"].format("v")],
+    )
     notes: list[str] = []
     counts, source = (_counts_v2 if version == 2 else _counts_v3)(path, raw, notes)
-    locus_column = (pl.col("locus").str.to_uppercase().replace_strict(_LOCUS, default=None, return_dtype=pl.Utf8)
-                    if "locus" in raw.columns else pl.lit(None, dtype=pl.Utf8))
+    locus_column = (
+        pl.col("locus").str.to_uppercase().replace_strict(_LOCUS, default=None, return_dtype=pl.Utf8)
+        if "locus" in raw.columns
+        else pl.lit(None, dtype=pl.Utf8)
+    )
     aa = pl.col(names["aa"]) if names["aa"] in raw.columns else pl.lit(None, dtype=pl.Utf8)
     frame = raw.select(
         locus=locus_column,
@@ -146,5 +199,13 @@ def convert_immunoseq(path: Path, *, version: int, locus: str, species: str) -> 
         junction_aa=aa,
         duplicate_count=counts_to_text(counts, raw.height),
     )
-    return finish(frame, fmt=fmt, locus=locus, species=species, count_source=source, notes=notes,
-                  frequency=_FREQUENCIES[version], source=raw)
+    return finish(
+        frame,
+        fmt=fmt,
+        locus=locus,
+        species=species,
+        count_source=source,
+        notes=notes,
+        frequency=_FREQUENCIES[version],
+        source=raw,
+    )

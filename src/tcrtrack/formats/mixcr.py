@@ -36,10 +36,17 @@ from tcrtrack.formats._common import (
 NULL_VALUES = ("", "NA", "region_not_covered")
 
 OLD_HEADERS = {  # MiXCR 2.x human-readable export headers
-    "Clone ID": "cloneId", "Clone count": "cloneCount", "Clone fraction": "cloneFraction",
-    "All V hits": "allVHitsWithScore", "All D hits": "allDHitsWithScore", "All J hits": "allJHitsWithScore",
-    "Best V hit": "bestVHit", "Best D hit": "bestDHit", "Best J hit": "bestJHit",
-    "N. Seq. CDR3": "nSeqCDR3", "AA. Seq. CDR3": "aaSeqCDR3",
+    "Clone ID": "cloneId",
+    "Clone count": "cloneCount",
+    "Clone fraction": "cloneFraction",
+    "All V hits": "allVHitsWithScore",
+    "All D hits": "allDHitsWithScore",
+    "All J hits": "allJHitsWithScore",
+    "Best V hit": "bestVHit",
+    "Best D hit": "bestDHit",
+    "Best J hit": "bestJHit",
+    "N. Seq. CDR3": "nSeqCDR3",
+    "AA. Seq. CDR3": "aaSeqCDR3",
 }
 UMI_COUNTS = ("uniqueMoleculeCount", "uniqueTagCountMolecule", "uniqueTagCountUMI")
 UMI_FRACTIONS = ("uniqueMoleculeFraction", "uniqueTagFractionMolecule", "uniqueTagFractionUMI")
@@ -74,11 +81,25 @@ def _top_hits(frame: pl.DataFrame, segment: str) -> pl.Expr:
 
 def convert_mixcr(path: Path, *, locus: str, species: str) -> ConvertedRepertoire:
     """Convert a MiXCR clones table (TSV)."""
-    wanted = ["cloneId", *UMI_COUNTS, *READ_COUNTS, *UMI_FRACTIONS, *READ_FRACTIONS, "nSeqCDR3", "aaSeqCDR3",
-              *(pattern.format(segment) for pattern in _HIT_COLUMNS for segment in "VDJ")]
+    wanted = [
+        "cloneId",
+        *UMI_COUNTS,
+        *READ_COUNTS,
+        *UMI_FRACTIONS,
+        *READ_FRACTIONS,
+        "nSeqCDR3",
+        "aaSeqCDR3",
+        *(pattern.format(segment) for pattern in _HIT_COLUMNS for segment in "VDJ"),
+    ]
     raw = read_table(path, separator="\t", wanted=wanted, null_values=NULL_VALUES, rename=OLD_HEADERS)
-    require(path, raw, "mixcr", ["aaSeqCDR3", "nSeqCDR3"], [*UMI_COUNTS, *READ_COUNTS],
-            [pattern.format("V") for pattern in _HIT_COLUMNS])
+    require(
+        path,
+        raw,
+        "mixcr",
+        ["aaSeqCDR3", "nSeqCDR3"],
+        [*UMI_COUNTS, *READ_COUNTS],
+        [pattern.format("V") for pattern in _HIT_COLUMNS],
+    )
     notes: list[str] = []
     rounded = 0
     umi = reads = None
@@ -95,25 +116,49 @@ def convert_mixcr(path: Path, *, locus: str, species: str) -> ConvertedRepertoir
             read_source, rounded = name, rounded + (0 if umi is not None else fractional)
             break
     if umi is None and reads is None:
-        raise InputFileError(path, "the MiXCR table has no usable count column",
-                             "export clones with readCount/cloneCount (and uniqueMoleculeCount for UMI data)")
+        raise InputFileError(
+            path,
+            "the MiXCR table has no usable count column",
+            "export clones with readCount/cloneCount (and uniqueMoleculeCount for UMI data)",
+        )
     if rounded:
         notes.append(f"{rounded} fractional MiXCR counts (reads split between clones) rounded to whole numbers")
     junction_aa = pl.col("aaSeqCDR3") if "aaSeqCDR3" in raw.columns else pl.lit(None, dtype=pl.Utf8)
     junction = pl.col("nSeqCDR3").str.to_uppercase() if "nSeqCDR3" in raw.columns else pl.lit(None, dtype=pl.Utf8)
     frame = raw.select(
         sequence_id=pl.col("cloneId") if "cloneId" in raw.columns else pl.lit(None, dtype=pl.Utf8),
-        v_call=_top_hits(raw, "V"), d_call=_top_hits(raw, "D"), j_call=_top_hits(raw, "J"),
-        junction=junction, junction_aa=junction_aa,
+        v_call=_top_hits(raw, "V"),
+        d_call=_top_hits(raw, "D"),
+        j_call=_top_hits(raw, "J"),
+        junction=junction,
+        junction_aa=junction_aa,
     ).with_columns(productive=productive_from_junction_aa())
     if umi is not None:
         notes.append(f"UMI counts ({umi_source}) used; reads ({read_source}) kept as consensus_count")
-        frame = frame.with_columns(umi_count=counts_to_text(umi, raw.height),
-                                   consensus_count=counts_to_text(reads, raw.height))
+        frame = frame.with_columns(
+            umi_count=counts_to_text(umi, raw.height), consensus_count=counts_to_text(reads, raw.height)
+        )
         fraction = next((name for name in UMI_FRACTIONS if name in raw.columns), None)
-        return finish(frame, fmt="mixcr", locus=locus, species=species, count_source=f"{umi_source} (UMIs)",
-                      notes=notes, extra_columns=("umi_count", "consensus_count"), frequency=fraction, source=raw)
+        return finish(
+            frame,
+            fmt="mixcr",
+            locus=locus,
+            species=species,
+            count_source=f"{umi_source} (UMIs)",
+            notes=notes,
+            extra_columns=("umi_count", "consensus_count"),
+            frequency=fraction,
+            source=raw,
+        )
     frame = frame.with_columns(duplicate_count=counts_to_text(reads, raw.height))
     fraction = next((name for name in READ_FRACTIONS if name in raw.columns), None)
-    return finish(frame, fmt="mixcr", locus=locus, species=species, count_source=str(read_source), notes=notes,
-                  frequency=fraction, source=raw)
+    return finish(
+        frame,
+        fmt="mixcr",
+        locus=locus,
+        species=species,
+        count_source=str(read_source),
+        notes=notes,
+        frequency=fraction,
+        source=raw,
+    )

@@ -50,8 +50,11 @@ _NUCLEOTIDES = r"^[ACGTNacgtn]+$"
 
 def _imgt_gene(column: str) -> pl.Expr:
     """``Homsap TRBV6-5*01 F, or Homsap TRBV6-6*01 F`` -> ``TRBV6-5*01,TRBV6-6*01``."""
-    parts = pl.col(column).str.split(" or ").list.eval(
-        pl.element().str.strip_chars(" ,").str.extract(r"((?:TR|IG)[A-Z0-9/\-]+(?:\*\d+)?)", 1))
+    parts = (
+        pl.col(column)
+        .str.split(" or ")
+        .list.eval(pl.element().str.strip_chars(" ,").str.extract(r"((?:TR|IG)[A-Z0-9/\-]+(?:\*\d+)?)", 1))
+    )
     joined = parts.list.drop_nulls().list.unique(maintain_order=True).list.join(",")
     return pl.when(joined == "").then(pl.lit(None, dtype=pl.Utf8)).otherwise(joined)
 
@@ -66,8 +69,10 @@ def convert_imgt(path: Path, *, locus: str, species: str) -> ConvertedRepertoire
     aa = pl.col("AA JUNCTION") if "AA JUNCTION" in raw.columns else pl.lit(None, dtype=pl.Utf8)
     frame = raw.select(
         sequence_id=pl.col("Sequence ID") if "Sequence ID" in raw.columns else pl.lit(None, dtype=pl.Utf8),
-        **{target: _imgt_gene(name) if name in raw.columns else pl.lit(None, dtype=pl.Utf8)
-           for target, name in IMGT_GENES.items()},
+        **{
+            target: _imgt_gene(name) if name in raw.columns else pl.lit(None, dtype=pl.Utf8)
+            for target, name in IMGT_GENES.items()
+        },
         junction=pl.when(is_nt).then(junction.str.to_uppercase()),
         junction_aa=pl.coalesce(aa, pl.when(~is_nt).then(junction)).str.to_uppercase(),
         duplicate_count=pl.lit("1"),
@@ -77,14 +82,27 @@ def convert_imgt(path: Path, *, locus: str, species: str) -> ConvertedRepertoire
     judged = productive_from_junction_aa()
     if functionality is not None:
         status = raw[functionality].str.to_lowercase()
-        frame = frame.with_columns(status.alias("_status")).with_columns(
-            productive=pl.when(pl.col("_status").str.starts_with("productive")).then(pl.lit("T"))
-            .when(pl.col("_status").str.starts_with("unproductive")).then(pl.lit("F"))
-            .otherwise(judged)).drop("_status")
+        frame = (
+            frame.with_columns(status.alias("_status"))
+            .with_columns(
+                productive=pl.when(pl.col("_status").str.starts_with("productive"))
+                .then(pl.lit("T"))
+                .when(pl.col("_status").str.starts_with("unproductive"))
+                .then(pl.lit("F"))
+                .otherwise(judged)
+            )
+            .drop("_status")
+        )
     else:
         frame = frame.with_columns(productive=judged)
-    return finish(frame, fmt="imgt", locus=locus, species=species,
-                  count_source="rows (IMGT/HighV-QUEST: one sequence per row, 1 each)", notes=[])
+    return finish(
+        frame,
+        fmt="imgt",
+        locus=locus,
+        species=species,
+        count_source="rows (IMGT/HighV-QUEST: one sequence per row, 1 each)",
+        notes=[],
+    )
 
 
 def is_imseq(line: str) -> bool:
@@ -96,11 +114,21 @@ def convert_imseq(path: Path, *, locus: str, species: str) -> ConvertedRepertoir
     """Convert an IMSEQ clonotype file (headerless ``V:CDR3nt:J<TAB>count``)."""
     first_line(path)  # missing or empty file: the usual one-line error
     try:
-        lines = pl.read_csv(path, separator="\x1f", has_header=False, new_columns=["line"], quote_char=None,
-                            infer_schema=False, truncate_ragged_lines=False)["line"].str.strip_chars()
+        lines = pl.read_csv(
+            path,
+            separator="\x1f",
+            has_header=False,
+            new_columns=["line"],
+            quote_char=None,
+            infer_schema=False,
+            truncate_ragged_lines=False,
+        )["line"].str.strip_chars()
     except (pl.exceptions.PolarsError, OSError, EOFError) as error:
-        raise InputFileError(path, f"cannot be parsed as IMSEQ ({str(error).splitlines()[0]})",
-                             "IMSEQ clonotype lines are V:CDR3nt:J, a tab (or a space), and the count") from None
+        raise InputFileError(
+            path,
+            f"cannot be parsed as IMSEQ ({str(error).splitlines()[0]})",
+            "IMSEQ clonotype lines are V:CDR3nt:J, a tab (or a space), and the count",
+        ) from None
     raw = pl.DataFrame({"line": lines}).with_row_index("number", offset=1).filter(pl.col("line").fill_null("") != "")
     fields = raw["line"].str.extract_groups(_IMSEQ_FIELDS).struct.rename_fields(["v", "junction", "j", "count"])
     raw = raw.with_columns(fields.alias("fields")).unnest("fields")
@@ -108,10 +136,14 @@ def convert_imseq(path: Path, *, locus: str, species: str) -> ConvertedRepertoir
     if bad.any():
         row = int(bad.arg_true()[0])
         line = raw["line"][row][:80]
-        raise InputFileError(path, f"line {raw['number'][row]}: '{line}' is not V:CDR3nt:J and a count",
-                             "IMSEQ clonotype lines are V:CDR3nt:J, a tab (or a space), and the count")
+        raise InputFileError(
+            path,
+            f"line {raw['number'][row]}: '{line}' is not V:CDR3nt:J and a count",
+            "IMSEQ clonotype lines are V:CDR3nt:J, a tab (or a space), and the count",
+        )
     raw = raw.with_columns(pl.col("junction").str.to_uppercase()).with_columns(
-        pl.col(pl.Utf8).str.strip_chars().replace("", None))
+        pl.col(pl.Utf8).str.strip_chars().replace("", None)
+    )
     counts, rounded = parse_counts(path, raw, "count")
     frame = raw.select(v_call="v", j_call="j", junction="junction", duplicate_count=counts_to_text(counts, raw.height))
     frame = frame.with_columns(junction_aa=translate_junctions(frame))

@@ -82,20 +82,65 @@ class Layout:
 
 
 LAYOUTS: dict[str, Layout] = {
-    "mitcr": Layout("mitcr", "Read count", "Read count (reads)", "Percentage", "CDR3 nucleotide sequence",
-                    "CDR3 amino acid sequence", "V segments", "D segments", "J segments",
-                    positions=(0, 1, 2, 5, 7, 9, 11)),
-    "migec": Layout("migec", "Count", "Count (MiGEC: UMIs of assembled data, else reads)", "Percentage",
-                    "CDR3 nucleotide sequence", "CDR3 amino acid sequence", "V segments", "D segments",
-                    "J segments"),
-    "migmap": Layout("migmap", "count", "count (MiGMAP: reads)", "freq", "cdr3nt", "cdr3aa", "v", "d", "j",
-                     flags=("in.frame", "no.stop")),
-    "igblast": Layout("igblast", "events_count", "events_count (IgBlastWrapper: UMIs, else reads)",
-                      "events_percent", "cdr3nt", "cdr3aa", "vSegment", "dSegment", "jSegment",
-                      flags=("inFrame", "noStop")),
+    "mitcr": Layout(
+        "mitcr",
+        "Read count",
+        "Read count (reads)",
+        "Percentage",
+        "CDR3 nucleotide sequence",
+        "CDR3 amino acid sequence",
+        "V segments",
+        "D segments",
+        "J segments",
+        positions=(0, 1, 2, 5, 7, 9, 11),
+    ),
+    "migec": Layout(
+        "migec",
+        "Count",
+        "Count (MiGEC: UMIs of assembled data, else reads)",
+        "Percentage",
+        "CDR3 nucleotide sequence",
+        "CDR3 amino acid sequence",
+        "V segments",
+        "D segments",
+        "J segments",
+    ),
+    "migmap": Layout(
+        "migmap",
+        "count",
+        "count (MiGMAP: reads)",
+        "freq",
+        "cdr3nt",
+        "cdr3aa",
+        "v",
+        "d",
+        "j",
+        flags=("in.frame", "no.stop"),
+    ),
+    "igblast": Layout(
+        "igblast",
+        "events_count",
+        "events_count (IgBlastWrapper: UMIs, else reads)",
+        "events_percent",
+        "cdr3nt",
+        "cdr3aa",
+        "vSegment",
+        "dSegment",
+        "jSegment",
+        flags=("inFrame", "noStop"),
+    ),
     "trust4": Layout("trust4", "count", "count (TRUST4: reads)", "frequency", "CDR3nt", "CDR3aa", "V", "D", "J"),
-    "rtcr": Layout("rtcr", "Number of reads", "Number of reads (RTCR)", None, "Junction nucleotide sequence", None,
-                   "V gene", None, "J gene"),
+    "rtcr": Layout(
+        "rtcr",
+        "Number of reads",
+        "Number of reads (RTCR)",
+        None,
+        "Junction nucleotide sequence",
+        None,
+        "V gene",
+        None,
+        "J gene",
+    ),
 }
 
 
@@ -111,10 +156,14 @@ def _read(path: Path, layout: Layout) -> pl.DataFrame:
     rename = {name: name.lstrip("#") for name in header if name.startswith("#")}
     if layout.positions:  # MiTCR: VDJtools reads by position, whatever the header calls them
         if len(header) <= max(layout.positions):
-            raise InputFileError(path, f"mitcr export has {len(header)} columns, fewer than MiTCR's 12",
-                                 "export the sample again from MiTCR, or check that it is really MiTCR")
-        rename = {header[position]: name for position, name in zip(layout.positions, fields, strict=True)
-                  if name is not None}
+            raise InputFileError(
+                path,
+                f"mitcr export has {len(header)} columns, fewer than MiTCR's 12",
+                "export the sample again from MiTCR, or check that it is really MiTCR",
+            )
+        rename = {
+            header[position]: name for position, name in zip(layout.positions, fields, strict=True) if name is not None
+        }
     wanted = [name for name in (*fields, *layout.flags) if name is not None]
     return read_table(path, separator="\t", wanted=wanted, null_values=NULL_VALUES, rename=rename, skip_rows=skip)
 
@@ -123,8 +172,15 @@ def convert_table(path: Path, *, fmt: str, locus: str, species: str) -> Converte
     """Convert a MiTCR, MiGEC, MiGMAP, IgBlastWrapper, TRUST4 or RTCR clonotype table (``fmt``)."""
     layout = LAYOUTS[fmt]
     raw = _read(path, layout)
-    require(path, raw, fmt, [layout.count], [name for name in (layout.cdr3aa, layout.cdr3nt) if name],
-            [layout.v], [layout.j])
+    require(
+        path,
+        raw,
+        fmt,
+        [layout.count],
+        [name for name in (layout.cdr3aa, layout.cdr3nt) if name],
+        [layout.v],
+        [layout.j],
+    )
     counts, rounded = parse_counts(path, raw, layout.count)
     notes = [f"{rounded} fractional counts rounded to whole numbers"] if rounded else []
 
@@ -136,25 +192,46 @@ def convert_table(path: Path, *, fmt: str, locus: str, species: str) -> Converte
         flagged = aa.is_in(["partial", "out_of_frame"])
         aa = pl.when(flagged).then(pl.lit(None, dtype=pl.Utf8)).otherwise(aa.str.replace_all("_", "*", literal=True))
     frame = raw.select(
-        v_call=column(layout.v), d_call=column(layout.d), j_call=column(layout.j),
-        junction=column(layout.cdr3nt).str.to_uppercase(), junction_aa=aa,
+        v_call=column(layout.v),
+        d_call=column(layout.d),
+        j_call=column(layout.j),
+        junction=column(layout.cdr3nt).str.to_uppercase(),
+        junction_aa=aa,
         duplicate_count=counts_to_text(counts, raw.height),
     )
     if layout.cdr3aa is None:  # RTCR: translate the junction (VDJtools does the same)
         frame = frame.with_columns(junction_aa=translate_junctions(frame))
     frame = frame.with_columns(productive=productive_from_junction_aa())
     if fmt == "trust4" and layout.cdr3aa in raw.columns:
-        frame = frame.with_columns(productive=pl.when(raw[layout.cdr3aa].is_in(["partial", "out_of_frame"]))
-                                   .then(pl.lit("F")).otherwise(pl.col("productive")))
+        frame = frame.with_columns(
+            productive=pl.when(raw[layout.cdr3aa].is_in(["partial", "out_of_frame"]))
+            .then(pl.lit("F"))
+            .otherwise(pl.col("productive"))
+        )
     flags = [name for name in layout.flags if name in raw.columns]
     if flags:
-        judged = raw.select(every=pl.all_horizontal(truthy(name) for name in flags),
-                            known=pl.all_horizontal(pl.col(name).is_not_null() for name in flags))
-        frame = frame.with_columns(productive=pl.when(~judged["known"]).then(pl.col("productive"))
-                                   .when(judged["every"]).then(pl.lit("T")).otherwise(pl.lit("F")))
+        judged = raw.select(
+            every=pl.all_horizontal(truthy(name) for name in flags),
+            known=pl.all_horizontal(pl.col(name).is_not_null() for name in flags),
+        )
+        frame = frame.with_columns(
+            productive=pl.when(~judged["known"])
+            .then(pl.col("productive"))
+            .when(judged["every"])
+            .then(pl.lit("T"))
+            .otherwise(pl.lit("F"))
+        )
     source = raw
     if fmt == "trust4" and layout.frequency in raw.columns:  # frequencies are per receptor class: TR rows only
         tcr = pl.coalesce(column(layout.v), column(layout.j)).str.starts_with("TR").fill_null(False)
         source = raw.with_columns(pl.when(tcr).then(pl.col(layout.frequency)).alias(layout.frequency))
-    return finish(frame, fmt=fmt, locus=locus, species=species, count_source=layout.count_label, notes=notes,
-                  frequency=layout.frequency, source=source)
+    return finish(
+        frame,
+        fmt=fmt,
+        locus=locus,
+        species=species,
+        count_source=layout.count_label,
+        notes=notes,
+        frequency=layout.frequency,
+        source=source,
+    )

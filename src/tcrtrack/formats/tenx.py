@@ -24,8 +24,21 @@ EXTRA_COLUMNS = ("cell_id", "umi_count", "consensus_count")
 
 def convert_10x_contigs(path: Path, *, locus: str, species: str) -> ConvertedRepertoire:
     """Convert a 10x contig annotations CSV (plain or gzipped)."""
-    wanted = ["barcode", "contig_id", "is_cell", "high_confidence", "chain", "v_gene", "d_gene", "j_gene",
-              "productive", "cdr3", "cdr3_nt", "reads", "umis"]
+    wanted = [
+        "barcode",
+        "contig_id",
+        "is_cell",
+        "high_confidence",
+        "chain",
+        "v_gene",
+        "d_gene",
+        "j_gene",
+        "productive",
+        "cdr3",
+        "cdr3_nt",
+        "reads",
+        "umis",
+    ]
     raw = read_table(path, separator=",", wanted=wanted, null_values=NULL_VALUES, quote_char='"')
     require(path, raw, "10x_contigs", ["barcode"], ["chain"], ["cdr3", "cdr3_nt"], ["v_gene"], ["j_gene"])
     notes: list[str] = []
@@ -35,17 +48,21 @@ def convert_10x_contigs(path: Path, *, locus: str, species: str) -> ConvertedRep
             in_cell = in_cell & truthy(flag)
     background = raw.filter(~in_cell)
     if background.height:
-        notes.append(f"{background.height} contigs not in a called cell or not high-confidence dropped "
-                     f"({background['barcode'].n_unique()} barcodes)")
+        notes.append(
+            f"{background.height} contigs not in a called cell or not high-confidence dropped "
+            f"({background['barcode'].n_unique()} barcodes)"
+        )
     raw = raw.filter(in_cell)
-    productive = (pl.col("productive").str.to_lowercase() if "productive" in raw.columns
-                  else pl.lit(None, dtype=pl.Utf8))
+    productive = pl.col("productive").str.to_lowercase() if "productive" in raw.columns else pl.lit(None, dtype=pl.Utf8)
     frame = raw.select(
         sequence_id=pl.col("contig_id") if "contig_id" in raw.columns else pl.lit(None, dtype=pl.Utf8),
         cell_id=pl.col("barcode"),
         locus=pl.when(pl.col("chain").is_in(LOCI)).then(pl.col("chain")).otherwise(pl.lit(None, dtype=pl.Utf8)),
-        productive=pl.when(productive == "true").then(pl.lit("T"))
-        .when(productive == "false").then(pl.lit("F")).otherwise(pl.lit(None, dtype=pl.Utf8)),
+        productive=pl.when(productive == "true")
+        .then(pl.lit("T"))
+        .when(productive == "false")
+        .then(pl.lit("F"))
+        .otherwise(pl.lit(None, dtype=pl.Utf8)),
         v_call=pl.col("v_gene"),
         d_call=pl.col("d_gene") if "d_gene" in raw.columns else pl.lit(None, dtype=pl.Utf8),
         j_call=pl.col("j_gene"),
@@ -53,16 +70,30 @@ def convert_10x_contigs(path: Path, *, locus: str, species: str) -> ConvertedRep
         junction_aa=pl.col("cdr3") if "cdr3" in raw.columns else pl.lit(None, dtype=pl.Utf8),
     )
     for source, target in (("umis", "umi_count"), ("reads", "consensus_count")):
-        values = (parse_counts(path, raw, source)[0].cast(pl.Utf8) if source in raw.columns
-                  else pl.Series([None] * raw.height, dtype=pl.Utf8))
+        values = (
+            parse_counts(path, raw, source)[0].cast(pl.Utf8)
+            if source in raw.columns
+            else pl.Series([None] * raw.height, dtype=pl.Utf8)
+        )
         frame = frame.with_columns(values.alias(target))
-    chains = frame.filter((pl.col("locus") == locus) & (pl.col("productive") == "T")
-                          & pl.col("junction_aa").is_not_null())
+    chains = frame.filter(
+        (pl.col("locus") == locus) & (pl.col("productive") == "T") & pl.col("junction_aa").is_not_null()
+    )
     per_cell = chains.group_by("cell_id").len()
     doublets = int((per_cell["len"] > 1).sum())
     notes.append(f"{per_cell.height} cells with a productive {locus} chain")
     if doublets:
-        notes.append(f"{doublets} cells with two {locus} chains counted once per clonotype "
-                     f"(such a cell counts in each of its {locus} clonotypes)")
-    return finish(frame, fmt="10x_contigs", locus=locus, species=species, count_source="cells (distinct barcodes)",
-                  notes=notes, extra_columns=EXTRA_COLUMNS, single_locus_file=False)
+        notes.append(
+            f"{doublets} cells with two {locus} chains counted once per clonotype "
+            f"(such a cell counts in each of its {locus} clonotypes)"
+        )
+    return finish(
+        frame,
+        fmt="10x_contigs",
+        locus=locus,
+        species=species,
+        count_source="cells (distinct barcodes)",
+        notes=notes,
+        extra_columns=EXTRA_COLUMNS,
+        single_locus_file=False,
+    )

@@ -28,15 +28,30 @@ from tcrtrack.formats._common import (
 )
 
 NULL_VALUES = ("", ".", "NA")
-OLD_HEADERS = {"#count": "count", "#Seq. Count": "count", "Seq. Count": "count", "Percent": "freq",
-               "N Sequence": "cdr3nt", "AA Sequence": "cdr3aa", "V segments": "v", "D segment": "d",
-               "D segments": "d", "J segments": "j", "#freq": "freq"}
+OLD_HEADERS = {
+    "#count": "count",
+    "#Seq. Count": "count",
+    "Seq. Count": "count",
+    "Percent": "freq",
+    "N Sequence": "cdr3nt",
+    "AA Sequence": "cdr3aa",
+    "V segments": "v",
+    "D segment": "d",
+    "D segments": "d",
+    "J segments": "j",
+    "#freq": "freq",
+}
 
 
 def convert_vdjtools(path: Path, *, locus: str, species: str) -> ConvertedRepertoire:
     """Convert a VDJtools table."""
-    raw = read_table(path, separator="\t", wanted=["count", "freq", "cdr3nt", "cdr3aa", "v", "d", "j"],
-                     null_values=NULL_VALUES, rename=OLD_HEADERS)
+    raw = read_table(
+        path,
+        separator="\t",
+        wanted=["count", "freq", "cdr3nt", "cdr3aa", "v", "d", "j"],
+        null_values=NULL_VALUES,
+        rename=OLD_HEADERS,
+    )
     require(path, raw, "vdjtools", ["count"], ["cdr3aa", "cdr3nt"], ["v"], ["j"])
     counts, rounded = parse_counts(path, raw, "count")
     notes = [f"{rounded} fractional counts rounded to whole numbers"] if rounded else []
@@ -48,6 +63,13 @@ def convert_vdjtools(path: Path, *, locus: str, species: str) -> ConvertedRepert
         junction_aa=pl.col("cdr3aa") if "cdr3aa" in raw.columns else pl.lit(None, dtype=pl.Utf8),
         duplicate_count=counts_to_text(counts, raw.height),
     ).with_columns(productive=productive_from_junction_aa())
-    return finish(frame, fmt="vdjtools", locus=locus, species=species,
-                  count_source="count (VDJtools: reads or UMIs, as counted upstream)", notes=notes,
-                  frequency="freq", source=raw)
+    return finish(
+        frame,
+        fmt="vdjtools",
+        locus=locus,
+        species=species,
+        count_source="count (VDJtools: reads or UMIs, as counted upstream)",
+        notes=notes,
+        frequency="freq",
+        source=raw,
+    )

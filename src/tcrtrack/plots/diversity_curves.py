@@ -33,18 +33,27 @@ def diversity_curves(curves: pl.DataFrame, samples: pl.DataFrame, *, patient: st
             message_axes(ax, "no sample with clonotypes")
         fig.suptitle(f"{patient} · rarefaction and extrapolation curves", ha="left", x=0.02)
         return fig
-    colours = dict(zip(order, colour_cycle(len(order))))
-    labels = dict(zip(order, sample_labels(samples, order)))
+    colours = dict(zip(order, colour_cycle(len(order)), strict=False))
+    labels = dict(zip(order, sample_labels(samples, order), strict=False))
     panels = [*((f"q{q}", title) for q, title in PANELS), ("coverage", "sample coverage")]
-    for ax, (key, title) in zip(axes[0], panels):
+    for ax, (key, title) in zip(axes[0], panels, strict=False):
         q = 0 if key == "coverage" else int(key[1])
         for sample in order:
             part = curves.filter((pl.col("sample") == sample) & (pl.col("q") == q)).sort("m")
-            est, low, high = ("coverage", "coverage_ci_low", "coverage_ci_high") if key == "coverage" else (
-                "estimate", "ci_low", "ci_high")
+            est, low, high = (
+                ("coverage", "coverage_ci_low", "coverage_ci_high")
+                if key == "coverage"
+                else ("estimate", "ci_low", "ci_high")
+            )
             m = part["m"].to_numpy()
-            ax.fill_between(m, part[low].fill_null(float("nan")).to_numpy(),
-                            part[high].fill_null(float("nan")).to_numpy(), color=colours[sample], alpha=0.15, lw=0)
+            ax.fill_between(
+                m,
+                part[low].fill_null(float("nan")).to_numpy(),
+                part[high].fill_null(float("nan")).to_numpy(),
+                color=colours[sample],
+                alpha=0.15,
+                lw=0,
+            )
             for method, style in (("interpolated", "-"), ("extrapolated", "--")):
                 seg = part.filter(pl.col("method").is_in([method, "observed"]))
                 ax.plot(seg["m"].to_numpy(), seg[est].to_numpy(), style, color=colours[sample], lw=1.3)
@@ -53,11 +62,17 @@ def diversity_curves(curves: pl.DataFrame, samples: pl.DataFrame, *, patient: st
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("templates sampled (m)")
     handles = [Line2D([], [], color=colours[s], lw=2, label=labels[s]) for s in order]
-    handles += [Line2D([], [], color="#444444", ls="-", label="interpolated"),
-                Line2D([], [], color="#444444", ls="--", label="extrapolated (to 2×)"),
-                Line2D([], [], color="#444444", ls="", marker="o", label="observed sample")]
+    handles += [
+        Line2D([], [], color="#444444", ls="-", label="interpolated"),
+        Line2D([], [], color="#444444", ls="--", label="extrapolated (to 2×)"),
+        Line2D([], [], color="#444444", ls="", marker="o", label="observed sample"),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 7), frameon=False)
-    fig.suptitle(f"{patient} · diversity against sampling depth (Chao et al. 2014; ribbons: 95% bootstrap "
-                 "intervals)\ncompare samples at equal depth where their curves overlap, or at equal coverage (right panel)",
-                 ha="left", x=0.02, fontsize=11)
+    fig.suptitle(
+        f"{patient} · diversity against sampling depth (Chao et al. 2014; ribbons: 95% bootstrap "
+        "intervals)\ncompare samples at equal depth where their curves overlap, or at equal coverage (right panel)",
+        ha="left",
+        x=0.02,
+        fontsize=11,
+    )
     return fig

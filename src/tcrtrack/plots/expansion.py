@@ -7,25 +7,52 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from matplotlib.figure import Figure
 from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from tcrtrack.patient import CallSettings, Timepoint, reference_and_later, timepoints
-from tcrtrack.plots.style import (COMPARTMENT_COLOURS, GREY, LIGHT_GREY, OKABE_ITO, colour_cycle,
-                                  compartment_name, day_label, log_limits, log_zero_axis, message_axes,
-                                  new_figure, to_log_position)
+from tcrtrack.plots.style import (
+    COMPARTMENT_COLOURS,
+    GREY,
+    LIGHT_GREY,
+    OKABE_ITO,
+    colour_cycle,
+    compartment_name,
+    day_label,
+    log_limits,
+    log_zero_axis,
+    message_axes,
+    new_figure,
+    to_log_position,
+)
 from tcrtrack.schema import COMPARTMENTS
 
 CATEGORIES: dict[str, dict[str, object]] = {
     "other": {"color": LIGHT_GREY, "s": 6, "alpha": 0.5, "zorder": 1, "label": "not expanded"},
-    "expanded": {"color": OKABE_ITO["sky_blue"], "s": 16, "alpha": 0.9, "zorder": 2,
-                 "label": "expanded at this day, present at baseline"},
-    "expanded_new": {"color": OKABE_ITO["blue"], "s": 16, "alpha": 0.9, "zorder": 3,
-                     "label": "expanded at this day, new in blood"},
-    "flagged": {"color": OKABE_ITO["vermillion"], "s": 42, "alpha": 1.0, "zorder": 4,
-                "label": "flagged: expanded in blood and accumulating in tumour", "edgecolor": "black",
-                "linewidths": 0.6},
+    "expanded": {
+        "color": OKABE_ITO["sky_blue"],
+        "s": 16,
+        "alpha": 0.9,
+        "zorder": 2,
+        "label": "expanded at this day, present at baseline",
+    },
+    "expanded_new": {
+        "color": OKABE_ITO["blue"],
+        "s": 16,
+        "alpha": 0.9,
+        "zorder": 3,
+        "label": "expanded at this day, new in blood",
+    },
+    "flagged": {
+        "color": OKABE_ITO["vermillion"],
+        "s": 42,
+        "alpha": 1.0,
+        "zorder": 4,
+        "label": "flagged: expanded in blood and accumulating in tumour",
+        "edgecolor": "black",
+        "linewidths": 0.6,
+    },
 }
 MAX_LABELS = 10
 TRACKING_ORDER = ("product", "blood", "tumor")  # where the cells come from, then where they go
@@ -56,8 +83,9 @@ class ScatterPanel:
     n_flagged_expanded: int
 
 
-def scatter_panels(clones: pl.DataFrame, samples: pl.DataFrame, *, settings: CallSettings
-                   ) -> tuple[Timepoint | None, list[ScatterPanel]]:
+def scatter_panels(
+    clones: pl.DataFrame, samples: pl.DataFrame, *, settings: CallSettings
+) -> tuple[Timepoint | None, list[ScatterPanel]]:
     """The data of the expansion scatter: one panel per post-infusion blood day, clones seen at baseline
     or that day, with their category (flagged > expanded & new > expanded > other)."""
     baseline, later = reference_and_later(timepoints(samples, "blood"), day=settings.baseline_day)
@@ -67,36 +95,61 @@ def scatter_panels(clones: pl.DataFrame, samples: pl.DataFrame, *, settings: Cal
     panels = []
     for point in later:
         freq, depth_b = pooled_frequency(clones, point)
-        significant = (pl.col(f"{point.label}_significant").fill_null(False)
-                       if f"{point.label}_significant" in clones.columns else pl.lit(False))
+        significant = (
+            pl.col(f"{point.label}_significant").fill_null(False)
+            if f"{point.label}_significant" in clones.columns
+            else pl.lit(False)
+        )
         new = pl.col("new_in_blood").fill_null(False)
-        category = (pl.when(pl.col("flagged")).then(pl.lit("flagged"))
-                    .when(significant & new).then(pl.lit("expanded_new"))
-                    .when(significant).then(pl.lit("expanded")).otherwise(pl.lit("other")))
-        data = clones.select(base_freq.alias("baseline"), freq.alias("later"), category.alias("category"),
-                             significant.alias("significant"), new.alias("new"), "junction_aa", "v_gene")
+        category = (
+            pl.when(pl.col("flagged"))
+            .then(pl.lit("flagged"))
+            .when(significant & new)
+            .then(pl.lit("expanded_new"))
+            .when(significant)
+            .then(pl.lit("expanded"))
+            .otherwise(pl.lit("other"))
+        )
+        data = clones.select(
+            base_freq.alias("baseline"),
+            freq.alias("later"),
+            category.alias("category"),
+            significant.alias("significant"),
+            new.alias("new"),
+            "junction_aa",
+            "v_gene",
+        )
         data = data.filter((pl.col("baseline") > 0) | (pl.col("later") > 0))
         expanded = data.filter(pl.col("significant"))
-        panels.append(ScatterPanel(
-            day=point.day, data=data, depth_baseline=depth_a, depth_later=depth_b, n_expanded=expanded.height,
-            n_expanded_new=int(expanded["new"].sum()),
-            n_flagged_expanded=int((expanded["category"] == "flagged").sum())))
+        panels.append(
+            ScatterPanel(
+                day=point.day,
+                data=data,
+                depth_baseline=depth_a,
+                depth_later=depth_b,
+                n_expanded=expanded.height,
+                n_expanded_new=int(expanded["new"].sum()),
+                n_flagged_expanded=int((expanded["category"] == "flagged").sum()),
+            )
+        )
     return baseline, panels
 
 
-def fold_change_bound(baseline: np.ndarray, *, min_log2fc: float, pseudocount: float, depth_baseline: int,
-                      depth_later: int) -> np.ndarray:
+def fold_change_bound(
+    baseline: np.ndarray, *, min_log2fc: float, pseudocount: float, depth_baseline: int, depth_later: int
+) -> np.ndarray:
     """The later frequency at which ``log2fc`` equals ``min_log2fc``, as a function of the baseline frequency.
 
     ``log2fc = log2(((b + c)/N_b) / ((a + c)/N_a)) >= m``  <=>  ``f_b >= 2^m (f_a + c/N_a) - c/N_b``,
     with ``f = count / depth`` and pseudocount ``c`` (the definition in :mod:`tcrtrack.expansion`).
     """
     c = pseudocount
-    return 2.0 ** min_log2fc * (np.asarray(baseline, float) + c / depth_baseline) - c / depth_later
+    return 2.0**min_log2fc * (np.asarray(baseline, float) + c / depth_baseline) - c / depth_later
 
 
-def expansion_scatter(clones: pl.DataFrame, samples: pl.DataFrame, *, patient: str,
-                      settings: CallSettings = CallSettings()) -> Figure:
+def expansion_scatter(
+    clones: pl.DataFrame, samples: pl.DataFrame, *, patient: str, settings: CallSettings = CallSettings()
+) -> Figure:
     """Baseline vs each post-infusion blood frequency (log-log, zeros on a separate band), with the
     expanded, new and flagged clones highlighted, the diagonal and the fold-change bound.
 
@@ -114,20 +167,22 @@ def expansion_scatter(clones: pl.DataFrame, samples: pl.DataFrame, *, patient: s
     baseline, panels = scatter_panels(clones, samples, settings=settings)
     ncols = max(1, min(len(panels), 3))
     nrows = max(1, -(-len(panels) // 3))
-    fig, axes = new_figure(4.3 * ncols + 0.4, 4.5 * nrows + 1.3, nrows=nrows, ncols=ncols, sharex=True,
-                           sharey=True)
+    fig, axes = new_figure(4.3 * ncols + 0.4, 4.5 * nrows + 1.3, nrows=nrows, ncols=ncols, sharex=True, sharey=True)
     if not panels:
         message_axes(axes[0, 0], "no baseline and post-infusion blood samples: expansion not tested")
         fig.suptitle(f"{patient} · blood clone expansion after infusion", ha="left", x=0.02)
         return fig
-    values = np.concatenate([np.concatenate([p.data["baseline"].to_numpy(), p.data["later"].to_numpy()])
-                             for p in panels])
+    values = np.concatenate(
+        [np.concatenate([p.data["baseline"].to_numpy(), p.data["later"].to_numpy()]) for p in panels]
+    )
     low, high = log_limits(values)
     high = min(high, 0)
-    for ax in axes.flat[len(panels):]:
+    for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
-    for ax, panel in zip(axes.flat, panels):
-        zero_x = log_zero_axis(ax, axis="x", low=low, high=high, label=f"baseline frequency ({day_label(baseline.day)})")
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        zero_x = log_zero_axis(
+            ax, axis="x", low=low, high=high, label=f"baseline frequency ({day_label(baseline.day)})"
+        )
         zero_y = log_zero_axis(ax, axis="y", low=low, high=high, label="frequency after infusion")
         for name, style in CATEGORIES.items():
             rows = panel.data.filter(pl.col("category") == name)
@@ -136,47 +191,94 @@ def expansion_scatter(clones: pl.DataFrame, samples: pl.DataFrame, *, patient: s
             kwargs = {k: v for k, v in style.items() if k != "label"}
             x, y = _positions(rows, zero_x=zero_x, zero_y=zero_y)
             if name == "other" and rows.height > MAX_POINTS:  # density instead of a saturated cloud
-                ax.hexbin(x, y, gridsize=90, bins="log", cmap=DENSITY_CMAP, mincnt=1, linewidths=0, zorder=1,
-                          extent=(zero_x - 0.45, high, zero_y - 0.45, high), rasterized=True)
+                ax.hexbin(
+                    x,
+                    y,
+                    gridsize=90,
+                    bins="log",
+                    cmap=DENSITY_CMAP,
+                    mincnt=1,
+                    linewidths=0,
+                    zorder=1,
+                    extent=(zero_x - 0.45, high, zero_y - 0.45, high),
+                    rasterized=True,
+                )
             else:
                 ax.scatter(x, y, rasterized=True, **kwargs)
         grid = np.linspace(low, high, 400)
         ax.plot(grid, grid, color="#555555", lw=0.9, ls="--", zorder=0.5)
-        bound = fold_change_bound(10.0 ** grid, min_log2fc=settings.min_log2fc, pseudocount=settings.pseudocount,
-                                  depth_baseline=panel.depth_baseline, depth_later=panel.depth_later)
-        at_zero = fold_change_bound(np.zeros(1), min_log2fc=settings.min_log2fc, pseudocount=settings.pseudocount,
-                                    depth_baseline=panel.depth_baseline, depth_later=panel.depth_later)
-        ok = bound >= 10.0 ** low
+        bound = fold_change_bound(
+            10.0**grid,
+            min_log2fc=settings.min_log2fc,
+            pseudocount=settings.pseudocount,
+            depth_baseline=panel.depth_baseline,
+            depth_later=panel.depth_later,
+        )
+        at_zero = fold_change_bound(
+            np.zeros(1),
+            min_log2fc=settings.min_log2fc,
+            pseudocount=settings.pseudocount,
+            depth_baseline=panel.depth_baseline,
+            depth_later=panel.depth_later,
+        )
+        ok = bound >= 10.0**low
         ax.plot(grid[ok], np.log10(bound[ok]), color="black", lw=1.1, ls=":", zorder=0.6)
-        if at_zero[0] >= 10.0 ** low:
+        if at_zero[0] >= 10.0**low:
             ax.plot([zero_x - 0.4, zero_x + 0.4], [np.log10(at_zero[0])] * 2, color="black", lw=1.1, ls=":")
         if settings.min_count > 0:
-            ax.axhline(np.log10(settings.min_count / panel.depth_later), color=OKABE_ITO["green"], lw=0.9,
-                       ls="-.", zorder=0.6)
+            ax.axhline(
+                np.log10(settings.min_count / panel.depth_later), color=OKABE_ITO["green"], lw=0.9, ls="-.", zorder=0.6
+            )
         _label_flagged(ax, panel, zero_x=zero_x, zero_y=zero_y)
-        ax.set_title(f"{day_label(panel.day)} vs baseline ({day_label(baseline.day)})\n"
-                     f"{panel.n_expanded} expanded ({panel.n_expanded_new} new) · "
-                     f"{panel.n_flagged_expanded} of them flagged", fontsize=9)
+        ax.set_title(
+            f"{day_label(panel.day)} vs baseline ({day_label(baseline.day)})\n"
+            f"{panel.n_expanded} expanded ({panel.n_expanded_new} new) · "
+            f"{panel.n_flagged_expanded} of them flagged",
+            fontsize=9,
+        )
         for axis_ax in (ax.xaxis, ax.yaxis):
             axis_ax.label.set_fontsize(8.5)
     dense = any(p.data.filter(pl.col("category") == "other").height > MAX_POINTS for p in panels)
-    handles = [Line2D([], [], ls="", marker="h" if name == "other" and dense else "o",
-                      markersize=7 if name == "flagged" else 5,
-                      markerfacecolor="#777777" if name == "other" and dense else style["color"],
-                      markeredgecolor=style.get("edgecolor", "#777777" if name == "other" and dense else style["color"]),
-                      label=f"{style['label']} (shade = number of clones)" if name == "other" and dense
-                      else style["label"]) for name, style in CATEGORIES.items()]
-    handles += [Line2D([], [], color="#555555", ls="--", label="no change (same frequency)"),
-                Line2D([], [], color="black", ls=":",
-                       label=f"fold-change bound: log2 FC = {settings.min_log2fc:g} "
-                             f"(pseudocount {settings.pseudocount:g})"),
-                Line2D([], [], color=OKABE_ITO["green"], ls="-.",
-                       label=f"minimum count after infusion ({settings.min_count} templates)")]
+    handles = [
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="h" if name == "other" and dense else "o",
+            markersize=7 if name == "flagged" else 5,
+            markerfacecolor="#777777" if name == "other" and dense else style["color"],
+            markeredgecolor=style.get("edgecolor", "#777777" if name == "other" and dense else style["color"]),
+            label=f"{style['label']} (shade = number of clones)" if name == "other" and dense else style["label"],
+        )
+        for name, style in CATEGORIES.items()
+    ]
+    handles += [
+        Line2D([], [], color="#555555", ls="--", label="no change (same frequency)"),
+        Line2D(
+            [],
+            [],
+            color="black",
+            ls=":",
+            label=f"fold-change bound: log2 FC = {settings.min_log2fc:g} (pseudocount {settings.pseudocount:g})",
+        ),
+        Line2D(
+            [],
+            [],
+            color=OKABE_ITO["green"],
+            ls="-.",
+            label=f"minimum count after infusion ({settings.min_count} templates)",
+        ),
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
     reps = f", {len(baseline.samples)} replicates pooled" if len(baseline.samples) > 1 else ""
-    fig.suptitle(f"{patient} · blood clone expansion after infusion\nbaseline: blood {day_label(baseline.day)}"
-                 f"{reps} · expanded = FDR < {settings.fdr:g}, log2 FC ≥ {settings.min_log2fc:g}, "
-                 f"≥ {settings.min_count} templates · grey band = not detected", ha="left", x=0.02, fontsize=10.5)
+    fig.suptitle(
+        f"{patient} · blood clone expansion after infusion\nbaseline: blood {day_label(baseline.day)}"
+        f"{reps} · expanded = FDR < {settings.fdr:g}, log2 FC ≥ {settings.min_log2fc:g}, "
+        f"≥ {settings.min_count} templates · grey band = not detected",
+        ha="left",
+        x=0.02,
+        fontsize=10.5,
+    )
     return fig
 
 
@@ -205,16 +307,23 @@ def _label_flagged(ax, panel: ScatterPanel, *, zero_x: float, zero_y: float) -> 
     xs, ys = _positions(flagged, zero_x=zero_x, zero_y=zero_y)
     placed: list[tuple[float, float, float]] = []  # (x start, x end, y) of labels, in decades
     in_band = flagged["baseline"].to_numpy() <= 0
-    for x, y, aa, zero in zip(xs, ys, flagged["junction_aa"], in_band):
+    for x, y, aa, zero in zip(xs, ys, flagged["junction_aa"], in_band, strict=False):
         start = zero_x + 0.65 if zero else x + 0.22  # labels of undetected-at-baseline clones form a column
         end = start + 0.085 * len(aa)
         ty = y
         while any(abs(ty - py) < LABEL_GAP and start < pe and ps < end for ps, pe, py in placed):
             ty -= LABEL_GAP
         placed.append((start, end, ty))
-        ax.annotate(aa, (x, y), xytext=(start, ty), fontsize=6.5, va="center", color="#222222",
-                    arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.5, "shrinkA": 0, "shrinkB": 3},
-                    zorder=6)
+        ax.annotate(
+            aa,
+            (x, y),
+            xytext=(start, ty),
+            fontsize=6.5,
+            va="center",
+            color="#222222",
+            arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.5, "shrinkA": 0, "shrinkB": 3},
+            zorder=6,
+        )
 
 
 def tracked_clones(clones: pl.DataFrame, *, max_flagged: int = 10, n_top_expanded: int = 5) -> pl.DataFrame:
@@ -223,12 +332,20 @@ def tracked_clones(clones: pl.DataFrame, *, max_flagged: int = 10, n_top_expande
     post-infusion blood frequency. Adds ``kind`` (``flagged`` / ``expanded``)."""
     blood_freqs = [c for c in clones.columns if c.startswith("blood_d") and c.endswith("_freq")]
     peak = pl.max_horizontal(pl.col(c).fill_null(0.0) for c in blood_freqs) if blood_freqs else pl.lit(0.0)
-    flagged = clones.filter(pl.col("flagged")).sort(
-        ["blood_qvalue", "blood_log2fc", "clone_id"], descending=[False, True, False], nulls_last=True
-    ).head(max_flagged).with_columns(kind=pl.lit("flagged"))
-    top = (clones.filter(pl.col("expanded_in_blood") & ~pl.col("flagged"))
-           .with_columns(_peak=peak).sort(["_peak", "clone_id"], descending=[True, False])
-           .head(n_top_expanded).drop("_peak").with_columns(kind=pl.lit("expanded")))
+    flagged = (
+        clones.filter(pl.col("flagged"))
+        .sort(["blood_qvalue", "blood_log2fc", "clone_id"], descending=[False, True, False], nulls_last=True)
+        .head(max_flagged)
+        .with_columns(kind=pl.lit("flagged"))
+    )
+    top = (
+        clones.filter(pl.col("expanded_in_blood") & ~pl.col("flagged"))
+        .with_columns(_peak=peak)
+        .sort(["_peak", "clone_id"], descending=[True, False])
+        .head(n_top_expanded)
+        .drop("_peak")
+        .with_columns(kind=pl.lit("expanded"))
+    )
     return pl.concat([flagged, top], how="vertical_relaxed")
 
 
@@ -240,16 +357,19 @@ def tracking_frame(clones: pl.DataFrame, samples: pl.DataFrame, selected: pl.Dat
         for point in timepoints(samples, compartment):
             freq, _ = pooled_frequency(clones, point)
             values = clones.select("clone_id", freq.alias("frequency")).join(
-                selected.select("clone_id"), on="clone_id", how="semi")
+                selected.select("clone_id"), on="clone_id", how="semi"
+            )
             rows.append(values.with_columns(compartment=pl.lit(compartment), day=pl.lit(point.day)))
     if not rows:
-        return pl.DataFrame(schema={"clone_id": pl.Utf8, "frequency": pl.Float64, "compartment": pl.Utf8,
-                                    "day": pl.Int64})
+        return pl.DataFrame(
+            schema={"clone_id": pl.Utf8, "frequency": pl.Float64, "compartment": pl.Utf8, "day": pl.Int64}
+        )
     return pl.concat(rows).with_columns(pl.col("day").cast(pl.Int64))
 
 
-def clone_tracking(clones: pl.DataFrame, samples: pl.DataFrame, *, patient: str, max_flagged: int = 10,
-                   n_top_expanded: int = 5) -> Figure:
+def clone_tracking(
+    clones: pl.DataFrame, samples: pl.DataFrame, *, patient: str, max_flagged: int = 10, n_top_expanded: int = 5
+) -> Figure:
     """Frequencies of the flagged clones (and the top expanded ones) across blood days and tumour
     biopsies: one panel per compartment on a shared time axis, zeros on a separate band.
 
@@ -265,10 +385,14 @@ def clone_tracking(clones: pl.DataFrame, samples: pl.DataFrame, *, patient: str,
         How many flagged clones (coloured) and expanded-only clones (grey) to draw.
     """
     selected = tracked_clones(clones, max_flagged=max_flagged, n_top_expanded=n_top_expanded)
-    compartments = sorted(set(samples["compartment"]), key=lambda c: (TRACKING_ORDER.index(c)
-                                                                       if c in TRACKING_ORDER else 99, c))
-    where = " and ".join([", ".join(compartment_name(c) for c in compartments[:-1]), compartment_name(compartments[-1])]
-                         ) if len(compartments) > 1 else compartment_name(compartments[0])
+    compartments = sorted(
+        set(samples["compartment"]), key=lambda c: (TRACKING_ORDER.index(c) if c in TRACKING_ORDER else 99, c)
+    )
+    where = (
+        " and ".join([", ".join(compartment_name(c) for c in compartments[:-1]), compartment_name(compartments[-1])])
+        if len(compartments) > 1
+        else compartment_name(compartments[0])
+    )
     fig, axes = new_figure(9.5, 2.9 * len(compartments) + 1.2, nrows=len(compartments), sharex=True)
     n_flagged_total = int(clones["flagged"].sum())
     if selected.height == 0:
@@ -279,11 +403,16 @@ def clone_tracking(clones: pl.DataFrame, samples: pl.DataFrame, *, patient: str,
     frame = tracking_frame(clones, samples, selected)
     low, high = log_limits(frame["frequency"].to_numpy())
     high = min(high, 0)
-    colours = dict(zip(selected.filter(pl.col("kind") == "flagged")["clone_id"],
-                       colour_cycle(int((selected["kind"] == "flagged").sum()))))
+    colours = dict(
+        zip(
+            selected.filter(pl.col("kind") == "flagged")["clone_id"],
+            colour_cycle(int((selected["kind"] == "flagged").sum())),
+            strict=False,
+        )
+    )
     days = frame["day"].unique().sort().to_list()
     span = (max(days) - min(days)) or 1
-    for ax, compartment in zip(axes[:, 0], compartments):
+    for ax, compartment in zip(axes[:, 0], compartments, strict=False):
         zero_y = log_zero_axis(ax, axis="y", low=low, high=high, label="clone frequency")
         part = frame.filter(pl.col("compartment") == compartment)
         for row in selected.iter_rows(named=True):
@@ -295,12 +424,14 @@ def clone_tracking(clones: pl.DataFrame, samples: pl.DataFrame, *, patient: str,
                 ax.plot(line["day"].to_numpy(), y, "--o", color=GREY, lw=1.0, ms=3, zorder=2, alpha=0.9)
         ax.axvspan(min(days) - 0.05 * span, 0, color="#F6F6F6", zorder=0, lw=0)
         ax.axvline(0, color="#444444", lw=0.8, ls=":")
-        ax.text(0, 1.0, " infusion (day 0)", transform=ax.get_xaxis_transform(), fontsize=7, va="top",
-                color="#444444")
+        ax.text(0, 1.0, " infusion (day 0)", transform=ax.get_xaxis_transform(), fontsize=7, va="top", color="#444444")
         point_days = sorted(set(part["day"]))
-        ax.set_title(f"{compartment_name(compartment)} · day{'s' if len(point_days) > 1 else ''} "
-                     f"{', '.join(str(d).replace('-', '−') for d in point_days)}",
-                     color=COMPARTMENT_COLOURS.get(compartment, "black"), fontweight="bold")
+        ax.set_title(
+            f"{compartment_name(compartment)} · day{'s' if len(point_days) > 1 else ''} "
+            f"{', '.join(str(d).replace('-', '−') for d in point_days)}",
+            color=COMPARTMENT_COLOURS.get(compartment, "black"),
+            fontweight="bold",
+        )
         ax.set_xlim(min(days) - 0.05 * span, max(days) + 0.05 * span)
         ax.set_xticks(days)
     axes[-1, 0].set_xlabel("day relative to first infusion (pre-treatment shaded)")
@@ -308,16 +439,33 @@ def clone_tracking(clones: pl.DataFrame, samples: pl.DataFrame, *, patient: str,
     for row in selected.iter_rows(named=True):
         tag = " · new in blood" if row["new_in_blood"] else ""
         if row["kind"] == "flagged":
-            handles.append(Line2D([], [], color=colours[row["clone_id"]], marker="o", lw=1.8,
-                                  label=f"{row['junction_aa']} {row['v_gene']}{tag}"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=colours[row["clone_id"]],
+                    marker="o",
+                    lw=1.8,
+                    label=f"{row['junction_aa']} {row['v_gene']}{tag}",
+                )
+            )
     n_expanded_only = int((selected["kind"] == "expanded").sum())
     if n_expanded_only:
-        handles.append(Line2D([], [], color=GREY, ls="--", marker="o", ms=3,
-                              label=f"top {n_expanded_only} expanded, not flagged"))
+        handles.append(
+            Line2D([], [], color=GREY, ls="--", marker="o", ms=3, label=f"top {n_expanded_only} expanded, not flagged")
+        )
     shown = int((selected["kind"] == "flagged").sum())
-    title = (f"flagged clones ({shown} of {n_flagged_total})" if n_flagged_total > shown
-             else f"flagged clones ({n_flagged_total})")
+    title = (
+        f"flagged clones ({shown} of {n_flagged_total})"
+        if n_flagged_total > shown
+        else f"flagged clones ({n_flagged_total})"
+    )
     fig.legend(handles=handles, loc="outside lower center", frameon=False, title=title, ncols=2)
-    fig.suptitle(f"{patient} · flagged clones across {where}\nfrequency at each sample "
-                 "(replicates pooled); grey band = not detected", ha="left", x=0.02, fontsize=11)
+    fig.suptitle(
+        f"{patient} · flagged clones across {where}\nfrequency at each sample "
+        "(replicates pooled); grey band = not detected",
+        ha="left",
+        x=0.02,
+        fontsize=11,
+    )
     return fig

@@ -39,21 +39,32 @@ def usage_heatmap(usage: pl.DataFrame, samples: pl.DataFrame, *, patient: str, t
         message_axes(axes[0, 0], "no V-gene calls")
         fig.suptitle(f"{patient} · V-gene usage", ha="left", x=0.02)
         return fig
-    top = (v.filter(pl.col("weight") == "clonotypes").group_by("gene").agg(pl.col("share").sum())
-           .sort(["share", "gene"], descending=[True, False]).head(top_n)["gene"].sort().to_list())
+    top = (
+        v.filter(pl.col("weight") == "clonotypes")
+        .group_by("gene")
+        .agg(pl.col("share").sum())
+        .sort(["share", "gene"], descending=[True, False])
+        .head(top_n)["gene"]
+        .sort()
+        .to_list()
+    )
     labels = sample_labels(samples, order)
-    for ax, weight in zip(axes[0], ("clonotypes", "templates")):
+    for ax, weight in zip(axes[0], ("clonotypes", "templates"), strict=False):
         part = v.filter((pl.col("weight") == weight) & pl.col("gene").is_in(top))
         values = {(s, g): x for s, g, x in part.select("sample", "gene", "share").iter_rows()}
         matrix = np.array([[values.get((s, g), 0.0) for g in top] for s in order])
         _heatmap(ax, matrix, labels, top, label=f"share of {weight}")
-        ax.set_title(f"weighted by {weight}" + (" (recruitment)" if weight == "clonotypes" else
-                                               " (cells; dominated by large clones)"), fontsize=9)
+        ax.set_title(
+            f"weighted by {weight}"
+            + (" (recruitment)" if weight == "clonotypes" else " (cells; dominated by large clones)"),
+            fontsize=9,
+        )
         compartment = dict(samples.select("sample", "compartment").iter_rows())
-        for tick, name in zip(ax.get_yticklabels(), order):
+        for tick, name in zip(ax.get_yticklabels(), order, strict=False):
             tick.set_color(COMPARTMENT_COLOURS.get(compartment.get(name), "black"))
-    fig.suptitle(f"{patient} · V-gene usage per sample (top {len(top)} genes by clonotype share)", ha="left",
-                 x=0.02, fontsize=11)
+    fig.suptitle(
+        f"{patient} · V-gene usage per sample (top {len(top)} genes by clonotype share)", ha="left", x=0.02, fontsize=11
+    )
     return fig
 
 
@@ -74,8 +85,12 @@ def spectratype_panels(spectra: pl.DataFrame, samples: pl.DataFrame, *, patient:
             ax.set_visible(False)
             continue
         part = spectra.filter(pl.col("sample") == order[k])
-        ax.bar(part["length"].to_numpy(), part["clonotype_share"].to_numpy(), width=0.85,
-               color=COMPARTMENT_COLOURS.get(compartment.get(order[k]), "#777777"))
+        ax.bar(
+            part["length"].to_numpy(),
+            part["clonotype_share"].to_numpy(),
+            width=0.85,
+            color=COMPARTMENT_COLOURS.get(compartment.get(order[k]), "#777777"),
+        )
         if flagged.height:
             ax.plot(flagged["length"].to_numpy(), flagged["clonotype_share"].to_numpy(), "o", color="black", ms=3)
         ax.set_title(labels[k], fontsize=8)
@@ -84,8 +99,9 @@ def spectratype_panels(spectra: pl.DataFrame, samples: pl.DataFrame, *, patient:
     for ax in axes[:, 0]:
         ax.set_ylabel("share of clonotypes")
     note = "black dots: the flagged clones" if flagged.height else "no flagged clones"
-    fig.suptitle(f"{patient} · CDR3 spectratype (IMGT junction length, CDR3 + 2)\n{note}", ha="left", x=0.02,
-                 fontsize=11)
+    fig.suptitle(
+        f"{patient} · CDR3 spectratype (IMGT junction length, CDR3 + 2)\n{note}", ha="left", x=0.02, fontsize=11
+    )
     return fig
 
 
@@ -101,16 +117,30 @@ def cohort_usage_heatmap(v_usage: pl.DataFrame, *, top_n: int = 30) -> Figure:
         message_axes(axes[0, 0], "no V-gene calls")
         return fig
     n_samples = part.group_by("patient", "sample_class").agg(n=pl.col("sample").n_unique())
-    means = (part.group_by("patient", "sample_class", "gene").agg(pl.col("share").sum())
-             .join(n_samples, on=["patient", "sample_class"]).with_columns(share=pl.col("share") / pl.col("n")))
-    top = (means.group_by("gene").agg(pl.col("share").sum()).sort(["share", "gene"], descending=[True, False])
-           .head(top_n)["gene"].sort().to_list())
+    means = (
+        part.group_by("patient", "sample_class", "gene")
+        .agg(pl.col("share").sum())
+        .join(n_samples, on=["patient", "sample_class"])
+        .with_columns(share=pl.col("share") / pl.col("n"))
+    )
+    top = (
+        means.group_by("gene")
+        .agg(pl.col("share").sum())
+        .sort(["share", "gene"], descending=[True, False])
+        .head(top_n)["gene"]
+        .sort()
+        .to_list()
+    )
     rank = {c: i for i, c in enumerate(SAMPLE_CLASSES)}
     rows = sorted(set(means.select("patient", "sample_class").iter_rows()), key=lambda r: (r[0], rank.get(r[1], 99)))
     values = {(p, c, g): x for p, c, g, x in means.select("patient", "sample_class", "gene", "share").iter_rows()}
     matrix = np.array([[values.get((p, c, g), 0.0) for g in top] for p, c in rows])
     fig, axes = new_figure(14.0, 0.3 * len(rows) + 3.0)
     _heatmap(axes[0, 0], matrix, [f"{p} · {c}" for p, c in rows], top, label="share of clonotypes")
-    fig.suptitle(f"Cohort · V-gene usage (top {len(top)} genes; clonotype-weighted, replicates averaged)",
-                 ha="left", x=0.02, fontsize=11)
+    fig.suptitle(
+        f"Cohort · V-gene usage (top {len(top)} genes; clonotype-weighted, replicates averaged)",
+        ha="left",
+        x=0.02,
+        fontsize=11,
+    )
     return fig

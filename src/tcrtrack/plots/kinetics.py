@@ -16,8 +16,16 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from tcrtrack.plots.style import (GREY, OKABE_ITO, colour_cycle, log_limits, log_zero_axis, message_axes,
-                                  new_figure, to_log_position)
+from tcrtrack.plots.style import (
+    GREY,
+    OKABE_ITO,
+    colour_cycle,
+    log_limits,
+    log_zero_axis,
+    message_axes,
+    new_figure,
+    to_log_position,
+)
 
 #: Clone groups of :func:`tcrtrack.kinetics.clone_kinetics`: column, label, colour. A clone is drawn in
 #: the first group it belongs to (product clones are new in blood, so most are also expanded).
@@ -69,13 +77,15 @@ def persistence_curves(persistence: pl.DataFrame, *, title: str | None = None) -
             message_axes(ax, "no product sample or no post-infusion blood sample")
         return fig
     patients = persistence["patient"].fill_null("patient").unique(maintain_order=True).to_list()
-    colours = dict(zip(patients, [OKABE_ITO["green"]] if len(patients) == 1 else colour_cycle(len(patients)),
-                       strict=True))
+    colours = dict(
+        zip(patients, [OKABE_ITO["green"]] if len(patients) == 1 else colour_cycle(len(patients)), strict=True)
+    )
     share, detect, ratio = axes[0]
     low, high = log_limits(persistence["blood_share"].to_numpy())
     zero = log_zero_axis(share, axis="y", low=low, high=high, label="share of blood (product clones)")
     for patient, rows in persistence.with_columns(pl.col("patient").fill_null("patient")).group_by(
-            "patient", maintain_order=True):
+        "patient", maintain_order=True
+    ):
         rows = rows.sort("day")
         c, days = colours[patient[0]], rows["day"].to_numpy()
         share.plot(days, to_log_position(rows["blood_share"].to_numpy(), zero_at=zero), "o-", color=c, lw=1.2, ms=4)
@@ -90,9 +100,11 @@ def persistence_curves(persistence: pl.DataFrame, *, title: str | None = None) -
     ratio.axhline(1.0, color=GREY, lw=0.8, ls="--", zorder=0)
     ratio.set_ylim(0, max(1.5, float(persistence["observed_over_expected"].max() or 0) * 1.1))
     ratio.set_ylabel("observed / expected detected")
-    handles = [Line2D([], [], color="black", marker="o", label="all product clones"),
-               Line2D([], [], color="black", marker="s", ls="--", label="top-N product clones"),
-               Line2D([], [], color="black", marker="o", mfc="white", ls=":", label="expected from depth")]
+    handles = [
+        Line2D([], [], color="black", marker="o", label="all product clones"),
+        Line2D([], [], color="black", marker="s", ls="--", label="top-N product clones"),
+        Line2D([], [], color="black", marker="o", mfc="white", ls=":", label="expected from depth"),
+    ]
     if len(patients) > 1:
         handles += [Line2D([], [], color=colours[p], marker="o", label=p) for p in patients]
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 7), frameon=False)
@@ -152,9 +164,15 @@ def kinetics_panel(kinetics: pl.DataFrame, *, patient: str, max_clones: int = 8)
     ax.set_xticks(range(len(GROUPS)), labels)
     _log_days_axis(ax)
     ax.set_title("half-lives (estimable of followed)")
-    fig.legend(handles=[Line2D([], [], color="black", marker="o", label="observed (replicates pooled)"),
-                        Line2D([], [], color="black", ls="--", label="least-squares decay fit")],
-               loc="outside lower center", ncols=2, frameon=False)
+    fig.legend(
+        handles=[
+            Line2D([], [], color="black", marker="o", label="observed (replicates pooled)"),
+            Line2D([], [], color="black", ls="--", label="least-squares decay fit"),
+        ],
+        loc="outside lower center",
+        ncols=2,
+        frameon=False,
+    )
     return fig
 
 
@@ -187,11 +205,11 @@ def cohort_kinetics_figure(kinetics: pl.DataFrame, summary: pl.DataFrame) -> Fig
         for i, patient in enumerate(patients):
             values = table.filter((pl.col("patient") == patient) & (pl.col("group") == label))["half_life_days"]
             if values.len():
-                left.scatter(i + offset + rng.uniform(-width / 4, width / 4, values.len()), values, s=10,
-                             color=colour, alpha=0.7)
+                left.scatter(
+                    i + offset + rng.uniform(-width / 4, width / 4, values.len()), values, s=10, color=colour, alpha=0.7
+                )
                 left.hlines(values.median(), i + offset - width / 2, i + offset + width / 2, color="black", lw=1.2)
-        shares = grouped.filter(pl.col("group") == label).group_by("patient").agg(
-            pl.col("detected_at_last_day").mean())
+        shares = grouped.filter(pl.col("group") == label).group_by("patient").agg(pl.col("detected_at_last_day").mean())
         share = dict(shares.iter_rows())
         x = [i + offset for i, p in enumerate(patients) if p in share]
         right.bar(x, [share[p] for p in patients if p in share], width=width, color=colour, label=label)
@@ -202,6 +220,10 @@ def cohort_kinetics_figure(kinetics: pl.DataFrame, summary: pl.DataFrame) -> Fig
         left.text(0.5, 0.5, "no estimable half-life", transform=left.transAxes, ha="center", color="#555555")
     right.set_ylim(0, 1.05)
     right.set_ylabel("share detected at the last blood day")
-    fig.legend(handles=[Line2D([], [], color=c, marker="o", ls="", label=lab) for _, lab, c in GROUPS],
-               loc="outside lower center", ncols=len(GROUPS), frameon=False)
+    fig.legend(
+        handles=[Line2D([], [], color=c, marker="o", ls="", label=lab) for _, lab, c in GROUPS],
+        loc="outside lower center",
+        ncols=len(GROUPS),
+        frameon=False,
+    )
     return fig

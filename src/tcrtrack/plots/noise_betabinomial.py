@@ -38,14 +38,19 @@ def model_from_rows(rows: pl.DataFrame) -> NoiseModel:
     fitted = rows.filter(pl.col("log10_freq").is_not_null())
     if source == "poisson" or fitted.height == 0:
         return NoiseModel(source="poisson" if source == "poisson" else source, note=rows["note"][0] or "")
-    return NoiseModel(source=source, log10_freq=tuple(fitted["log10_freq"]), rho_bins=tuple(fitted["rho"]),
-                      n_clones=tuple(int(n) for n in fitted["n_clones"]),
-                      p_null=tuple(float("nan") if p is None else p for p in fitted["p_null"]),
-                      note=rows["note"][0] or "")
+    return NoiseModel(
+        source=source,
+        log10_freq=tuple(fitted["log10_freq"]),
+        rho_bins=tuple(fitted["rho"]),
+        n_clones=tuple(int(n) for n in fitted["n_clones"]),
+        p_null=tuple(float("nan") if p is None else p for p in fitted["p_null"]),
+        note=rows["note"][0] or "",
+    )
 
 
-def dispersion_by_bin(a: ArrayLike, b: ArrayLike, *, model: NoiseModel, bin_width: float = 0.25,
-                      min_clones: int = 20) -> pl.DataFrame:
+def dispersion_by_bin(
+    a: ArrayLike, b: ArrayLike, *, model: NoiseModel, bin_width: float = 0.25, min_clones: int = 20
+) -> pl.DataFrame:
     """Observed and expected dispersion index of two samples' counts, per bin of clone frequency.
 
     With counts ``a_i``, ``b_i``, depths ``N_a``, ``N_b``, ``n_i = a_i + b_i`` and ``p0 = N_b/(N_a+N_b)``,
@@ -88,13 +93,26 @@ def dispersion_by_bin(a: ArrayLike, b: ArrayLike, *, model: NoiseModel, bin_widt
     freq = n / (n_a + n_b)
     x = np.log10(freq)
     base = n * p0 * (1 - p0)
-    frame = pl.DataFrame({"x": x, "bin": np.floor(x / bin_width).astype(np.int64), "resid": (b - n * p0) ** 2,
-                          "base": base, "inflated": base * (1 + (n - 1) * model.rho(freq))})
-    out = frame.group_by("bin").agg(
-        log10_freq=pl.col("x").mean(), n_clones=pl.len().cast(pl.Int64),
-        observed=pl.col("resid").sum() / pl.col("base").sum(),
-        expected=pl.col("inflated").sum() / pl.col("base").sum(),
-    ).filter(pl.col("n_clones") >= min_clones).sort("log10_freq")
+    frame = pl.DataFrame(
+        {
+            "x": x,
+            "bin": np.floor(x / bin_width).astype(np.int64),
+            "resid": (b - n * p0) ** 2,
+            "base": base,
+            "inflated": base * (1 + (n - 1) * model.rho(freq)),
+        }
+    )
+    out = (
+        frame.group_by("bin")
+        .agg(
+            log10_freq=pl.col("x").mean(),
+            n_clones=pl.len().cast(pl.Int64),
+            observed=pl.col("resid").sum() / pl.col("base").sum(),
+            expected=pl.col("inflated").sum() / pl.col("base").sum(),
+        )
+        .filter(pl.col("n_clones") >= min_clones)
+        .sort("log10_freq")
+    )
     return out.select(list(schema))
 
 
@@ -135,8 +153,12 @@ def diagnostics(noise: pl.DataFrame, clones: pl.DataFrame, samples: pl.DataFrame
     for comparison in noise["comparison"].unique(maintain_order=True):
         rows = noise.filter(pl.col("comparison") == comparison)
         model = model_from_rows(rows)
-        key = (model.source, model.log10_freq, model.rho_bins,
-               comparison.split(" vs ")[1] if model.source == "replicates" else comparison)
+        key = (
+            model.source,
+            model.log10_freq,
+            model.rho_bins,
+            comparison.split(" vs ")[1] if model.source == "replicates" else comparison,
+        )
         groups.setdefault(key, []).append(comparison)
         models[key] = model
         rows_of[key] = rows
@@ -149,22 +171,31 @@ def diagnostics(noise: pl.DataFrame, clones: pl.DataFrame, samples: pl.DataFrame
         tables = []
         if model.source == "replicates" and reference is not None and len(reference.samples) >= 2:
             for r1, r2 in combinations(reference.samples, 2):
-                tables.append(dispersion_by_bin(clones[f"count_{r1}"].to_numpy(), clones[f"count_{r2}"].to_numpy(),
-                                                model=model))
+                tables.append(
+                    dispersion_by_bin(clones[f"count_{r1}"].to_numpy(), clones[f"count_{r2}"].to_numpy(), model=model)
+                )
             fit = f"fit on the {len(reference.samples)} baseline replicates"
         else:
             later = resolve_timepoint(samples, later_labels[0])
             if reference is not None and later is not None:
-                keep = ~clones[f"{later.label}_significant"].fill_null(False).to_numpy() \
-                    if f"{later.label}_significant" in clones.columns else np.ones(clones.height, bool)
-                tables.append(dispersion_by_bin(_counts(clones, reference)[keep], _counts(clones, later)[keep],
-                                                model=model))
+                keep = (
+                    ~clones[f"{later.label}_significant"].fill_null(False).to_numpy()
+                    if f"{later.label}_significant" in clones.columns
+                    else np.ones(clones.height, bool)
+                )
+                tables.append(
+                    dispersion_by_bin(_counts(clones, reference)[keep], _counts(clones, later)[keep], model=model)
+                )
             fit = {"bulk": "fit on the bulk of clones", "poisson": "Poisson, ρ = 0"}.get(model.source, model.source)
         label = f"{_describe(later_labels, reference_label)} ({fit})"
-        dispersion = pl.concat(tables) if tables else pl.DataFrame(
-            schema={"log10_freq": pl.Float64, "n_clones": pl.Int64, "observed": pl.Float64, "expected": pl.Float64})
-        out.append(Diagnostic(label=label, model=model, rows=rows_of[key],
-                              dispersion=dispersion))
+        dispersion = (
+            pl.concat(tables)
+            if tables
+            else pl.DataFrame(
+                schema={"log10_freq": pl.Float64, "n_clones": pl.Int64, "observed": pl.Float64, "expected": pl.Float64}
+            )
+        )
+        out.append(Diagnostic(label=label, model=model, rows=rows_of[key], dispersion=dispersion))
     return out
 
 
@@ -185,8 +216,7 @@ def _describe(later_labels: list[str], reference_label: str) -> str:
     return f"{compartment} day{plural} {days} vs {day_label(int(parsed[-1]['day']))}"
 
 
-def betabinomial_figure(noise: pl.DataFrame, clones: pl.DataFrame, samples: pl.DataFrame, *,
-                        patient: str) -> Figure:
+def betabinomial_figure(noise: pl.DataFrame, clones: pl.DataFrame, samples: pl.DataFrame, *, patient: str) -> Figure:
     """``expansion.model: betabinomial``. Left: fitted intra-class correlation ``rho`` vs log10 clone
     frequency, per fit. Right: observed dispersion index vs the one the fit expects (and 1, pure
     sampling noise), per frequency bin."""
@@ -210,17 +240,26 @@ def betabinomial_figure(noise: pl.DataFrame, clones: pl.DataFrame, samples: pl.D
             left.axhline(0.0, color=colour, lw=1.5)
         table = diag.dispersion
         if table.height:
-            right.scatter(table["log10_freq"].to_numpy(), table["observed"].to_numpy(), color=colour, s=22,
-                          zorder=3, edgecolor="white", linewidths=0.5)
+            right.scatter(
+                table["log10_freq"].to_numpy(),
+                table["observed"].to_numpy(),
+                color=colour,
+                s=22,
+                zorder=3,
+                edgecolor="white",
+                linewidths=0.5,
+            )
             order = np.argsort(table["log10_freq"].to_numpy())
-            right.plot(table["log10_freq"].to_numpy()[order], table["expected"].to_numpy()[order], "-",
-                       color=colour, lw=1.4)
+            right.plot(
+                table["log10_freq"].to_numpy()[order], table["expected"].to_numpy()[order], "-", color=colour, lw=1.4
+            )
         handles.append(Line2D([], [], color=colour, marker="o", lw=1.5, label=diag.label))
     xs = [v for d in found for v in d.model.log10_freq] + [v for d in found for v in d.dispersion["log10_freq"]]
     low, high = (int(np.floor(min(xs) - 0.1)), int(np.ceil(max(xs) + 0.1))) if xs else (-5, -1)
     for ax in (left, right):
-        log_zero_axis(ax, axis="x", low=low, high=high, zero_band=False,
-                      label="clone frequency (mean of the two samples)")
+        log_zero_axis(
+            ax, axis="x", low=low, high=high, zero_band=False, label="clone frequency (mean of the two samples)"
+        )
     left.set_ylabel("overdispersion ρ (0 = Poisson sampling only)")
     left.set_title("fitted noise: ρ by clone abundance (dot size = clones in bin)", fontsize=9)
     left.set_ylim(bottom=0)
@@ -230,10 +269,15 @@ def betabinomial_figure(noise: pl.DataFrame, clones: pl.DataFrame, samples: pl.D
     right.yaxis.set_minor_formatter(FuncFormatter(lambda v, _p: f"{v:g}" if v in (2, 3, 5, 20, 30, 50) else ""))
     right.set_ylabel("variance ÷ Poisson variance (dispersion index)")
     right.set_title("check: observed (dots) vs fitted model (lines)", fontsize=9)
-    handles += [Line2D([], [], color="black", ls=":",
-                       label="pure sampling noise (dispersion 1, the Fisher test's model)")]
+    handles += [
+        Line2D([], [], color="black", ls=":", label="pure sampling noise (dispersion 1, the Fisher test's model)")
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
-    fig.suptitle(f"{patient} · noise model of clone counts between samples\ndots on the lines = the beta-binomial "
-                 "fit explains the draw-to-draw variability; dots above = noise underestimated",
-                 ha="left", x=0.02, fontsize=10.5)
+    fig.suptitle(
+        f"{patient} · noise model of clone counts between samples\ndots on the lines = the beta-binomial "
+        "fit explains the draw-to-draw variability; dots above = noise underestimated",
+        ha="left",
+        x=0.02,
+        fontsize=10.5,
+    )
     return fig

@@ -22,9 +22,14 @@ COMPARISON_LABEL = re.compile(r"^(?P<compartment>[A-Za-z]+)_d(?P<day>-?\d+)$")
 #: ``blood baseline (days -14, 0 pooled)``: every pre-infusion draw pooled.
 POOLED_LABEL = re.compile(r"^(?P<compartment>[A-Za-z]+) baseline \(days (?P<days>-?\d+(?:, -?\d+)*) pooled\)$")
 _FLOOR_PREFIXES = ("replicates ", "draws ")
-SPREAD_SCHEMA = {"log10_freq": pl.Float64, "n_clones": pl.Int64, "observed": pl.Float64, "expected": pl.Float64,
-                 "poisson": pl.Float64, "median_min_count": pl.Float64}
-
+SPREAD_SCHEMA = {
+    "log10_freq": pl.Float64,
+    "n_clones": pl.Int64,
+    "observed": pl.Float64,
+    "expected": pl.Float64,
+    "poisson": pl.Float64,
+    "median_min_count": pl.Float64,
+}
 
 
 def robust_sd(values: ArrayLike) -> float:
@@ -36,9 +41,16 @@ def robust_sd(values: ArrayLike) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x))))
 
 
-def spread_by_bin(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
-                  null_sd: Callable[[NDArray], NDArray] | None, bin_width: float = 0.25,
-                  min_clones: int = 20) -> pl.DataFrame:
+def spread_by_bin(
+    a: ArrayLike,
+    b: ArrayLike,
+    *,
+    n_a: float,
+    n_b: float,
+    null_sd: Callable[[NDArray], NDArray] | None,
+    bin_width: float = 0.25,
+    min_clones: int = 20,
+) -> pl.DataFrame:
     """Observed and model-expected spread of the log fold change of clones seen in both samples, per
     bin of abundance.
 
@@ -92,8 +104,16 @@ def spread_by_bin(a: ArrayLike, b: ArrayLike, *, n_a: float, n_b: float,
         sel = bins == key
         if sel.sum() < max(min_clones, 1):
             continue
-        rows.append((float(x[sel].mean()), int(sel.sum()), robust_sd(y[sel]), float(np.median(expected[sel])),
-                     float(np.median(np.sqrt(sampling[sel]))), float(np.median(np.minimum(a[sel], b[sel])))))
+        rows.append(
+            (
+                float(x[sel].mean()),
+                int(sel.sum()),
+                robust_sd(y[sel]),
+                float(np.median(expected[sel])),
+                float(np.median(np.sqrt(sampling[sel]))),
+                float(np.median(np.minimum(a[sel], b[sel]))),
+            )
+        )
     return pl.DataFrame(rows, schema=SPREAD_SCHEMA, orient="row").sort("log10_freq")
 
 
@@ -124,7 +144,6 @@ def _timepoint(samples: pl.DataFrame, label: str) -> Timepoint | None:
     return points[0] if points else None
 
 
-
 def resolve_timepoint(samples: pl.DataFrame, text: str) -> Timepoint | None:
     """The samples behind one side of a comparison name: ``blood_d14`` or ``blood baseline (days -14, 0
     pooled)`` (the pool of every pre-infusion draw). ``None`` when the sheet has no such samples."""
@@ -139,8 +158,12 @@ def resolve_timepoint(samples: pl.DataFrame, text: str) -> Timepoint | None:
     points = [p for p in timepoints(samples, pooled_match["compartment"]) if p.day in days]
     if not points:
         return None
-    return Timepoint(points[-1].compartment, points[-1].day, tuple(s for p in points for s in p.samples),
-                     tuple(p.day for p in points))
+    return Timepoint(
+        points[-1].compartment,
+        points[-1].day,
+        tuple(s for p in points for s in p.samples),
+        tuple(p.day for p in points),
+    )
 
 
 def _pool_counts(clones: pl.DataFrame, point: Timepoint, keep: NDArray[np.bool_]) -> tuple[NDArray, float] | None:
@@ -216,17 +239,20 @@ def _compartment(comparison: str, samples: pl.DataFrame) -> str:
     return "blood"
 
 
-
-def null_fits(noise: pl.DataFrame, clones: pl.DataFrame, samples: pl.DataFrame, *, bin_width: float = 0.25,
-              min_clones: int = 20) -> list[NullFit]:
+def null_fits(
+    noise: pl.DataFrame, clones: pl.DataFrame, samples: pl.DataFrame, *, bin_width: float = 0.25, min_clones: int = 20
+) -> list[NullFit]:
     """Every fit of an ``overdispersed`` (or ``fisher``) ``noise_model.tsv`` with its spread check: for a
     comparison, :func:`spread_by_bin` of its two (pooled) timepoints, product clones left out of blood
     comparisons as in the fit; floor fits (``replicates ...``, ``draws ...``) get no check (they are
     fitted on depth-thinned pairs)."""
     if noise.height == 0 or "comparison" not in noise.columns:
         return []
-    product = clones["in_product"].fill_null(False).to_numpy() if "in_product" in clones.columns \
+    product = (
+        clones["in_product"].fill_null(False).to_numpy()
+        if "in_product" in clones.columns
         else np.zeros(clones.height, dtype=bool)
+    )
     out = []
     for comparison in noise["comparison"].drop_nulls().unique(maintain_order=True):
         rows = noise.filter(pl.col("comparison") == comparison)
@@ -253,9 +279,27 @@ def null_fits(noise: pl.DataFrame, clones: pl.DataFrame, samples: pl.DataFrame, 
                         f = np.log10(n[n >= 2] / (ref_counts[1] + later_counts[1]))
                         span = (float(f.min()), float(f.max()))
                     sd = null_sd_from_rows(rows) if "sd" in rows.columns else None
-                    spread = spread_by_bin(ref_counts[0], later_counts[0], n_a=ref_counts[1], n_b=later_counts[1],
-                                           null_sd=sd, bin_width=bin_width, min_clones=min_clones)
-        out.append(NullFit(comparison=comparison, label=_label(comparison), compartment=compartment, floor=floor,
-                           source=source, rows=rows, lower_tail_005=tail, note=note, spread=spread,
-                           observed_range=span))
+                    spread = spread_by_bin(
+                        ref_counts[0],
+                        later_counts[0],
+                        n_a=ref_counts[1],
+                        n_b=later_counts[1],
+                        null_sd=sd,
+                        bin_width=bin_width,
+                        min_clones=min_clones,
+                    )
+        out.append(
+            NullFit(
+                comparison=comparison,
+                label=_label(comparison),
+                compartment=compartment,
+                floor=floor,
+                source=source,
+                rows=rows,
+                lower_tail_005=tail,
+                note=note,
+                spread=spread,
+                observed_range=span,
+            )
+        )
     return out

@@ -22,8 +22,15 @@ def _sizes(freq: np.ndarray, top: float) -> np.ndarray:
     return 25 + 375 * scaled
 
 
-def specificity_network(grouped: pl.DataFrame, edges: pl.DataFrame, groups: pl.DataFrame, *, n_clones: int,
-                        n_patients: int, max_distance: int = 12) -> Figure:
+def specificity_network(
+    grouped: pl.DataFrame,
+    edges: pl.DataFrame,
+    groups: pl.DataFrame,
+    *,
+    n_clones: int,
+    n_patients: int,
+    max_distance: int = 12,
+) -> Figure:
     """The network of specificity groups.
 
     Parameters
@@ -38,9 +45,12 @@ def specificity_network(grouped: pl.DataFrame, edges: pl.DataFrame, groups: pl.D
     """
     if groups.height == 0:
         fig, axes = new_figure(7, 3.5)
-        message_axes(axes[0, 0], f"No specificity group: among the {n_clones} flagged, blood-expanded and\n"
-                                 f"top tumour clones of {n_patients} patient(s), no two share a V gene and lie\n"
-                                 f"within TCRdist {max_distance} of each other.")
+        message_axes(
+            axes[0, 0],
+            f"No specificity group: among the {n_clones} flagged, blood-expanded and\n"
+            f"top tumour clones of {n_patients} patient(s), no two share a V gene and lie\n"
+            f"within TCRdist {max_distance} of each other.",
+        )
         axes[0, 0].set_title("Specificity groups (TCRdist CDR3, same V gene)")
         return fig
     shown = groups.head(MAX_GROUPS)["specificity_group"].to_list()
@@ -72,8 +82,15 @@ def specificity_network(grouped: pl.DataFrame, edges: pl.DataFrame, groups: pl.D
     nodes = np.array(sorted(position))
     xy = np.array([position[i] for i in nodes])
     node_patients = indexed["patient"].to_list()
-    ax.scatter(xy[:, 0], xy[:, 1], s=_sizes(freq[nodes], top), c=[colours[node_patients[i]] for i in nodes],
-               edgecolors="black", linewidths=0.5, zorder=2)
+    ax.scatter(
+        xy[:, 0],
+        xy[:, 1],
+        s=_sizes(freq[nodes], top),
+        c=[colours[node_patients[i]] for i in nodes],
+        edgecolors="black",
+        linewidths=0.5,
+        zorder=2,
+    )
     ax.set_xlim(-1.6, (ncols - 1) * 3.0 + 1.6)
     ax.set_ylim(-(nrows - 1) * 3.0 - 1.6, 2.3)
     ax.set_aspect("equal")
@@ -81,18 +98,51 @@ def specificity_network(grouped: pl.DataFrame, edges: pl.DataFrame, groups: pl.D
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_visible(False)
-    handles = [Line2D([], [], marker="o", linestyle="", markerfacecolor=colours[p], markeredgecolor="black",
-                      markersize=7, label=p) for p in patients]
+    handles = [
+        Line2D(
+            [], [], marker="o", linestyle="", markerfacecolor=colours[p], markeredgecolor="black", markersize=7, label=p
+        )
+        for p in patients
+    ]
     if top > 0:
         for value in (top, top / 10):
-            handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="black",
-                                  markersize=math.sqrt(float(_sizes(np.array([value]), top)[0])),
-                                  label=f"tumour {value:.2g}"))
-    handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="black",
-                          markersize=5, label="not in tumour"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=7,
-              title="patient / tumour frequency", title_fontsize=7)
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="o",
+                    linestyle="",
+                    markerfacecolor="white",
+                    markeredgecolor="black",
+                    markersize=math.sqrt(float(_sizes(np.array([value]), top)[0])),
+                    label=f"tumour {value:.2g}",
+                )
+            )
+    handles.append(
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            markerfacecolor="white",
+            markeredgecolor="black",
+            markersize=5,
+            label="not in tumour",
+        )
+    )
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        frameon=False,
+        fontsize=7,
+        title="patient / tumour frequency",
+        title_fontsize=7,
+    )
     more = f"; the {len(shown)} largest of {groups.height} shown" if groups.height > len(shown) else ""
-    ax.set_title(f"Specificity groups: {groups.height} among {n_clones} clones of {n_patients} patient(s){more}\n"
-                 f"(flagged, blood-expanded, top tumour; TCRdist CDR3 ≤ {max_distance}, same V gene)", fontsize=9)
+    ax.set_title(
+        f"Specificity groups: {groups.height} among {n_clones} clones of {n_patients} patient(s){more}\n"
+        f"(flagged, blood-expanded, top tumour; TCRdist CDR3 ≤ {max_distance}, same V gene)",
+        fontsize=9,
+    )
     return fig

@@ -23,21 +23,41 @@ from tcrtrack.io import atomic_write  # noqa: E402
 
 # Okabe & Ito (2008) colour-universal-design palette (Wong 2011, Nat Methods 8:441).
 OKABE_ITO: dict[str, str] = {
-    "orange": "#E69F00", "sky_blue": "#56B4E9", "green": "#009E73", "yellow": "#F0E442",
-    "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7", "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+    "black": "#000000",
 }
 COMPARTMENT_COLOURS: dict[str, str] = {
-    "blood": OKABE_ITO["vermillion"], "tumor": OKABE_ITO["blue"], "product": OKABE_ITO["green"]}
+    "blood": OKABE_ITO["vermillion"],
+    "tumor": OKABE_ITO["blue"],
+    "product": OKABE_ITO["green"],
+}
 # Colour families per compartment, so several fits of blood and of tumour are told apart at a glance.
 FIT_FAMILIES: dict[str, tuple[str, ...]] = {
     "blood": (OKABE_ITO["vermillion"], OKABE_ITO["orange"], OKABE_ITO["purple"], "#882255"),
-    "tumor": (OKABE_ITO["blue"], OKABE_ITO["sky_blue"], OKABE_ITO["green"], "#332288")}
+    "tumor": (OKABE_ITO["blue"], OKABE_ITO["sky_blue"], OKABE_ITO["green"], "#332288"),
+}
 COMPARTMENT_NAMES: dict[str, str] = {"blood": "blood", "tumor": "tumour", "product": "infused product"}
 # Distinct colours for individual clones or groups, in order (Okabe-Ito without black and yellow, then
 # Tol's muted scheme; Tol 2021, SRON/EPS/TN/09-002).
 QUALITATIVE: tuple[str, ...] = (
-    "#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
-    "#332288", "#117733", "#882255", "#999933", "#AA4499", "#44AA99",
+    "#D55E00",
+    "#0072B2",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#332288",
+    "#117733",
+    "#882255",
+    "#999933",
+    "#AA4499",
+    "#44AA99",
 )
 GREY = "#9A9A9A"
 LIGHT_GREY = "#C8C8C8"
@@ -45,10 +65,22 @@ ZERO_BAND = "#EFEFEF"
 SEQUENTIAL_CMAP = "viridis"  # perceptually uniform, colour-blind safe (van der Walt & Smith 2015)
 
 RC = {
-    "figure.dpi": 100, "savefig.dpi": 150, "font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9,
-    "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8, "legend.title_fontsize": 8,
-    "figure.titlesize": 12, "axes.spines.top": False, "axes.spines.right": False,
-    "axes.grid": False, "pdf.fonttype": 42, "svg.hashsalt": "tcrtrack", "font.family": "DejaVu Sans",
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "legend.title_fontsize": 8,
+    "figure.titlesize": 12,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": False,
+    "pdf.fonttype": 42,
+    "svg.hashsalt": "tcrtrack",
+    "font.family": "DejaVu Sans",
     "axes.titlelocation": "left",
 }
 ZERO_GAP = 0.9  # decades between the zero band and the smallest positive value
@@ -158,16 +190,18 @@ def to_log_position(values: np.ndarray, *, zero_at: float) -> np.ndarray:
     return out
 
 
-def log_zero_axis(ax: Axes, *, axis: str, low: int, high: int, zero_band: bool = True,
-                  label: str | None = None) -> float | None:
+def log_zero_axis(
+    ax: Axes, *, axis: str, low: int, high: int, zero_band: bool = True, label: str | None = None
+) -> float | None:
     """Make ``axis`` (``"x"`` or ``"y"``) a log10 axis drawn in log units from ``10**low`` to ``10**high``,
     with a shaded band below it where zeros are drawn (labelled ``0``) and a break mark. Returns the
     position of the zero band (``None`` without one)."""
     zero_at = low - ZERO_GAP if zero_band else None
     start = (zero_at - 0.45) if zero_band else low
     ticks = list(range(low, high + 1))
-    minor = [d + math.log10(m) for d in range(low - 1, high + 1) for m in range(2, 10)
-             if low <= d + math.log10(m) <= high]
+    minor = [
+        d + math.log10(m) for d in range(low - 1, high + 1) for m in range(2, 10) if low <= d + math.log10(m) <= high
+    ]
     target = ax.xaxis if axis == "x" else ax.yaxis
     (ax.set_xlim if axis == "x" else ax.set_ylim)(start, high)
     target.set_major_locator(FixedLocator(([zero_at] if zero_band else []) + ticks))
@@ -177,8 +211,13 @@ def log_zero_axis(ax: Axes, *, axis: str, low: int, high: int, zero_band: bool =
         span = (start, zero_at + 0.45)
         (ax.axvspan if axis == "x" else ax.axhspan)(*span, color=ZERO_BAND, zorder=0, lw=0)
         brk = zero_at + 0.45
-        kw = {"transform": ax.get_xaxis_transform() if axis == "x" else ax.get_yaxis_transform(),
-              "color": "#666666", "lw": 0.8, "clip_on": False, "zorder": 5}
+        kw = {
+            "transform": ax.get_xaxis_transform() if axis == "x" else ax.get_yaxis_transform(),
+            "color": "#666666",
+            "lw": 0.8,
+            "clip_on": False,
+            "zorder": 5,
+        }
         if axis == "x":
             for dx in (-0.05, 0.05):
                 ax.plot([brk + dx - 0.06, brk + dx + 0.06], [-0.02, 0.02], **kw)

@@ -49,14 +49,15 @@ def patient_clonotypes(n_clones: int, *, seed: int, patient: int, rng: np.random
     """
     n_res, n_np = round(TUMOR_RESIDENT * n_clones), max(1, round(NONPRODUCTIVE * n_clones))
     trb = generate_clonotypes(n_clones + n_res + n_np, seed=olga_seed(seed, patient, 1))
-    tra = generate_clonotypes(max(1, round(TRA_SHARE * n_clones)), seed=olga_seed(seed, patient, 2),
-                              chain="TRA")
+    tra = generate_clonotypes(max(1, round(TRA_SHARE * n_clones)), seed=olga_seed(seed, patient, 2), chain="TRA")
     nonprod = make_nonproductive(trb.slice(n_clones + n_res), rng=rng)
-    clones = pl.concat([
-        trb.slice(0, n_clones + n_res).with_columns(productive=pl.lit("T"), locus=pl.lit("TRB")),
-        nonprod.with_columns(productive=pl.lit("F"), locus=pl.lit("TRB")),
-        tra.with_columns(productive=pl.lit("T"), locus=pl.lit("TRA")),
-    ])
+    clones = pl.concat(
+        [
+            trb.slice(0, n_clones + n_res).with_columns(productive=pl.lit("T"), locus=pl.lit("TRB")),
+            nonprod.with_columns(productive=pl.lit("F"), locus=pl.lit("TRB")),
+            tra.with_columns(productive=pl.lit("T"), locus=pl.lit("TRA")),
+        ]
+    )
     return clones.with_columns(_reported_v_call())
 
 
@@ -72,6 +73,12 @@ def product_clonotypes(n_product: int, *, taken: pl.DataFrame, seed: int, patien
     drawn = drawn.filter(pl.Series(fresh))
     if drawn.height < n_product:  # pragma: no cover - needs thousands of collisions
         raise RuntimeError("too few product clonotypes distinct from the patient's others")
-    return drawn.head(n_product).with_columns(
-        productive=pl.lit("T"), locus=pl.lit("TRB"), v_call_out=_reported_v_call(),
-    ).select(taken.columns)
+    return (
+        drawn.head(n_product)
+        .with_columns(
+            productive=pl.lit("T"),
+            locus=pl.lit("TRB"),
+            v_call_out=_reported_v_call(),
+        )
+        .select(taken.columns)
+    )

@@ -14,11 +14,25 @@ import polars as pl
 
 from tcrtrack.simulation.truth import CATEGORIES
 
-__all__ = ["SHEET_COLUMNS", "CohortPlan", "Library", "library_rng", "plan_cohort", "sample_design",
-           "write_sample_sheet"]
+__all__ = [
+    "SHEET_COLUMNS",
+    "CohortPlan",
+    "Library",
+    "library_rng",
+    "plan_cohort",
+    "sample_design",
+    "write_sample_sheet",
+]
 
 SHEET_COLUMNS: tuple[str, ...] = (
-    "patient", "sample", "compartment", "day", "replicate", "path", "format", "response",
+    "patient",
+    "sample",
+    "compartment",
+    "day",
+    "replicate",
+    "path",
+    "format",
+    "response",
 )
 _COMPARTMENT_CODE = {"blood": 1, "tumor": 2, "product": 3}
 
@@ -52,44 +66,82 @@ def _indices(chosen: Sequence[int] | float, n_patients: int) -> set[int]:
 
 
 def plan_cohort(
-    *, n_patients: int, n_clones: int, blood_depth: int, tumor_depth: int, post_days: Sequence[int],
-    tumor_days: Sequence[int], dispersion: float, tumor_dispersion: float | None, n_planted: Sequence[int],
-    replicate_patients: Sequence[int] | float, missing_pre_biopsy: Sequence[int], power_law_exponent: float,
-    product_patients: Sequence[int] | float, n_product_clones: int, product_depth: int | None,
-    product_blood_share: float, product_half_life_days: float, seed: int,
+    *,
+    n_patients: int,
+    n_clones: int,
+    blood_depth: int,
+    tumor_depth: int,
+    post_days: Sequence[int],
+    tumor_days: Sequence[int],
+    dispersion: float,
+    tumor_dispersion: float | None,
+    n_planted: Sequence[int],
+    replicate_patients: Sequence[int] | float,
+    missing_pre_biopsy: Sequence[int],
+    power_law_exponent: float,
+    product_patients: Sequence[int] | float,
+    n_product_clones: int,
+    product_depth: int | None,
+    product_blood_share: float,
+    product_half_life_days: float,
+    seed: int,
 ) -> CohortPlan:
     """Check the options (``ValueError`` listing every problem) and lay out each patient's libraries."""
     post, tumor = tuple(int(d) for d in post_days), tuple(int(d) for d in tumor_days)
     planted = tuple(int(n) for n in n_planted)
-    _validate(n_patients, n_clones, blood_depth, tumor_depth, post, tumor, dispersion, tumor_dispersion,
-              planted, power_law_exponent, seed)
+    _validate(
+        n_patients,
+        n_clones,
+        blood_depth,
+        tumor_depth,
+        post,
+        tumor,
+        dispersion,
+        tumor_dispersion,
+        planted,
+        power_law_exponent,
+        seed,
+    )
     replicated = _indices(replicate_patients, n_patients)
     with_product = _indices(product_patients, n_patients)
     no_pre = set(missing_pre_biopsy)
     if not replicated | no_pre | with_product <= set(range(n_patients)):
-        raise ValueError("replicate_patients/missing_pre_biopsy/product_patients: indices must be "
-                         "0..n_patients-1")
+        raise ValueError("replicate_patients/missing_pre_biopsy/product_patients: indices must be 0..n_patients-1")
     product_depth = blood_depth if product_depth is None else int(product_depth)
     if with_product:
         _validate_product(n_product_clones, product_depth, product_blood_share, product_half_life_days)
     designs = tuple(
-        tuple(sample_design(post, tumor, replicated=p in replicated, no_pre=p in no_pre,
-                            product=p in with_product))
+        tuple(sample_design(post, tumor, replicated=p in replicated, no_pre=p in no_pre, product=p in with_product))
         for p in range(n_patients)
     )
     return CohortPlan(
-        post_days=post, tumor_days=tumor, n_planted=planted, with_product=frozenset(with_product),
+        post_days=post,
+        tumor_days=tumor,
+        n_planted=planted,
+        with_product=frozenset(with_product),
         designs=designs,
         depth={"blood": blood_depth, "tumor": tumor_depth, "product": product_depth},
-        dispersion={"blood": dispersion, "product": dispersion,
-                    "tumor": dispersion if tumor_dispersion is None else tumor_dispersion},
+        dispersion={
+            "blood": dispersion,
+            "product": dispersion,
+            "tumor": dispersion if tumor_dispersion is None else tumor_dispersion,
+        },
     )
 
 
-def _validate(n_patients: int, n_clones: int, blood_depth: int, tumor_depth: int,
-              post_days: tuple[int, ...], tumor_days: tuple[int, ...], dispersion: float,
-              tumor_dispersion: float | None, n_planted: tuple[int, ...],
-              exponent: float, seed: int) -> None:
+def _validate(
+    n_patients: int,
+    n_clones: int,
+    blood_depth: int,
+    tumor_depth: int,
+    post_days: tuple[int, ...],
+    tumor_days: tuple[int, ...],
+    dispersion: float,
+    tumor_dispersion: float | None,
+    n_planted: tuple[int, ...],
+    exponent: float,
+    seed: int,
+) -> None:
     problems = []
     if not 1 <= n_patients <= 99:
         problems.append("n_patients must be in 1..99")
@@ -127,8 +179,9 @@ def _validate_product(n_product: int, depth: int, share: float, half_life: float
         raise ValueError("; ".join(problems))
 
 
-def sample_design(post_days: tuple[int, ...], tumor_days: tuple[int, ...], *, replicated: bool,
-                  no_pre: bool, product: bool = False) -> list[Library]:
+def sample_design(
+    post_days: tuple[int, ...], tumor_days: tuple[int, ...], *, replicated: bool, no_pre: bool, product: bool = False
+) -> list[Library]:
     """(compartment, day, replicate) of one patient's libraries, in sheet order."""
     blood = [("blood", 0, 1)] + ([("blood", 0, 2)] if replicated else [])
     blood += [("blood", d, 1) for d in sorted(post_days)]
@@ -152,8 +205,13 @@ def sheet_row(pid: str, p: int, library: Library, path: str) -> dict[str, Any]:
     """The sample-sheet row of one library (``response`` alternates, from ``responder`` for P01)."""
     compartment, day, rep = library
     return {
-        "patient": pid, "sample": sample_id(pid, library), "compartment": compartment,
-        "day": day, "replicate": rep, "path": path, "format": "airr",
+        "patient": pid,
+        "sample": sample_id(pid, library),
+        "compartment": compartment,
+        "day": day,
+        "replicate": rep,
+        "path": path,
+        "format": "airr",
         "response": "responder" if p % 2 == 0 else "non-responder",
     }
 
@@ -162,7 +220,8 @@ def write_sample_sheet(sheet: Path, rows: list[dict[str, Any]], *, out_dir: Path
     """Write :data:`SHEET_COLUMNS`, with ``path`` (relative to ``out_dir``) made relative to the sheet."""
     prefix = os.path.relpath(out_dir, sheet.parent)
     sheet.write_text(
-        pl.DataFrame(rows).select(SHEET_COLUMNS)
+        pl.DataFrame(rows)
+        .select(SHEET_COLUMNS)
         .with_columns(path=pl.lit(prefix + "/") + pl.col("path") if prefix != "." else pl.col("path"))
         .write_csv(separator="\t")
     )

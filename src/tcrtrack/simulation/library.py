@@ -10,9 +10,7 @@ DEPTH_JITTER = 0.2
 """Each library's depth is ``round(depth * U(1 - DEPTH_JITTER, 1 + DEPTH_JITTER))``."""
 
 
-def library_counts(
-    freq: np.ndarray, *, depth: int, dispersion: float, rng: np.random.Generator
-) -> np.ndarray:
+def library_counts(freq: np.ndarray, *, depth: int, dispersion: float, rng: np.random.Generator) -> np.ndarray:
     r"""Sequence one library: Gamma-overdispersed frequencies, then a multinomial draw.
 
     .. math::

@@ -42,8 +42,9 @@ class _Counter:
 
 
 @contextmanager
-def stderr_counter(length: int, *, label: str = "simulating cohort",
-                   stream: TextIO | None = None) -> Iterator[Progress]:
+def stderr_counter(
+    length: int, *, label: str = "simulating cohort", stream: TextIO | None = None
+) -> Iterator[Progress]:
     """A one-line ``label done/length`` counter on ``stream`` (default stderr), ended by a newline."""
     counter = _Counter(length, label, sys.stderr if stream is None else stream)
     try:

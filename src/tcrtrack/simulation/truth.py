@@ -15,18 +15,48 @@ import polars as pl
 from tcrtrack.simulation.clone_sizes import truncated_pareto_weights
 from tcrtrack.simulation.clonotypes import TUMOR_RESIDENT, patient_clonotypes, product_clonotypes
 
-__all__ = ["CATEGORIES", "PRODUCT_TRUTH_COLUMNS", "TRUTH_COLUMNS", "SimulatedPatient", "add_product",
-           "compose", "simulate_patient", "truth_frequency_table"]
+__all__ = [
+    "CATEGORIES",
+    "PRODUCT_TRUTH_COLUMNS",
+    "TRUTH_COLUMNS",
+    "SimulatedPatient",
+    "add_product",
+    "compose",
+    "simulate_patient",
+    "truth_frequency_table",
+]
 
 CATEGORIES: tuple[str, ...] = ("new_expanded_tumor", "blood_only", "tumor_only")
 TRUTH_COLUMNS: tuple[str, ...] = (
-    "patient", "junction_aa", "v_gene", "j_gene", "category", "junction", "v_call",
-    "j_call", "blood_baseline_freq", "blood_level", "blood_peak_freq", "blood_fold",
-    "peak_day", "tumor_pre_freq", "tumor_post_freq",
+    "patient",
+    "junction_aa",
+    "v_gene",
+    "j_gene",
+    "category",
+    "junction",
+    "v_call",
+    "j_call",
+    "blood_baseline_freq",
+    "blood_level",
+    "blood_peak_freq",
+    "blood_fold",
+    "peak_day",
+    "tumor_pre_freq",
+    "tumor_post_freq",
 )
 PRODUCT_TRUTH_COLUMNS: tuple[str, ...] = (
-    "patient", "junction_aa", "v_gene", "j_gene", "category", "junction", "v_call", "j_call",
-    "product_freq", "product_rank", "blood_freq_at_infusion", "half_life_days",
+    "patient",
+    "junction_aa",
+    "v_gene",
+    "j_gene",
+    "category",
+    "junction",
+    "v_call",
+    "j_call",
+    "product_freq",
+    "product_rank",
+    "blood_freq_at_infusion",
+    "half_life_days",
 )
 
 _TUMOR_INFILTRATING = 0.25  # share of blood clonotypes also in the tumour
@@ -63,14 +93,15 @@ def compose(null: np.ndarray, idx: np.ndarray, target: np.ndarray) -> np.ndarray
     return f
 
 
-def _null_frequencies(n_clones: int, n_all: int, *, exponent: float,
-                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _null_frequencies(
+    n_clones: int, n_all: int, *, exponent: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Blood and tumour frequencies shared by every timepoint (rows as in :mod:`.clonotypes`)."""
     n_res = round(TUMOR_RESIDENT * n_clones)
     n_decoys = n_all - n_clones - n_res
     blood_null = np.zeros(n_all)
     blood_null[:n_clones] = truncated_pareto_weights(n_clones, exponent=exponent, rng=rng)
-    blood_null[n_clones + n_res:] = truncated_pareto_weights(n_decoys, exponent=exponent, rng=rng)
+    blood_null[n_clones + n_res :] = truncated_pareto_weights(n_decoys, exponent=exponent, rng=rng)
     tumor_exponent = 1.0 + (exponent - 1.0) * 5.0 / 6.0
     n_inf = round(_TUMOR_INFILTRATING * n_clones)
     pick = np.sqrt(blood_null[:n_clones])
@@ -82,8 +113,15 @@ def _null_frequencies(n_clones: int, n_all: int, *, exponent: float,
 
 
 def simulate_patient(
-    pid: str, p: int, *, seed: int, n_clones: int, post_days: tuple[int, ...],
-    tumor_days: tuple[int, ...], n_planted: tuple[int, ...], exponent: float,
+    pid: str,
+    p: int,
+    *,
+    seed: int,
+    n_clones: int,
+    post_days: tuple[int, ...],
+    tumor_days: tuple[int, ...],
+    n_planted: tuple[int, ...],
+    exponent: float,
 ) -> SimulatedPatient:
     """Clonotypes, true frequencies per (compartment, day) and truth of one patient."""
     rng = np.random.default_rng([seed, p, 0])
@@ -101,8 +139,7 @@ def simulate_patient(
     decay = rng.uniform(*_DECAY, size=k)
     absent_base = rng.random(k) < _P_ABSENT
     steps = np.abs(np.arange(len(post))[None, :] - peak_k[:, None])
-    blood_traj = np.maximum(level[:, None] * fold[:, None] * decay[:, None] ** steps,
-                            level[:, None])
+    blood_traj = np.maximum(level[:, None] * fold[:, None] * decay[:, None] ** steps, level[:, None])
     base = np.where(absent_base, 0.0, level)
     # Tumour profiles (rows: planted clones, columns: sorted tumour days).
     t_days = sorted(tumor_days)
@@ -125,27 +162,43 @@ def simulate_patient(
         freqs["tumor", day] = compose(tumor_null, planted, tumor_traj[:, j])
 
     picked = clones[planted]
-    truth = pl.DataFrame({
-        "patient": [pid] * k,
-        "junction_aa": picked["junction_aa"], "v_gene": picked["v_gene"],
-        "j_gene": picked["j_gene"], "category": category,
-        "junction": picked["junction"], "v_call": picked["v_call"], "j_call": picked["j_call"],
-        "blood_baseline_freq": freqs["blood", 0][planted],
-        "blood_level": np.where(expands, level, np.nan),
-        "blood_peak_freq": np.where(expands, level * fold, np.nan),
-        "blood_fold": np.where(expands, fold, np.nan),
-        "peak_day": [post[i] if e else None for i, e in zip(peak_k, expands, strict=True)],
-        "tumor_pre_freq": np.where(is_blood_only, stable, t_pre),
-        "tumor_post_freq": np.where(is_blood_only, stable,
-                                    (tumor_traj * is_post).sum(1) / is_post.sum()),
-    }).with_columns(pl.col(pl.Float64).fill_nan(None)).select(TRUTH_COLUMNS)
-    return SimulatedPatient(clones=clones, freqs=freqs, truth=truth, blood_planted=planted[expands],
-                            planted=planted)
+    truth = (
+        pl.DataFrame(
+            {
+                "patient": [pid] * k,
+                "junction_aa": picked["junction_aa"],
+                "v_gene": picked["v_gene"],
+                "j_gene": picked["j_gene"],
+                "category": category,
+                "junction": picked["junction"],
+                "v_call": picked["v_call"],
+                "j_call": picked["j_call"],
+                "blood_baseline_freq": freqs["blood", 0][planted],
+                "blood_level": np.where(expands, level, np.nan),
+                "blood_peak_freq": np.where(expands, level * fold, np.nan),
+                "blood_fold": np.where(expands, fold, np.nan),
+                "peak_day": [post[i] if e else None for i, e in zip(peak_k, expands, strict=True)],
+                "tumor_pre_freq": np.where(is_blood_only, stable, t_pre),
+                "tumor_post_freq": np.where(is_blood_only, stable, (tumor_traj * is_post).sum(1) / is_post.sum()),
+            }
+        )
+        .with_columns(pl.col(pl.Float64).fill_nan(None))
+        .select(TRUTH_COLUMNS)
+    )
+    return SimulatedPatient(clones=clones, freqs=freqs, truth=truth, blood_planted=planted[expands], planted=planted)
 
 
 def add_product(
-    patient: SimulatedPatient, pid: str, p: int, *, seed: int, n_product: int, post_days: tuple[int, ...],
-    blood_share: float, half_life: float, exponent: float,
+    patient: SimulatedPatient,
+    pid: str,
+    p: int,
+    *,
+    seed: int,
+    n_product: int,
+    post_days: tuple[int, ...],
+    blood_share: float,
+    half_life: float,
+    exponent: float,
 ) -> tuple[SimulatedPatient, pl.DataFrame]:
     """Append the infused product's clonotypes, its true frequencies and their blood decay.
 
@@ -171,13 +224,31 @@ def add_product(
     rank = np.empty(n_product, dtype=np.int64)
     rank[np.lexsort((np.arange(n_product), -pi))] = np.arange(1, n_product + 1)
     truth = new.select(
-        pl.lit(pid).alias("patient"), "junction_aa", "v_gene", "j_gene",
-        pl.lit("product").alias("category"), "junction", "v_call", "j_call",
-    ).with_columns(product_freq=pi, product_rank=rank, blood_freq_at_infusion=blood_share * pi,
-                   half_life_days=pl.lit(float(half_life)))
-    return (SimulatedPatient(clones=clones, freqs=freqs, truth=patient.truth,
-                             blood_planted=patient.blood_planted, planted=patient.planted, product_rows=idx),
-            truth.select(PRODUCT_TRUTH_COLUMNS))
+        pl.lit(pid).alias("patient"),
+        "junction_aa",
+        "v_gene",
+        "j_gene",
+        pl.lit("product").alias("category"),
+        "junction",
+        "v_call",
+        "j_call",
+    ).with_columns(
+        product_freq=pi,
+        product_rank=rank,
+        blood_freq_at_infusion=blood_share * pi,
+        half_life_days=pl.lit(float(half_life)),
+    )
+    return (
+        SimulatedPatient(
+            clones=clones,
+            freqs=freqs,
+            truth=patient.truth,
+            blood_planted=patient.blood_planted,
+            planted=patient.planted,
+            product_rows=idx,
+        ),
+        truth.select(PRODUCT_TRUTH_COLUMNS),
+    )
 
 
 def truth_frequency_table(patient: SimulatedPatient, pid: str) -> pl.DataFrame:

@@ -31,8 +31,17 @@ from tcrtrack.specificity.databases import Database
 from tcrtrack.specificity.matching import MATCH_MODES, MatchMode, annotate
 
 #: Columns of :func:`false_annotation_rates`.
-CALIBRATION_COLUMNS = ("mode", "n_clones", "clones_hit", "hit_rate", "n_random", "random_hit",
-                       "false_annotation_rate", "far_ci_low", "far_ci_high")
+CALIBRATION_COLUMNS = (
+    "mode",
+    "n_clones",
+    "clones_hit",
+    "hit_rate",
+    "n_random",
+    "random_hit",
+    "false_annotation_rate",
+    "far_ci_low",
+    "far_ci_high",
+)
 
 
 @functools.cache
@@ -62,8 +71,9 @@ def wilson_interval(successes: float, n: float, *, z: float = 1.959964) -> tuple
     return (max(0.0, (centre - half) / denom), min(1.0, (centre + half) / denom))
 
 
-def _hit_flags(frame: pl.DataFrame, database: Database | pl.DataFrame, mode: MatchMode,
-               min_score: int | None) -> np.ndarray:
+def _hit_flags(
+    frame: pl.DataFrame, database: Database | pl.DataFrame, mode: MatchMode, min_score: int | None
+) -> np.ndarray:
     indexed = frame.select("junction_aa", "v_gene").with_row_index("_i")
     hits = annotate(indexed, database, mode=mode, min_score=min_score)
     flags = np.zeros(frame.height, dtype=bool)
@@ -71,9 +81,16 @@ def _hit_flags(frame: pl.DataFrame, database: Database | pl.DataFrame, mode: Mat
     return flags
 
 
-def false_annotation_rates(clones: pl.DataFrame, database: Database | pl.DataFrame, *,
-                           modes: tuple[MatchMode, ...] = MATCH_MODES, background: pl.DataFrame | None = None,
-                           n_random: int = 20_000, seed: int = 0, min_score: int | None = None) -> pl.DataFrame:
+def false_annotation_rates(
+    clones: pl.DataFrame,
+    database: Database | pl.DataFrame,
+    *,
+    modes: tuple[MatchMode, ...] = MATCH_MODES,
+    background: pl.DataFrame | None = None,
+    n_random: int = 20_000,
+    seed: int = 0,
+    min_score: int | None = None,
+) -> pl.DataFrame:
     """Hit rate of the clones beside the length-matched false-annotation rate of OLGA junctions, per mode.
 
     Parameters
@@ -103,13 +120,24 @@ def false_annotation_rates(clones: pl.DataFrame, database: Database | pl.DataFra
     q = np.bincount(bg_lengths, minlength=top) / max(len(bg_lengths), 1)
     ratio = np.divide(p, q, out=np.zeros(top), where=q > 0)
     weights = ratio[bg_lengths]
-    n_eff = weights.sum() ** 2 / (weights ** 2).sum() if weights.sum() > 0 else 0.0
+    n_eff = weights.sum() ** 2 / (weights**2).sum() if weights.sum() > 0 else 0.0
     rows = []
     for mode in modes:
         hit = _hit_flags(clones, database, mode, min_score)
         bg_hit = _hit_flags(background, database, mode, min_score)
         far = float((weights * bg_hit).sum() / weights.sum()) if weights.sum() > 0 else math.nan
         low, high = wilson_interval(far * n_eff, n_eff)
-        rows.append((mode, clones.height, int(hit.sum()), hit.mean() if len(hit) else math.nan,
-                     background.height, int(bg_hit.sum()), far, low, high))
+        rows.append(
+            (
+                mode,
+                clones.height,
+                int(hit.sum()),
+                hit.mean() if len(hit) else math.nan,
+                background.height,
+                int(bg_hit.sum()),
+                far,
+                low,
+                high,
+            )
+        )
     return pl.DataFrame(rows, schema=list(CALIBRATION_COLUMNS), orient="row")

@@ -26,12 +26,19 @@ from __future__ import annotations
 import polars as pl
 
 #: Columns added by :func:`flag_contamination`.
-CONTAMINATION_COLUMNS = ("possible_contamination", "contamination_source", "contamination_source_patient",
-                         "contamination_source_frequency", "contamination_ratio", "shared_nt_samples")
+CONTAMINATION_COLUMNS = (
+    "possible_contamination",
+    "contamination_source",
+    "contamination_source_patient",
+    "contamination_source_frequency",
+    "contamination_ratio",
+    "shared_nt_samples",
+)
 
 
-def flag_contamination(clones: pl.DataFrame, *, min_ratio: float = 20.0,
-                       min_source_frequency: float = 1e-4) -> pl.DataFrame:
+def flag_contamination(
+    clones: pl.DataFrame, *, min_ratio: float = 20.0, min_source_frequency: float = 1e-4
+) -> pl.DataFrame:
     """Flag every clone whose exact nucleotide junction is far more frequent in another patient's sample.
 
     Parameters
@@ -57,28 +64,45 @@ def flag_contamination(clones: pl.DataFrame, *, min_ratio: float = 20.0,
     if min_ratio < 1 or min_source_frequency < 0:
         raise ValueError("min_ratio must be >= 1 and min_source_frequency >= 0")
     base = clones.with_row_index("_row").with_columns(_nt=pl.col("junction").str.to_uppercase())
-    per_sample = (base.filter(pl.col("_nt").is_not_null() & (pl.col("_nt") != ""))
-                  .group_by("_nt", "patient", "sample").agg(_f=pl.col("frequency").sum()))
-    pairs = (base.select("_row", "_nt", "patient", "frequency")
-             .join(per_sample.rename({"patient": "_src_patient", "sample": "_src", "_f": "_src_f"}), on="_nt")
-             .filter(pl.col("_src_patient") != pl.col("patient")))
+    per_sample = (
+        base.filter(pl.col("_nt").is_not_null() & (pl.col("_nt") != ""))
+        .group_by("_nt", "patient", "sample")
+        .agg(_f=pl.col("frequency").sum())
+    )
+    pairs = (
+        base.select("_row", "_nt", "patient", "frequency")
+        .join(per_sample.rename({"patient": "_src_patient", "sample": "_src", "_f": "_src_f"}), on="_nt")
+        .filter(pl.col("_src_patient") != pl.col("patient"))
+    )
     shared = pairs.group_by("_row").agg(shared_nt_samples=pl.len())
-    sources = (pairs.filter((pl.col("_src_f") >= min_source_frequency)
-                            & (pl.col("_src_f") >= min_ratio * pl.col("frequency")))
-               .sort("_row", "_src_f", "_src", descending=[False, True, False])
-               .group_by("_row", maintain_order=True).first()
-               .select("_row", contamination_source=pl.col("_src"), contamination_source_patient=pl.col("_src_patient"),
-                       contamination_source_frequency=pl.col("_src_f"),
-                       contamination_ratio=pl.col("_src_f") / pl.col("frequency")))
-    out = (base.join(sources, on="_row", how="left").join(shared, on="_row", how="left")
-           .with_columns(possible_contamination=pl.col("contamination_source").is_not_null(),
-                         shared_nt_samples=pl.col("shared_nt_samples").fill_null(0).cast(pl.Int64))
-           .sort("_row"))
+    sources = (
+        pairs.filter((pl.col("_src_f") >= min_source_frequency) & (pl.col("_src_f") >= min_ratio * pl.col("frequency")))
+        .sort("_row", "_src_f", "_src", descending=[False, True, False])
+        .group_by("_row", maintain_order=True)
+        .first()
+        .select(
+            "_row",
+            contamination_source=pl.col("_src"),
+            contamination_source_patient=pl.col("_src_patient"),
+            contamination_source_frequency=pl.col("_src_f"),
+            contamination_ratio=pl.col("_src_f") / pl.col("frequency"),
+        )
+    )
+    out = (
+        base.join(sources, on="_row", how="left")
+        .join(shared, on="_row", how="left")
+        .with_columns(
+            possible_contamination=pl.col("contamination_source").is_not_null(),
+            shared_nt_samples=pl.col("shared_nt_samples").fill_null(0).cast(pl.Int64),
+        )
+        .sort("_row")
+    )
     return out.select([*clones.columns, *CONTAMINATION_COLUMNS])
 
 
 def contamination_qc(flagged: pl.DataFrame) -> pl.DataFrame:
     """Per sample: clones and summed frequency flagged ``possible_contamination`` (for the QC table)."""
-    return (flagged.group_by("patient", "sample", maintain_order=True)
-            .agg(contamination_clones=pl.col("possible_contamination").sum().cast(pl.Int64),
-                 contamination_frequency=pl.col("frequency").filter(pl.col("possible_contamination")).sum()))
+    return flagged.group_by("patient", "sample", maintain_order=True).agg(
+        contamination_clones=pl.col("possible_contamination").sum().cast(pl.Int64),
+        contamination_frequency=pl.col("frequency").filter(pl.col("possible_contamination")).sum(),
+    )

@@ -39,11 +39,18 @@ def convergence(clones: pl.DataFrame, *, by: tuple[str, ...] = ("patient",)) -> 
         raise ValueError(f"clones lack column(s) {', '.join(sorted(missing))}")
     keys = [*by, "junction_aa"]
     counted = clones.group_by(keys, maintain_order=True).agg(
-        n_nt_junctions=pl.col("junction").drop_nulls().filter(pl.col("junction").drop_nulls() != "")
-        .str.to_uppercase().n_unique())
+        n_nt_junctions=pl.col("junction")
+        .drop_nulls()
+        .filter(pl.col("junction").drop_nulls() != "")
+        .str.to_uppercase()
+        .n_unique()
+    )
     return counted.with_columns(
-        n_nt_junctions=pl.when(pl.col("n_nt_junctions") > 0).then(pl.col("n_nt_junctions")).otherwise(None)
-        .cast(pl.Int64))
+        n_nt_junctions=pl.when(pl.col("n_nt_junctions") > 0)
+        .then(pl.col("n_nt_junctions"))
+        .otherwise(None)
+        .cast(pl.Int64)
+    )
 
 
 def add_convergence(clones: pl.DataFrame, *, by: tuple[str, ...] = ("patient",)) -> pl.DataFrame:

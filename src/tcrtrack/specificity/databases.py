@@ -41,20 +41,41 @@ DatabaseFormat = Literal["vdjdb", "mcpas", "table"]
 
 #: Columns of a normalised database frame (one row per record).
 DATABASE_COLUMNS: dict[str, pl.DataType] = {
-    "junction_aa": pl.Utf8, "v_gene": pl.Utf8, "j_gene": pl.Utf8, "epitope": pl.Utf8,
-    "antigen_gene": pl.Utf8, "antigen_species": pl.Utf8, "antigen_group": pl.Utf8, "viral": pl.Boolean,
-    "mhc_a": pl.Utf8, "mhc_b": pl.Utf8, "mhc_class": pl.Utf8, "score": pl.Int64, "reference": pl.Utf8,
-    "source": pl.Utf8, "cdr3_as_given": pl.Utf8,
+    "junction_aa": pl.Utf8,
+    "v_gene": pl.Utf8,
+    "j_gene": pl.Utf8,
+    "epitope": pl.Utf8,
+    "antigen_gene": pl.Utf8,
+    "antigen_species": pl.Utf8,
+    "antigen_group": pl.Utf8,
+    "viral": pl.Boolean,
+    "mhc_a": pl.Utf8,
+    "mhc_b": pl.Utf8,
+    "mhc_class": pl.Utf8,
+    "score": pl.Int64,
+    "reference": pl.Utf8,
+    "source": pl.Utf8,
+    "cdr3_as_given": pl.Utf8,
 }
 
-_VDJDB_REQUIRED = ("gene", "cdr3", "v.segm", "j.segm", "species", "antigen.epitope", "antigen.gene",
-                   "antigen.species")
-_VDJDB_OPTIONAL = ("mhc.a", "mhc.b", "mhc.class", "reference.id", "vdjdb.score", "complex.id", "v.end",
-                   "j.start")
-_VDJDB_FULL_NAMES = {"Gene": "gene", "CDR3": "cdr3", "V": "v.segm", "J": "j.segm", "Species": "species",
-                     "MHC A": "mhc.a", "MHC B": "mhc.b", "MHC class": "mhc.class", "Epitope": "antigen.epitope",
-                     "Epitope gene": "antigen.gene", "Epitope species": "antigen.species",
-                     "Reference": "reference.id", "Score": "vdjdb.score", "complex.id": "complex.id"}
+_VDJDB_REQUIRED = ("gene", "cdr3", "v.segm", "j.segm", "species", "antigen.epitope", "antigen.gene", "antigen.species")
+_VDJDB_OPTIONAL = ("mhc.a", "mhc.b", "mhc.class", "reference.id", "vdjdb.score", "complex.id", "v.end", "j.start")
+_VDJDB_FULL_NAMES = {
+    "Gene": "gene",
+    "CDR3": "cdr3",
+    "V": "v.segm",
+    "J": "j.segm",
+    "Species": "species",
+    "MHC A": "mhc.a",
+    "MHC B": "mhc.b",
+    "MHC class": "mhc.class",
+    "Epitope": "antigen.epitope",
+    "Epitope gene": "antigen.gene",
+    "Epitope species": "antigen.species",
+    "Reference": "reference.id",
+    "Score": "vdjdb.score",
+    "complex.id": "complex.id",
+}
 _MCPAS_REQUIRED = ("CDR3.beta.aa", "TRBV", "TRBJ", "Species", "Pathology", "Epitope.peptide")
 _TABLE_REQUIRED = ("junction_aa", "v_gene", "j_gene", "epitope", "antigen_species", "source")
 
@@ -65,18 +86,48 @@ _SPECIES_GROUPS: tuple[tuple[str, str], ...] = (
     (r"^(influenza.*|iav|ibv|flu.*)$", "Influenza"),
     (r"^(sars-?cov-?2|covid.*|.*sars-cov-2.*)$", "SARS-CoV-2"),
     (r"^(hiv.*|human immunodeficiency.*)$", "HIV"),
-    (r"^(hcv|hepatitis c.*)$", "HCV"), (r"^(hbv|hepatitis b.*)$", "HBV"),
-    (r"^(yfv|yellow fever.*)$", "YFV"), (r"^(denv.*|dengue.*)$", "DENV"),
-    (r"^(htlv.*)$", "HTLV"), (r"^(hsv.*|herpes simplex.*)$", "HSV"), (r"^(vzv|varicella.*)$", "VZV"),
-    (r"^(adv|adenovirus.*)$", "AdV"), (r"^(hcov.*|sars-cov|mers.*)$", "other coronavirus"),
-    (r"^(hpv.*|human papilloma.*)$", "HPV"), (r"^(mcpyv|merkel.*)$", "MCPyV"),
-    (r"^(rotavirus.*|coxsackie.*|hhv.*|kshv|lcmv|measles.*|mumps.*|rsv|zika.*|vaccinia.*|.*virus.*)$",
-     "other virus"),
+    (r"^(hcv|hepatitis c.*)$", "HCV"),
+    (r"^(hbv|hepatitis b.*)$", "HBV"),
+    (r"^(yfv|yellow fever.*)$", "YFV"),
+    (r"^(denv.*|dengue.*)$", "DENV"),
+    (r"^(htlv.*)$", "HTLV"),
+    (r"^(hsv.*|herpes simplex.*)$", "HSV"),
+    (r"^(vzv|varicella.*)$", "VZV"),
+    (r"^(adv|adenovirus.*)$", "AdV"),
+    (r"^(hcov.*|sars-cov|mers.*)$", "other coronavirus"),
+    (r"^(hpv.*|human papilloma.*)$", "HPV"),
+    (r"^(mcpyv|merkel.*)$", "MCPyV"),
+    (r"^(rotavirus.*|coxsackie.*|hhv.*|kshv|lcmv|measles.*|mumps.*|rsv|zika.*|vaccinia.*|.*virus.*)$", "other virus"),
 )
-VIRAL_GROUPS = frozenset({"CMV", "EBV", "Influenza", "SARS-CoV-2", "HIV", "HCV", "HBV", "YFV", "DENV", "HTLV",
-                          "HSV", "VZV", "AdV", "other coronavirus", "HPV", "MCPyV", "other virus"})
-_SPECIES_ALIASES = {"homosapiens": "HomoSapiens", "human": "HomoSapiens", "homo sapiens": "HomoSapiens",
-                    "musmusculus": "MusMusculus", "mouse": "MusMusculus", "mus musculus": "MusMusculus"}
+VIRAL_GROUPS = frozenset(
+    {
+        "CMV",
+        "EBV",
+        "Influenza",
+        "SARS-CoV-2",
+        "HIV",
+        "HCV",
+        "HBV",
+        "YFV",
+        "DENV",
+        "HTLV",
+        "HSV",
+        "VZV",
+        "AdV",
+        "other coronavirus",
+        "HPV",
+        "MCPyV",
+        "other virus",
+    }
+)
+_SPECIES_ALIASES = {
+    "homosapiens": "HomoSapiens",
+    "human": "HomoSapiens",
+    "homo sapiens": "HomoSapiens",
+    "musmusculus": "MusMusculus",
+    "mouse": "MusMusculus",
+    "mus musculus": "MusMusculus",
+}
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +216,10 @@ def _standard_junctions(cdr3: pl.Series, j_gene: pl.Series) -> pl.Series:
     pairs = pl.DataFrame({"cdr3": cdr3, "j": j_gene}).unique()
     expected = _expected_118(pairs["j"].unique().to_list())
     pairs = pairs.with_columns(_end=pl.col("j").replace_strict(expected, default=None, return_dtype=pl.Utf8))
-    canonical = (pl.col("cdr3").str.contains(r"^C[ACDEFGHIKLMNPQRSTVWY]*[FWC]$")
-                 & (pl.col("cdr3").str.slice(-1) == pl.col("_end"))).fill_null(False)
+    canonical = (
+        pl.col("cdr3").str.contains(r"^C[ACDEFGHIKLMNPQRSTVWY]*[FWC]$")
+        & (pl.col("cdr3").str.slice(-1) == pl.col("_end"))
+    ).fill_null(False)
     fast = pairs.filter(canonical).select("cdr3", "j", junction=pl.col("cdr3"))
     slow = pairs.filter(~canonical)
     out: list[str | None] = []
@@ -179,30 +232,46 @@ def _standard_junctions(cdr3: pl.Series, j_gene: pl.Series) -> pl.Series:
         except ValueError:  # a J symbol tidytcells does not know: decide the trailing residue without it
             out.append(tidytcells.junction.standardize(seq.strip(), log_failures=False))
     keys = pl.concat([fast, slow.select("cdr3", "j", junction=pl.Series(out, dtype=pl.Utf8))])
-    joined = pl.DataFrame({"cdr3": cdr3, "j": j_gene}).join(keys, on=["cdr3", "j"], how="left",
-                                                            nulls_equal=True, maintain_order="left")
+    joined = pl.DataFrame({"cdr3": cdr3, "j": j_gene}).join(
+        keys, on=["cdr3", "j"], how="left", nulls_equal=True, maintain_order="left"
+    )
     return joined["junction"]
 
 
 def _read_delimited(path: Path, separator: str, fmt: str) -> pl.DataFrame:
     if path.is_dir():
-        raise DatabaseFileError(path, "is a folder, not an annotation database file",
-                                f"point annotation.databases at the {fmt} file inside it")
+        raise DatabaseFileError(
+            path,
+            "is a folder, not an annotation database file",
+            f"point annotation.databases at the {fmt} file inside it",
+        )
     if not path.is_file():
-        raise DatabaseFileError(path, "annotation database file not found",
-                                f"point annotation.databases at an existing {fmt} file")
+        raise DatabaseFileError(
+            path, "annotation database file not found", f"point annotation.databases at an existing {fmt} file"
+        )
     with path.open("rb") as handle:
         if handle.read(4) == b"PK\x03\x04":
-            raise DatabaseFileError(path, "is a zip archive, not a table",
-                                    "unpack it and point annotation.databases at the file inside (for VDJdb: "
-                                    "vdjdb.slim.txt)")
+            raise DatabaseFileError(
+                path,
+                "is a zip archive, not a table",
+                "unpack it and point annotation.databases at the file inside (for VDJdb: vdjdb.slim.txt)",
+            )
     try:
-        return pl.read_csv(path, separator=separator, infer_schema=False, quote_char='"' if separator == "," else None,
-                           encoding="utf8-lossy", truncate_ragged_lines=True)
+        return pl.read_csv(
+            path,
+            separator=separator,
+            infer_schema=False,
+            quote_char='"' if separator == "," else None,
+            encoding="utf8-lossy",
+            truncate_ragged_lines=True,
+        )
     except (OSError, pl.exceptions.PolarsError) as error:
         problem = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DatabaseFileError(path, f"cannot be read as a {fmt} file ({problem})",
-                                f"give a {'tab' if separator == chr(9) else 'comma'}-separated {fmt} file") from error
+        raise DatabaseFileError(
+            path,
+            f"cannot be read as a {fmt} file ({problem})",
+            f"give a {'tab' if separator == chr(9) else 'comma'}-separated {fmt} file",
+        ) from error
 
 
 def _require(frame: pl.DataFrame, columns: tuple[str, ...], path: Path, fmt: str, hint: str) -> None:
@@ -213,47 +282,97 @@ def _require(frame: pl.DataFrame, columns: tuple[str, ...], path: Path, fmt: str
 
 def _vdjdb(raw: pl.DataFrame, path: Path) -> pl.DataFrame:
     raw = raw.rename({k: v for k, v in _VDJDB_FULL_NAMES.items() if k in raw.columns and v not in raw.columns})
-    _require(raw, _VDJDB_REQUIRED, path, "vdjdb",
-             "use the VDJdb release vdjdb.slim.txt (tab-separated, slim column names) or declare the right format")
+    _require(
+        raw,
+        _VDJDB_REQUIRED,
+        path,
+        "vdjdb",
+        "use the VDJdb release vdjdb.slim.txt (tab-separated, slim column names) or declare the right format",
+    )
     raw = raw.with_columns(pl.lit(None, dtype=pl.Utf8).alias(c) for c in _VDJDB_OPTIONAL if c not in raw.columns)
     score = pl.col("vdjdb.score").str.strip_chars().cast(pl.Int64, strict=False)
     return raw.select(
-        locus=pl.col("gene"), species=pl.col("species"), cdr3_as_given=pl.col("cdr3"), v_raw=pl.col("v.segm"),
-        j_raw=pl.col("j.segm"), epitope=pl.col("antigen.epitope"), antigen_gene=pl.col("antigen.gene"),
-        antigen_species=pl.col("antigen.species"), mhc_a=pl.col("mhc.a"), mhc_b=pl.col("mhc.b"),
-        mhc_class=pl.col("mhc.class"), score=score, reference=pl.col("reference.id"), source=pl.lit("vdjdb"))
+        locus=pl.col("gene"),
+        species=pl.col("species"),
+        cdr3_as_given=pl.col("cdr3"),
+        v_raw=pl.col("v.segm"),
+        j_raw=pl.col("j.segm"),
+        epitope=pl.col("antigen.epitope"),
+        antigen_gene=pl.col("antigen.gene"),
+        antigen_species=pl.col("antigen.species"),
+        mhc_a=pl.col("mhc.a"),
+        mhc_b=pl.col("mhc.b"),
+        mhc_class=pl.col("mhc.class"),
+        score=score,
+        reference=pl.col("reference.id"),
+        source=pl.lit("vdjdb"),
+    )
 
 
 def _mcpas(raw: pl.DataFrame, path: Path, locus: str) -> pl.DataFrame:
     _require(raw, _MCPAS_REQUIRED, path, "mcpas", "use McPAS-TCR.csv (comma-separated) or declare the right format")
     chain = "beta" if locus == "TRB" else "alpha"
     v, j = ("TRBV", "TRBJ") if locus == "TRB" else ("TRAV", "TRAJ")
-    opt = {c: (pl.col(c) if c in raw.columns else pl.lit(None, dtype=pl.Utf8))
-           for c in ("Antigen.protein", "MHC", "PubMed.ID", v, j, f"CDR3.{chain}.aa")}
+    opt = {
+        c: (pl.col(c) if c in raw.columns else pl.lit(None, dtype=pl.Utf8))
+        for c in ("Antigen.protein", "MHC", "PubMed.ID", v, j, f"CDR3.{chain}.aa")
+    }
     return raw.select(
-        locus=pl.lit(locus), species=pl.col("Species"), cdr3_as_given=opt[f"CDR3.{chain}.aa"], v_raw=opt[v],
-        j_raw=opt[j], epitope=pl.col("Epitope.peptide"), antigen_gene=opt["Antigen.protein"],
-        antigen_species=pl.col("Pathology"), mhc_a=opt["MHC"], mhc_b=pl.lit(None, dtype=pl.Utf8),
-        mhc_class=pl.lit(None, dtype=pl.Utf8), score=pl.lit(None, dtype=pl.Int64),
-        reference=pl.concat_str(pl.lit("PMID:"), opt["PubMed.ID"]), source=pl.lit("mcpas"))
+        locus=pl.lit(locus),
+        species=pl.col("Species"),
+        cdr3_as_given=opt[f"CDR3.{chain}.aa"],
+        v_raw=opt[v],
+        j_raw=opt[j],
+        epitope=pl.col("Epitope.peptide"),
+        antigen_gene=opt["Antigen.protein"],
+        antigen_species=pl.col("Pathology"),
+        mhc_a=opt["MHC"],
+        mhc_b=pl.lit(None, dtype=pl.Utf8),
+        mhc_class=pl.lit(None, dtype=pl.Utf8),
+        score=pl.lit(None, dtype=pl.Int64),
+        reference=pl.concat_str(pl.lit("PMID:"), opt["PubMed.ID"]),
+        source=pl.lit("mcpas"),
+    )
 
 
 def _table(raw: pl.DataFrame, path: Path, locus: str, species: str) -> pl.DataFrame:
-    _require(raw, _TABLE_REQUIRED, path, "table",
-             "give a TSV with columns junction_aa, v_gene, j_gene, epitope, antigen_species, source")
-    opt = {c: (pl.col(c) if c in raw.columns else pl.lit(None, dtype=pl.Utf8))
-           for c in ("antigen_gene", "mhc_a", "mhc_b", "mhc_class", "score", "reference", "species", "locus")}
+    _require(
+        raw,
+        _TABLE_REQUIRED,
+        path,
+        "table",
+        "give a TSV with columns junction_aa, v_gene, j_gene, epitope, antigen_species, source",
+    )
+    opt = {
+        c: (pl.col(c) if c in raw.columns else pl.lit(None, dtype=pl.Utf8))
+        for c in ("antigen_gene", "mhc_a", "mhc_b", "mhc_class", "score", "reference", "species", "locus")
+    }
     return raw.select(
-        locus=pl.coalesce(opt["locus"], pl.lit(locus)), species=pl.coalesce(opt["species"], pl.lit(species)),
-        cdr3_as_given=pl.col("junction_aa"), v_raw=pl.col("v_gene"), j_raw=pl.col("j_gene"),
-        epitope=pl.col("epitope"), antigen_gene=opt["antigen_gene"], antigen_species=pl.col("antigen_species"),
-        mhc_a=opt["mhc_a"], mhc_b=opt["mhc_b"], mhc_class=opt["mhc_class"],
-        score=opt["score"].str.strip_chars().cast(pl.Int64, strict=False), reference=opt["reference"],
-        source=pl.col("source"))
+        locus=pl.coalesce(opt["locus"], pl.lit(locus)),
+        species=pl.coalesce(opt["species"], pl.lit(species)),
+        cdr3_as_given=pl.col("junction_aa"),
+        v_raw=pl.col("v_gene"),
+        j_raw=pl.col("j_gene"),
+        epitope=pl.col("epitope"),
+        antigen_gene=opt["antigen_gene"],
+        antigen_species=pl.col("antigen_species"),
+        mhc_a=opt["mhc_a"],
+        mhc_b=opt["mhc_b"],
+        mhc_class=opt["mhc_class"],
+        score=opt["score"].str.strip_chars().cast(pl.Int64, strict=False),
+        reference=opt["reference"],
+        source=pl.col("source"),
+    )
 
 
-def read_database(path: Path | str, *, fmt: DatabaseFormat, species: str = "HomoSapiens", locus: str = "TRB",
-                  min_score: int | None = None) -> Database:
+def read_database(
+    path: Path | str,
+    *,
+    fmt: DatabaseFormat,
+    species: str = "HomoSapiens",
+    locus: str = "TRB",
+    min_score: int | None = None,
+) -> Database:
     """Read one annotation database and normalise it (see the module docstring).
 
     Parameters
@@ -288,8 +407,12 @@ def read_database(path: Path | str, *, fmt: DatabaseFormat, species: str = "Homo
     else:
         frame = _table(raw, path, locus, species)
     want_species = _SPECIES_ALIASES.get(species.lower(), species)
-    norm_species = pl.col("species").str.strip_chars().str.to_lowercase().replace_strict(
-        _SPECIES_ALIASES, default=pl.col("species").str.strip_chars(), return_dtype=pl.Utf8)
+    norm_species = (
+        pl.col("species")
+        .str.strip_chars()
+        .str.to_lowercase()
+        .replace_strict(_SPECIES_ALIASES, default=pl.col("species").str.strip_chars(), return_dtype=pl.Utf8)
+    )
     dropped: dict[str, int] = {}
     keep = frame.filter(norm_species == want_species)
     dropped["other_species"] = frame.height - keep.height
@@ -309,14 +432,17 @@ def read_database(path: Path | str, *, fmt: DatabaseFormat, species: str = "Homo
     dropped["bad_cdr3"] = records.height - good.height
     groups = {s: antigen_group(s) for s in good["antigen_species"].drop_nulls().unique().to_list()}
     good = good.with_columns(
-        antigen_group=pl.col("antigen_species").replace_strict(groups, default=None, return_dtype=pl.Utf8))
+        antigen_group=pl.col("antigen_species").replace_strict(groups, default=None, return_dtype=pl.Utf8)
+    )
     good = good.with_columns(viral=pl.col("antigen_group").is_in(list(VIRAL_GROUPS)).fill_null(False))
     good = good.select([pl.col(c).cast(t) for c, t in DATABASE_COLUMNS.items()])
     if good.height == 0:
-        raise DatabaseFileError(path, f"no {species} {locus} record with a usable CDR3 in this {fmt} file",
-                                "check the file's species and gene columns, or declare the right format")
-    return Database(records=good, path=path, fmt=fmt, sha256=file_sha256(path), dropped=dropped,
-                    has_scores=has_scores)
+        raise DatabaseFileError(
+            path,
+            f"no {species} {locus} record with a usable CDR3 in this {fmt} file",
+            "check the file's species and gene columns, or declare the right format",
+        )
+    return Database(records=good, path=path, fmt=fmt, sha256=file_sha256(path), dropped=dropped, has_scores=has_scores)
 
 
 def combine(databases: list[Database]) -> pl.DataFrame:

@@ -111,8 +111,9 @@ def _by_length(seqs: list[str]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def neighbour_pairs(clones: pl.DataFrame, *, max_distance: int = 12, same_v: bool = True,
-                    chunk: int = 2048) -> pl.DataFrame:
+def neighbour_pairs(
+    clones: pl.DataFrame, *, max_distance: int = 12, same_v: bool = True, chunk: int = 2048
+) -> pl.DataFrame:
     """Pairs of clones (row indices ``i < j``) within ``max_distance`` (and the same V gene when ``same_v``).
 
     Vectorised per (V gene, length, length) block; lengths further apart than
@@ -120,22 +121,25 @@ def neighbour_pairs(clones: pl.DataFrame, *, max_distance: int = 12, same_v: boo
     neighbours when ``same_v``.
     """
     frame = clones.select("junction_aa", v=pl.col("v_gene") if same_v else pl.lit("")).with_row_index("_i")
-    frame = frame.filter(pl.col("v").is_not_null() & pl.col("junction_aa").is_not_null()
-                         & (pl.col("junction_aa").str.len_chars() > 0))
+    frame = frame.filter(
+        pl.col("v").is_not_null() & pl.col("junction_aa").is_not_null() & (pl.col("junction_aa").str.len_chars() > 0)
+    )
     frame = frame.with_columns(_len=pl.col("junction_aa").str.len_chars())
     max_gap = max_distance // (WEIGHT * GAP_PENALTY)
     edges: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for (_,), bucket in frame.group_by(["v"], maintain_order=True):
-        by_len = {length: (part["_i"].to_numpy(), _encode(part["junction_aa"].to_list(), length))
-                  for (length,), part in bucket.group_by(["_len"], maintain_order=True)}
+        by_len = {
+            length: (part["_i"].to_numpy(), _encode(part["junction_aa"].to_list(), length))
+            for (length,), part in bucket.group_by(["_len"], maintain_order=True)
+        }
         for la, (ia, ea) in by_len.items():
             for lb, (ib, eb) in by_len.items():
                 if lb < la or lb - la > max_gap:
                     continue
                 for start in range(0, len(ia), chunk):
-                    dist = _block(ea[start:start + chunk], eb)
+                    dist = _block(ea[start : start + chunk], eb)
                     r, c = np.nonzero(dist <= max_distance)
-                    gi, gj = ia[start:start + chunk][r], ib[c]
+                    gi, gj = ia[start : start + chunk][r], ib[c]
                     keep = gi < gj if la == lb else np.ones(len(gi), dtype=bool)
                     lo, hi = np.minimum(gi, gj)[keep], np.maximum(gi, gj)[keep]
                     edges.append((lo, hi, dist[r, c][keep]))
@@ -146,8 +150,9 @@ def neighbour_pairs(clones: pl.DataFrame, *, max_distance: int = 12, same_v: boo
     return frame.sort("i", "j")
 
 
-def specificity_groups(clones: pl.DataFrame, *, max_distance: int = 12, same_v: bool = True,
-                       min_size: int = 2) -> tuple[pl.DataFrame, pl.DataFrame]:
+def specificity_groups(
+    clones: pl.DataFrame, *, max_distance: int = 12, same_v: bool = True, min_size: int = 2
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Connected components of the neighbour graph.
 
     Parameters
@@ -173,8 +178,9 @@ def specificity_groups(clones: pl.DataFrame, *, max_distance: int = 12, same_v: 
     sizes = comp.group_by("_c").agg(size=pl.len(), first=pl.col("_i").min())
     sizes = sizes.filter(pl.col("size") >= min_size).sort(["size", "first"], descending=[True, False])
     names = sizes.with_columns(specificity_group=pl.format("SG{}", pl.int_range(1, pl.len() + 1)))
-    comp = comp.join(names.select("_c", "specificity_group", group_size=pl.col("size").cast(pl.Int64)),
-                     on="_c", how="left").sort("_i")
+    comp = comp.join(
+        names.select("_c", "specificity_group", group_size=pl.col("size").cast(pl.Int64)), on="_c", how="left"
+    ).sort("_i")
     return clones.with_columns(comp["specificity_group"], comp["group_size"]), edges
 
 
@@ -186,8 +192,14 @@ def _motif(junctions: list[str]) -> str:
     return "".join(col[0] if len(set(col)) == 1 else "." for col in zip(*same, strict=True))
 
 
-def group_summary(grouped: pl.DataFrame, *, patient: str = "patient", flagged: str | None = "flagged",
-                  tumour_frequency: str | None = None, annotation: pl.DataFrame | None = None) -> pl.DataFrame:
+def group_summary(
+    grouped: pl.DataFrame,
+    *,
+    patient: str = "patient",
+    flagged: str | None = "flagged",
+    tumour_frequency: str | None = None,
+    annotation: pl.DataFrame | None = None,
+) -> pl.DataFrame:
     """One row per specificity group: members, patients, flagged members, V genes, motif, annotation.
 
     ``report`` marks the groups worth reporting: at least 2 flagged members or members in at least 2
@@ -195,26 +207,33 @@ def group_summary(grouped: pl.DataFrame, *, patient: str = "patient", flagged: s
     :func:`~tcrtrack.specificity.matching.summarise_hits` joined back) lists the database labels inside.
     """
     members = grouped.filter(pl.col("specificity_group").is_not_null())
-    aggs = [pl.len().alias("size"), pl.col(patient).n_unique().alias("n_patients"),
-            pl.col(patient).unique().sort().str.join(",").alias("patients"),
-            pl.col("v_gene").value_counts(sort=True).alias("_v"), pl.col("junction_aa").alias("_junctions")]
+    aggs = [
+        pl.len().alias("size"),
+        pl.col(patient).n_unique().alias("n_patients"),
+        pl.col(patient).unique().sort().str.join(",").alias("patients"),
+        pl.col("v_gene").value_counts(sort=True).alias("_v"),
+        pl.col("junction_aa").alias("_junctions"),
+    ]
     if flagged and flagged in members.columns:
         aggs.append(pl.col(flagged).fill_null(False).sum().cast(pl.Int64).alias("n_flagged"))
     if tumour_frequency and tumour_frequency in members.columns:
         aggs.append(pl.col(tumour_frequency).max().alias("max_tumour_frequency"))
     out = members.group_by("specificity_group", maintain_order=True).agg(aggs)
     out = out.with_columns(
-        v_genes=pl.col("_v").list.eval(pl.format("{}:{}", pl.element().struct.field("v_gene"),
-                                                 pl.element().struct.field("count"))).list.join(","),
+        v_genes=pl.col("_v")
+        .list.eval(pl.format("{}:{}", pl.element().struct.field("v_gene"), pl.element().struct.field("count")))
+        .list.join(","),
         motif=pl.col("_junctions").map_elements(lambda s: _motif(list(s)), return_dtype=pl.Utf8),
     ).drop("_v", "_junctions")
     n_flagged = pl.col("n_flagged") if "n_flagged" in out.columns else pl.lit(0)
     out = out.with_columns(report=(n_flagged >= 2) | (pl.col("n_patients") >= 2))
     if annotation is not None and "known_specificity" in annotation.columns:
-        annotated = annotation.filter(pl.col("specificity_group").is_not_null()
-                                      & pl.col("known_specificity").is_not_null())
+        annotated = annotation.filter(
+            pl.col("specificity_group").is_not_null() & pl.col("known_specificity").is_not_null()
+        )
         labels = annotated.group_by("specificity_group").agg(
-            known_specificity=pl.col("known_specificity").str.split(";").explode().unique().sort().str.join(";"))
+            known_specificity=pl.col("known_specificity").str.split(";").explode().unique().sort().str.join(";")
+        )
         out = out.join(labels, on="specificity_group", how="left", maintain_order="left")
     order = out.with_columns(_n=pl.col("specificity_group").str.slice(2).cast(pl.Int64)).sort("_n").drop("_n")
     return order

@@ -31,8 +31,22 @@ MatchMode = Literal["exact", "exact_v", "one_mismatch"]
 MATCH_MODES: tuple[MatchMode, ...] = ("exact", "exact_v", "one_mismatch")
 
 #: Database columns carried into every hit (renamed ``db_*`` where they clash with clone columns).
-HIT_COLUMNS = ("db_junction_aa", "db_v_gene", "db_j_gene", "epitope", "antigen_gene", "antigen_species",
-               "antigen_group", "viral", "mhc_a", "mhc_b", "mhc_class", "score", "reference", "source")
+HIT_COLUMNS = (
+    "db_junction_aa",
+    "db_v_gene",
+    "db_j_gene",
+    "epitope",
+    "antigen_gene",
+    "antigen_species",
+    "antigen_group",
+    "viral",
+    "mhc_a",
+    "mhc_b",
+    "mhc_class",
+    "score",
+    "reference",
+    "source",
+)
 _MATCH_RANK = {"exact_v": 0, "exact": 1, "one_mismatch": 2}
 
 
@@ -46,14 +60,19 @@ def _records(database: Database | pl.DataFrame, min_score: int | None) -> pl.Dat
 def _masked(frame: pl.DataFrame, column: str) -> pl.DataFrame:
     """One row per position: ``column`` with that position replaced by ``.`` (in ``masked``)."""
     seq = pl.col(column)
-    return (frame.with_columns(_pos=pl.int_ranges(0, seq.str.len_chars())).explode("_pos")
-            .with_columns(masked=pl.concat_str(seq.str.slice(0, pl.col("_pos")), pl.lit("."),
-                                               seq.str.slice(pl.col("_pos") + 1)))
-            .drop("_pos"))
+    return (
+        frame.with_columns(_pos=pl.int_ranges(0, seq.str.len_chars()))
+        .explode("_pos")
+        .with_columns(
+            masked=pl.concat_str(seq.str.slice(0, pl.col("_pos")), pl.lit("."), seq.str.slice(pl.col("_pos") + 1))
+        )
+        .drop("_pos")
+    )
 
 
-def annotate(clones: pl.DataFrame, database: Database | pl.DataFrame, *, mode: MatchMode = "exact",
-             min_score: int | None = None) -> pl.DataFrame:
+def annotate(
+    clones: pl.DataFrame, database: Database | pl.DataFrame, *, mode: MatchMode = "exact", min_score: int | None = None
+) -> pl.DataFrame:
     """Every database hit of every clone.
 
     Parameters
@@ -86,20 +105,29 @@ def annotate(clones: pl.DataFrame, database: Database | pl.DataFrame, *, mode: M
         hits = query.join(records, left_on="junction_aa", right_on="db_junction_aa", how="inner")
         hits = hits.with_columns(db_junction_aa=pl.col("junction_aa"), mismatches=pl.lit(0, pl.Int32))
     elif mode == "exact_v":
-        hits = query.join(records.filter(pl.col("db_v_gene").is_not_null()),
-                          left_on=["junction_aa", "v_gene"], right_on=["db_junction_aa", "db_v_gene"], how="inner")
-        hits = hits.with_columns(db_junction_aa=pl.col("junction_aa"), db_v_gene=pl.col("v_gene"),
-                                 mismatches=pl.lit(0, pl.Int32))
+        hits = query.join(
+            records.filter(pl.col("db_v_gene").is_not_null()),
+            left_on=["junction_aa", "v_gene"],
+            right_on=["db_junction_aa", "db_v_gene"],
+            how="inner",
+        )
+        hits = hits.with_columns(
+            db_junction_aa=pl.col("junction_aa"), db_v_gene=pl.col("v_gene"), mismatches=pl.lit(0, pl.Int32)
+        )
     else:
         q_keys = _masked(query.select("junction_aa", "v_gene").unique().drop_nulls(), "junction_aa")
         d_keys = _masked(records.select("db_junction_aa", "db_v_gene").unique().drop_nulls(), "db_junction_aa")
-        pairs = (q_keys.join(d_keys, left_on=["v_gene", "masked"], right_on=["db_v_gene", "masked"], how="inner")
-                 .select("junction_aa", "v_gene", "db_junction_aa").unique()
-                 .with_columns(mismatches=(pl.col("junction_aa") != pl.col("db_junction_aa")).cast(pl.Int32)))
-        hits = (query.join(pairs, on=["junction_aa", "v_gene"], how="inner")
-                .join(records, left_on=["db_junction_aa", "v_gene"], right_on=["db_junction_aa", "db_v_gene"],
-                      how="inner")
-                .with_columns(db_v_gene=pl.col("v_gene")))
+        pairs = (
+            q_keys.join(d_keys, left_on=["v_gene", "masked"], right_on=["db_v_gene", "masked"], how="inner")
+            .select("junction_aa", "v_gene", "db_junction_aa")
+            .unique()
+            .with_columns(mismatches=(pl.col("junction_aa") != pl.col("db_junction_aa")).cast(pl.Int32))
+        )
+        hits = (
+            query.join(pairs, on=["junction_aa", "v_gene"], how="inner")
+            .join(records, left_on=["db_junction_aa", "v_gene"], right_on=["db_junction_aa", "db_v_gene"], how="inner")
+            .with_columns(db_v_gene=pl.col("v_gene"))
+        )
     one = pl.when(pl.col("mismatches") == 0).then(pl.lit("exact_v")).otherwise(pl.lit("one_mismatch"))
     match = {"exact": pl.lit("exact"), "exact_v": pl.lit("exact_v"), "one_mismatch": one}
     hits = hits.with_columns(mode=pl.lit(mode), match=match[mode]).sort("_row", "_rec")
@@ -120,25 +148,35 @@ def summarise_hits(hits: pl.DataFrame, *, by: list[str] | tuple[str, ...]) -> pl
     """
     ranked = hits.with_columns(_rank=pl.col("match").replace_strict(_MATCH_RANK, return_dtype=pl.Int8))
     best = ranked.filter(pl.col("_rank") == pl.col("_rank").min().over(list(by)))
-    labels = (best.with_columns(label=specificity_label(pl.col("antigen_group"), pl.col("antigen_gene"),
-                                                        pl.col("epitope")))
-              .group_by([*by, "label"], maintain_order=True).agg(n=pl.len(), viral=pl.col("viral").any(),
-                                                                 match=pl.col("match").first())
-              .sort([*by, "n", "label"], descending=[False] * len(by) + [True, False]))
+    labels = (
+        best.with_columns(label=specificity_label(pl.col("antigen_group"), pl.col("antigen_gene"), pl.col("epitope")))
+        .group_by([*by, "label"], maintain_order=True)
+        .agg(n=pl.len(), viral=pl.col("viral").any(), match=pl.col("match").first())
+        .sort([*by, "n", "label"], descending=[False] * len(by) + [True, False])
+    )
     return labels.group_by(list(by), maintain_order=True).agg(
-        known_specificity=pl.col("label").str.join(";"), viral_bystander=pl.col("viral").any(),
-        best_match=pl.col("match").first(), n_hits=pl.col("n").sum())
+        known_specificity=pl.col("label").str.join(";"),
+        viral_bystander=pl.col("viral").any(),
+        best_match=pl.col("match").first(),
+        n_hits=pl.col("n").sum(),
+    )
 
 
-def antigen_counts(hits: pl.DataFrame, *, clone_id: str = "clone_id", count: str = "count",
-                   groups: tuple[str, ...] = ("CMV", "EBV", "Influenza")) -> pl.DataFrame:
+def antigen_counts(
+    hits: pl.DataFrame,
+    *,
+    clone_id: str = "clone_id",
+    count: str = "count",
+    groups: tuple[str, ...] = ("CMV", "EBV", "Influenza"),
+) -> pl.DataFrame:
     """Clones and templates with a hit to each antigen group (a clone hitting two groups counts in both).
 
     Returns one row per group with ``clones`` (distinct ``clone_id``) and ``templates`` (their summed
     ``count``, each clone once); groups without hits get zeros.
     """
     per_clone = hits.select(clone_id, count, "antigen_group").unique([clone_id, "antigen_group"])
-    counted = per_clone.group_by("antigen_group").agg(clones=pl.col(clone_id).n_unique().cast(pl.Int64),
-                                                      templates=pl.col(count).sum().cast(pl.Int64))
+    counted = per_clone.group_by("antigen_group").agg(
+        clones=pl.col(clone_id).n_unique().cast(pl.Int64), templates=pl.col(count).sum().cast(pl.Int64)
+    )
     frame = pl.DataFrame({"antigen_group": list(groups)})
     return frame.join(counted, on="antigen_group", how="left", maintain_order="left").fill_null(0)

@@ -37,8 +37,11 @@ def pgen_model() -> Any:
     """OLGA's ``GenerationProbabilityVDJ`` for the default human TRB model (cached per process)."""
     folder = Path(olga.__file__).parent / "default_models" / "human_T_beta"
     genomic = olga_load.GenomicDataVDJ()
-    genomic.load_igor_genomic_data(str(folder / "model_params.txt"), str(folder / "V_gene_CDR3_anchors.csv"),
-                                   str(folder / "J_gene_CDR3_anchors.csv"))
+    genomic.load_igor_genomic_data(
+        str(folder / "model_params.txt"),
+        str(folder / "V_gene_CDR3_anchors.csv"),
+        str(folder / "J_gene_CDR3_anchors.csv"),
+    )
     model = olga_load.GenerativeModelVDJ()
     model.load_and_process_igor_model(str(folder / "model_marginals.txt"))
     return olga_pgen.GenerationProbabilityVDJ(model, genomic)
@@ -56,8 +59,12 @@ def _resolves(name: str, mapping: dict[str, Any], kind: str) -> bool:
         return False
 
 
-def compute_pgen(junction_aa: list[str] | pl.Series, *, v_genes: list[str | None] | pl.Series | None = None,
-                 j_genes: list[str | None] | pl.Series | None = None) -> np.ndarray:
+def compute_pgen(
+    junction_aa: list[str] | pl.Series,
+    *,
+    v_genes: list[str | None] | pl.Series | None = None,
+    j_genes: list[str | None] | pl.Series | None = None,
+) -> np.ndarray:
     """Pgen of each junction (OLGA ``compute_aa_CDR3_pgen``), computed once per distinct input.
 
     Parameters
@@ -89,8 +96,15 @@ def compute_pgen(junction_aa: list[str] | pl.Series, *, v_genes: list[str | None
         seq, v, j = key
         if key not in cache:
             productive = bool(seq) and not set(seq) & _NON_PRODUCTIVE
-            cache[key] = 0.0 if not productive else float(model.compute_aa_CDR3_pgen(
-                seq, v if v in v_known else None, j if j in j_known else None, print_warnings=False))
+            cache[key] = (
+                0.0
+                if not productive
+                else float(
+                    model.compute_aa_CDR3_pgen(
+                        seq, v if v in v_known else None, j if j in j_known else None, print_warnings=False
+                    )
+                )
+            )
         out[i] = cache[key]
     return out
 
@@ -100,8 +114,10 @@ def add_pgen(clones: pl.DataFrame, *, condition_on_genes: bool = False) -> pl.Da
 
     ``condition_on_genes=True`` conditions on each clone's ``v_gene`` and ``j_gene``.
     """
-    pgen = compute_pgen(clones["junction_aa"],
-                        v_genes=clones["v_gene"] if condition_on_genes else None,
-                        j_genes=clones["j_gene"] if condition_on_genes else None)
+    pgen = compute_pgen(
+        clones["junction_aa"],
+        v_genes=clones["v_gene"] if condition_on_genes else None,
+        j_genes=clones["j_gene"] if condition_on_genes else None,
+    )
     series = pl.Series("pgen", pgen, dtype=pl.Float64)
     return clones.with_columns(series, log10_pgen=pl.when(series > 0).then(series.log10()).otherwise(None))

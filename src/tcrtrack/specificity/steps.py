@@ -35,22 +35,66 @@ CLONE_KEY = ("patient", "clone_id", "junction_aa", "v_gene", "j_gene")
 
 #: Columns (and types) of ``specificity.tsv``.
 SPECIFICITY_SCHEMA: dict[str, pl.DataType] = {
-    "patient": pl.Utf8, "clone_id": pl.Utf8, "junction_aa": pl.Utf8, "v_gene": pl.Utf8, "j_gene": pl.Utf8,
-    "clone_set": pl.Utf8, **{name: pl.Boolean for name in CLONE_SETS}, "new_in_blood": pl.Boolean,
-    "blood_log2fc": pl.Float64, "blood_qvalue": pl.Float64, "tumor_max_post_frequency": pl.Float64,
-    "tumor_post_templates": pl.Int64, "product_count": pl.Int64, "known_specificity": pl.Utf8,
-    "viral_bystander": pl.Boolean, "best_match": pl.Utf8, "n_hits": pl.Int64, "pgen": pl.Float64,
-    "log10_pgen": pl.Float64, "convergence": pl.Int64,
+    "patient": pl.Utf8,
+    "clone_id": pl.Utf8,
+    "junction_aa": pl.Utf8,
+    "v_gene": pl.Utf8,
+    "j_gene": pl.Utf8,
+    "clone_set": pl.Utf8,
+    **{name: pl.Boolean for name in CLONE_SETS},
+    "new_in_blood": pl.Boolean,
+    "blood_log2fc": pl.Float64,
+    "blood_qvalue": pl.Float64,
+    "tumor_max_post_frequency": pl.Float64,
+    "tumor_post_templates": pl.Int64,
+    "product_count": pl.Int64,
+    "known_specificity": pl.Utf8,
+    "viral_bystander": pl.Boolean,
+    "best_match": pl.Utf8,
+    "n_hits": pl.Int64,
+    "pgen": pl.Float64,
+    "log10_pgen": pl.Float64,
+    "convergence": pl.Int64,
 }
 #: Columns of ``annotation.tsv`` after the clone key and ``clone_set``.
-ANNOTATION_EXTRA = ("mode", "match", "mismatches", "db_junction_aa", "db_v_gene", "db_j_gene", "epitope",
-                    "antigen_gene", "antigen_species", "antigen_group", "viral", "mhc_a", "mhc_b", "mhc_class",
-                    "score", "reference", "source", "database")
-CALIBRATION_KEY: dict[str, pl.DataType] = {"patient": pl.Utf8, "sample": pl.Utf8, "compartment": pl.Utf8,
-                                           "day": pl.Int64}
+ANNOTATION_EXTRA = (
+    "mode",
+    "match",
+    "mismatches",
+    "db_junction_aa",
+    "db_v_gene",
+    "db_j_gene",
+    "epitope",
+    "antigen_gene",
+    "antigen_species",
+    "antigen_group",
+    "viral",
+    "mhc_a",
+    "mhc_b",
+    "mhc_class",
+    "score",
+    "reference",
+    "source",
+    "database",
+)
+CALIBRATION_KEY: dict[str, pl.DataType] = {
+    "patient": pl.Utf8,
+    "sample": pl.Utf8,
+    "compartment": pl.Utf8,
+    "day": pl.Int64,
+}
 #: Columns added to the cohort's flagged clones in ``flagged_clones_annotated.tsv``.
-FLAGGED_EXTRA = ("known_specificity", "viral_bystander", "best_match", "specificity_group", "pgen", "convergence",
-                 "possible_contamination", "contamination_source", "contamination_ratio")
+FLAGGED_EXTRA = (
+    "known_specificity",
+    "viral_bystander",
+    "best_match",
+    "specificity_group",
+    "pgen",
+    "convergence",
+    "possible_contamination",
+    "contamination_source",
+    "contamination_ratio",
+)
 
 
 # --- databases -----------------------------------------------------------------------------------------------
@@ -63,11 +107,21 @@ def load_databases(databases: Sequence[Mapping[str, str]], settings: Mapping[str
 
     loaded = []
     for entry in databases:
-        db = read_database(entry["path"], fmt=entry["format"], species=settings.get("species", "HomoSapiens"),
-                           locus=settings.get("locus", "TRB"))
+        db = read_database(
+            entry["path"],
+            fmt=entry["format"],
+            species=settings.get("species", "HomoSapiens"),
+            locus=settings.get("locus", "TRB"),
+        )
         dropped = ", ".join(f"{k} {v}" for k, v in db.dropped.items() if v)
-        log.info("database %s (%s, sha256 %s): %d records kept%s", entry["name"], entry["format"], db.sha256[:12],
-                 db.records.height, f"; dropped: {dropped}" if dropped else "")
+        log.info(
+            "database %s (%s, sha256 %s): %d records kept%s",
+            entry["name"],
+            entry["format"],
+            db.sha256[:12],
+            db.records.height,
+            f"; dropped: {dropped}" if dropped else "",
+        )
         loaded.append((entry["name"], db))
     return loaded
 
@@ -79,15 +133,19 @@ def _empty_hits(clones: pl.DataFrame) -> pl.DataFrame:
     return annotate(clones.clear(), combine([]), mode="exact").with_columns(database=pl.lit(None, pl.Utf8))
 
 
-def annotate_clones(clones: pl.DataFrame, databases: list[tuple[str, Any]], *, modes: Sequence[str],
-                    min_score: int | None) -> pl.DataFrame:
+def annotate_clones(
+    clones: pl.DataFrame, databases: list[tuple[str, Any]], *, modes: Sequence[str], min_score: int | None
+) -> pl.DataFrame:
     """Every hit of ``clones`` (key columns and ``clone_set``) in every database and mode: the ``annotation.tsv``
     rows (:data:`ANNOTATION_EXTRA` after the clone's columns), in clone order, then database, then mode."""
     from tcrtrack.specificity.matching import annotate
 
     query = clones.select(*CLONE_KEY, "clone_set")
-    frames = [annotate(query, db, mode=mode, min_score=min_score).with_columns(database=pl.lit(name))
-              for name, db in databases for mode in modes]
+    frames = [
+        annotate(query, db, mode=mode, min_score=min_score).with_columns(database=pl.lit(name))
+        for name, db in databases
+        for mode in modes
+    ]
     hits = pl.concat(frames, how="vertical_relaxed") if frames else _empty_hits(query)
     order = query.select("clone_id").with_row_index("_order")
     hits = hits.join(order, on="clone_id", how="left", maintain_order="left").sort("_order", maintain_order=True)
@@ -126,41 +184,77 @@ def clone_sets(clones: pl.DataFrame, samples: pl.DataFrame, *, top_n: int) -> pl
     count = lambda names: [f"count_{s}" for s in names if f"count_{s}" in present]  # noqa: E731
     freq = lambda names: [f"freq_{s}" for s in names if f"freq_{s}" in present]  # noqa: E731
     table = clones.with_columns(
-        _tumour_top=_max(count(biopsies)).fill_null(0), product_count=_sum(count(product)).cast(pl.Int64),
+        _tumour_top=_max(count(biopsies)).fill_null(0),
+        product_count=_sum(count(product)).cast(pl.Int64),
         tumor_post_templates=_sum(count(post_names)).cast(pl.Int64),
-        tumor_max_post_frequency=_max(freq(post_names)).cast(pl.Float64))
+        tumor_max_post_frequency=_max(freq(post_names)).cast(pl.Float64),
+    )
 
     def top(column: str) -> pl.Expr:
         rank = pl.col(column).rank(method="ordinal", descending=True)
         return (pl.col(column) > 0) & (rank <= top_n)
 
     table = table.with_columns(
-        flagged=pl.col("flagged").fill_null(False), expanded_in_blood=pl.col("expanded_in_blood").fill_null(False),
+        flagged=pl.col("flagged").fill_null(False),
+        expanded_in_blood=pl.col("expanded_in_blood").fill_null(False),
         accumulates_in_tumor=pl.col("accumulates_in_tumor").fill_null(False),
         top_product=top("product_count") if product else pl.lit(False),
-        top_tumor=top("_tumour_top") if biopsies else pl.lit(False))
+        top_tumor=top("_tumour_top") if biopsies else pl.lit(False),
+    )
     selected = table.filter(pl.any_horizontal(pl.col(s) for s in CLONE_SETS))
     names = pl.concat_list(pl.when(pl.col(s)).then(pl.lit(s)).otherwise(None) for s in CLONE_SETS)
     selected = selected.with_columns(clone_set=names.list.drop_nulls().list.join(";"))
-    order = [pl.col("flagged"), pl.col("expanded_in_blood"), pl.col("accumulates_in_tumor"), pl.col("top_tumor"),
-             pl.col("top_product")]
-    selected = selected.sort([*order, "blood_qvalue", "_tumour_top", "clone_id"],
-                             descending=[True] * 5 + [False, True, False], nulls_last=True)
+    order = [
+        pl.col("flagged"),
+        pl.col("expanded_in_blood"),
+        pl.col("accumulates_in_tumor"),
+        pl.col("top_tumor"),
+        pl.col("top_product"),
+    ]
+    selected = selected.sort(
+        [*order, "blood_qvalue", "_tumour_top", "clone_id"],
+        descending=[True] * 5 + [False, True, False],
+        nulls_last=True,
+    )
     for column in ("new_in_blood", "blood_log2fc", "blood_qvalue"):
         if column not in selected.columns:
             selected = selected.with_columns(pl.lit(None).alias(column))
-    return selected.select(*CLONE_KEY, "clone_set", *CLONE_SETS, "new_in_blood", "blood_log2fc", "blood_qvalue",
-                           "tumor_max_post_frequency", "tumor_post_templates", "product_count")
+    return selected.select(
+        *CLONE_KEY,
+        "clone_set",
+        *CLONE_SETS,
+        "new_in_blood",
+        "blood_log2fc",
+        "blood_qvalue",
+        "tumor_max_post_frequency",
+        "tumor_post_templates",
+        "product_count",
+    )
 
 
-def _calibration(tables: Mapping[str, pl.DataFrame], samples: pl.DataFrame, databases: list[tuple[str, Any]], *,
-                 modes: Sequence[str], min_score: int | None) -> pl.DataFrame:
+def _calibration(
+    tables: Mapping[str, pl.DataFrame],
+    samples: pl.DataFrame,
+    databases: list[tuple[str, Any]],
+    *,
+    modes: Sequence[str],
+    min_score: int | None,
+) -> pl.DataFrame:
     from tcrtrack.specificity.calibration import CALIBRATION_COLUMNS, false_annotation_rates
     from tcrtrack.specificity.databases import combine
 
-    schema = {**CALIBRATION_KEY, "mode": pl.Utf8, "n_clones": pl.Int64, "clones_hit": pl.Int64,
-              "hit_rate": pl.Float64, "n_random": pl.Int64, "random_hit": pl.Int64,
-              "false_annotation_rate": pl.Float64, "far_ci_low": pl.Float64, "far_ci_high": pl.Float64}
+    schema = {
+        **CALIBRATION_KEY,
+        "mode": pl.Utf8,
+        "n_clones": pl.Int64,
+        "clones_hit": pl.Int64,
+        "hit_rate": pl.Float64,
+        "n_random": pl.Int64,
+        "random_hit": pl.Int64,
+        "false_annotation_rate": pl.Float64,
+        "far_ci_low": pl.Float64,
+        "far_ci_high": pl.Float64,
+    }
     if not databases:
         return pl.DataFrame(schema=schema)
     records = combine([db for _, db in databases])
@@ -168,17 +262,33 @@ def _calibration(tables: Mapping[str, pl.DataFrame], samples: pl.DataFrame, data
     for patient, sample, compartment, day in samples.select("patient", "sample", "compartment", "day").iter_rows():
         if sample not in tables:
             continue
-        rates = false_annotation_rates(tables[sample].select("junction_aa", "v_gene"), records, modes=tuple(modes),
-                                       min_score=min_score)
-        rows.append(rates.select(pl.lit(patient).alias("patient"), pl.lit(sample).alias("sample"),
-                                 pl.lit(compartment).alias("compartment"), pl.lit(day, pl.Int64).alias("day"),
-                                 *CALIBRATION_COLUMNS))
+        rates = false_annotation_rates(
+            tables[sample].select("junction_aa", "v_gene"), records, modes=tuple(modes), min_score=min_score
+        )
+        rows.append(
+            rates.select(
+                pl.lit(patient).alias("patient"),
+                pl.lit(sample).alias("sample"),
+                pl.lit(compartment).alias("compartment"),
+                pl.lit(day, pl.Int64).alias("day"),
+                *CALIBRATION_COLUMNS,
+            )
+        )
     return pl.concat(rows, how="vertical_relaxed").cast(schema) if rows else pl.DataFrame(schema=schema)
 
 
-def specificity_step(*, patient: str, clones: str, clonotypes: Sequence[str], sheet: str,
-                     databases: Sequence[Mapping[str, str]], settings: Mapping[str, Any], annotation_out: str,
-                     specificity_out: str, calibration_out: str) -> None:
+def specificity_step(
+    *,
+    patient: str,
+    clones: str,
+    clonotypes: Sequence[str],
+    sheet: str,
+    databases: Sequence[Mapping[str, str]],
+    settings: Mapping[str, Any],
+    annotation_out: str,
+    specificity_out: str,
+    calibration_out: str,
+) -> None:
     """One patient: ``annotation.tsv``, ``specificity.tsv`` and ``annotation_calibration.tsv`` (module docstring).
 
     ``databases``: ``{"name", "path", "format"}`` per configured database (none: the annotation tables are
@@ -196,39 +306,70 @@ def specificity_step(*, patient: str, clones: str, clonotypes: Sequence[str], sh
     modes, min_score = list(settings.get("modes", ["exact", "exact_v", "one_mismatch"])), settings.get("min_score")
     loaded = load_databases(databases, settings)
     if not loaded:
-        log.info("%s: no annotation database configured (config annotation.databases is empty): annotation.tsv "
-                 "and annotation_calibration.tsv have headers and no rows", patient)
+        log.info(
+            "%s: no annotation database configured (config annotation.databases is empty): annotation.tsv "
+            "and annotation_calibration.tsv have headers and no rows",
+            patient,
+        )
     hits = annotate_clones(selected, loaded, modes=modes, min_score=min_score)
     summary = summarise_clone_hits(hits)
-    sample_tables = {Path(p).name.removesuffix(".parquet"): pl.read_parquet(
-        p, columns=["clone_id", "junction_aa", "v_gene", "junction"]) for p in clonotypes}
+    sample_tables = {
+        Path(p).name.removesuffix(".parquet"): pl.read_parquet(
+            p, columns=["clone_id", "junction_aa", "v_gene", "junction"]
+        )
+        for p in clonotypes
+    }
     rows = [t.with_columns(patient=pl.lit(patient)) for t in sample_tables.values()]
-    nt = pl.concat(rows, how="vertical_relaxed") if rows else pl.DataFrame(
-        schema={"clone_id": pl.Utf8, "junction_aa": pl.Utf8, "v_gene": pl.Utf8, "junction": pl.Utf8,
-                "patient": pl.Utf8})
+    nt = (
+        pl.concat(rows, how="vertical_relaxed")
+        if rows
+        else pl.DataFrame(
+            schema={
+                "clone_id": pl.Utf8,
+                "junction_aa": pl.Utf8,
+                "v_gene": pl.Utf8,
+                "junction": pl.Utf8,
+                "patient": pl.Utf8,
+            }
+        )
+    )
     converged = convergence(nt, by=("patient",)).rename({"n_nt_junctions": "convergence"})
     flagged = selected.filter(pl.col("flagged"))
-    pgen = add_pgen(flagged.select("clone_id", "junction_aa", "v_gene", "j_gene")).select("clone_id", "pgen",
-                                                                                         "log10_pgen")
-    out = (selected.join(summary, on=["patient", "clone_id"], how="left", maintain_order="left")
-           .join(pgen, on="clone_id", how="left", maintain_order="left")
-           .join(converged, on=["patient", "junction_aa"], how="left", maintain_order="left"))
+    pgen = add_pgen(flagged.select("clone_id", "junction_aa", "v_gene", "j_gene")).select(
+        "clone_id", "pgen", "log10_pgen"
+    )
+    out = (
+        selected.join(summary, on=["patient", "clone_id"], how="left", maintain_order="left")
+        .join(pgen, on="clone_id", how="left", maintain_order="left")
+        .join(converged, on=["patient", "junction_aa"], how="left", maintain_order="left")
+    )
     if loaded:
-        out = out.with_columns(viral_bystander=pl.col("viral_bystander").fill_null(False),
-                               n_hits=pl.col("n_hits").fill_null(0))
-    out = out.with_columns(pl.lit(None, pl.Utf8).alias(c) for c in ("known_specificity", "best_match")
-                           if c not in out.columns)
-    out = out.select([pl.col(c).cast(t) if c in out.columns else pl.lit(None, t).alias(c)
-                      for c, t in SPECIFICITY_SCHEMA.items()])
+        out = out.with_columns(
+            viral_bystander=pl.col("viral_bystander").fill_null(False), n_hits=pl.col("n_hits").fill_null(0)
+        )
+    out = out.with_columns(
+        pl.lit(None, pl.Utf8).alias(c) for c in ("known_specificity", "best_match") if c not in out.columns
+    )
+    out = out.select(
+        [pl.col(c).cast(t) if c in out.columns else pl.lit(None, t).alias(c) for c, t in SPECIFICITY_SCHEMA.items()]
+    )
     calibration = _calibration(sample_tables, samples, loaded, modes=modes, min_score=min_score)
     write_tsv(hits, annotation_out)
     write_tsv(out, specificity_out)
     write_tsv(calibration, calibration_out)
     annotated = out.filter(pl.col("known_specificity").is_not_null())
-    log.info("%s: %d clones annotated in %d database(s): %d with a hit (%d viral); %d flagged clones, %d with a "
-             "hit, Pgen computed for %d", patient, out.height, len(loaded), annotated.height,
-             int(out["viral_bystander"].fill_null(False).sum()), flagged.height,
-             int(annotated["flagged"].sum()), pgen.height)
+    log.info(
+        "%s: %d clones annotated in %d database(s): %d with a hit (%d viral); %d flagged clones, %d with a "
+        "hit, Pgen computed for %d",
+        patient,
+        out.height,
+        len(loaded),
+        annotated.height,
+        int(out["viral_bystander"].fill_null(False).sum()),
+        flagged.height,
+        int(annotated["flagged"].sum()),
+        pgen.height,
+    )
 
 
 # --- cohort --------------------------------------------------------------------------------------------------
@@ -237,19 +378,35 @@ def specificity_step(*, patient: str, clones: str, clonotypes: Sequence[str], sh
 def read_specificity(path: str | Path) -> pl.DataFrame:
     """A ``specificity.tsv`` with its column types (TSVs read back lose them where a column is all NA)."""
     table = read_tsv(path)
-    return table.select([pl.col(c).cast(t, strict=False) if c in table.columns else pl.lit(None, t).alias(c)
-                         for c, t in SPECIFICITY_SCHEMA.items()])
+    return table.select(
+        [
+            pl.col(c).cast(t, strict=False) if c in table.columns else pl.lit(None, t).alias(c)
+            for c, t in SPECIFICITY_SCHEMA.items()
+        ]
+    )
 
 
 def _sample_rows(clonotypes: Sequence[str]) -> pl.DataFrame:
     """Every sample's clonotypes (``patient``, ``sample``, ``clone_id``, ``junction``, ``frequency``); the patient
     and sample come from the path ``results/clonotypes/{patient}/{sample}.parquet``."""
-    frames = [pl.read_parquet(p, columns=["clone_id", "junction", "frequency"]).select(
-        pl.lit(Path(p).parent.name).alias("patient"), pl.lit(Path(p).name.removesuffix(".parquet")).alias("sample"),
-        pl.all()) for p in clonotypes]
+    frames = [
+        pl.read_parquet(p, columns=["clone_id", "junction", "frequency"]).select(
+            pl.lit(Path(p).parent.name).alias("patient"),
+            pl.lit(Path(p).name.removesuffix(".parquet")).alias("sample"),
+            pl.all(),
+        )
+        for p in clonotypes
+    ]
     if not frames:
-        return pl.DataFrame(schema={"patient": pl.Utf8, "sample": pl.Utf8, "clone_id": pl.Utf8, "junction": pl.Utf8,
-                                    "frequency": pl.Float64})
+        return pl.DataFrame(
+            schema={
+                "patient": pl.Utf8,
+                "sample": pl.Utf8,
+                "clone_id": pl.Utf8,
+                "junction": pl.Utf8,
+                "frequency": pl.Float64,
+            }
+        )
     return pl.concat(frames, how="vertical_relaxed")
 
 
@@ -259,21 +416,30 @@ def contamination(rows: pl.DataFrame, *, min_ratio: float, min_frequency: float)
     from tcrtrack.specificity.contamination import flag_contamination
 
     flagged = flag_contamination(rows, min_ratio=min_ratio, min_source_frequency=min_frequency)
-    qc = (flagged.group_by("patient", "sample", maintain_order=True)
-          .agg(clones=pl.len(),
-               shared_nt_clones=(pl.col("shared_nt_samples") > 0).sum().cast(pl.Int64),
-               contamination_clones=pl.col("possible_contamination").sum().cast(pl.Int64),
-               contamination_frequency=pl.col("frequency").filter(pl.col("possible_contamination")).sum(),
-               contamination_sources=pl.col("contamination_source").drop_nulls().unique().sort().str.join(",")))
-    qc = qc.with_columns(contamination_sources=pl.when(pl.col("contamination_sources") == "")
-                         .then(None).otherwise(pl.col("contamination_sources")))
-    per_clone = (flagged.filter(pl.col("possible_contamination"))
-                 .sort("patient", "clone_id", "contamination_ratio", "sample", descending=[False, False, True, False])
-                 .group_by("patient", "clone_id", maintain_order=True)
-                 .agg(possible_contamination=pl.lit(True),
-                      contamination_source=pl.format("{} (in {})", pl.col("contamination_source").first(),
-                                                     pl.col("sample").first()),
-                      contamination_ratio=pl.col("contamination_ratio").first()))
+    qc = flagged.group_by("patient", "sample", maintain_order=True).agg(
+        clones=pl.len(),
+        shared_nt_clones=(pl.col("shared_nt_samples") > 0).sum().cast(pl.Int64),
+        contamination_clones=pl.col("possible_contamination").sum().cast(pl.Int64),
+        contamination_frequency=pl.col("frequency").filter(pl.col("possible_contamination")).sum(),
+        contamination_sources=pl.col("contamination_source").drop_nulls().unique().sort().str.join(","),
+    )
+    qc = qc.with_columns(
+        contamination_sources=pl.when(pl.col("contamination_sources") == "")
+        .then(None)
+        .otherwise(pl.col("contamination_sources"))
+    )
+    per_clone = (
+        flagged.filter(pl.col("possible_contamination"))
+        .sort("patient", "clone_id", "contamination_ratio", "sample", descending=[False, False, True, False])
+        .group_by("patient", "clone_id", maintain_order=True)
+        .agg(
+            possible_contamination=pl.lit(True),
+            contamination_source=pl.format(
+                "{} (in {})", pl.col("contamination_source").first(), pl.col("sample").first()
+            ),
+            contamination_ratio=pl.col("contamination_ratio").first(),
+        )
+    )
     return per_clone, qc
 
 
@@ -283,35 +449,67 @@ def _group_tables(members: pl.DataFrame, max_distance: int) -> tuple[pl.DataFram
 
     grouped, edges = specificity_groups(members, max_distance=max_distance)
     if grouped["specificity_group"].is_null().all():
-        schema = {"specificity_group": pl.Utf8, "size": pl.Int64, "n_patients": pl.Int64, "patients": pl.Utf8,
-                  "members_per_patient": pl.Utf8, "n_flagged": pl.Int64, "n_expanded_in_blood": pl.Int64,
-                  "n_accumulating_in_tumor": pl.Int64, "max_tumour_frequency": pl.Float64, "v_genes": pl.Utf8,
-                  "motif": pl.Utf8, "known_specificity": pl.Utf8, "n_viral": pl.Int64, "report": pl.Boolean,
-                  "members": pl.Utf8}
+        schema = {
+            "specificity_group": pl.Utf8,
+            "size": pl.Int64,
+            "n_patients": pl.Int64,
+            "patients": pl.Utf8,
+            "members_per_patient": pl.Utf8,
+            "n_flagged": pl.Int64,
+            "n_expanded_in_blood": pl.Int64,
+            "n_accumulating_in_tumor": pl.Int64,
+            "max_tumour_frequency": pl.Float64,
+            "v_genes": pl.Utf8,
+            "motif": pl.Utf8,
+            "known_specificity": pl.Utf8,
+            "n_viral": pl.Int64,
+            "report": pl.Boolean,
+            "members": pl.Utf8,
+        }
         return grouped, pl.DataFrame(schema=schema), edges
-    summary = group_summary(grouped, flagged="flagged", tumour_frequency="tumor_max_post_frequency",
-                            annotation=grouped)
+    summary = group_summary(grouped, flagged="flagged", tumour_frequency="tumor_max_post_frequency", annotation=grouped)
     in_group = grouped.filter(pl.col("specificity_group").is_not_null())
     extra = in_group.group_by("specificity_group").agg(
         n_expanded_in_blood=pl.col("expanded_in_blood").sum().cast(pl.Int64),
         n_accumulating_in_tumor=pl.col("accumulates_in_tumor").sum().cast(pl.Int64),
         n_viral=pl.col("viral_bystander").fill_null(False).sum().cast(pl.Int64),
-        members=pl.format("{}:{}", pl.col("patient"), pl.col("junction_aa")).sort().str.join(","))
-    per_patient = (in_group.group_by("specificity_group", "patient").agg(n=pl.len()).sort("patient")
-                   .group_by("specificity_group").agg(members_per_patient=pl.format("{}:{}", pl.col("patient"),
-                                                                                    pl.col("n")).str.join(",")))
+        members=pl.format("{}:{}", pl.col("patient"), pl.col("junction_aa")).sort().str.join(","),
+    )
+    per_patient = (
+        in_group.group_by("specificity_group", "patient")
+        .agg(n=pl.len())
+        .sort("patient")
+        .group_by("specificity_group")
+        .agg(members_per_patient=pl.format("{}:{}", pl.col("patient"), pl.col("n")).str.join(","))
+    )
     summary = summary.join(per_patient, on="specificity_group", how="left", maintain_order="left").join(
-        extra, on="specificity_group", how="left", maintain_order="left")
+        extra, on="specificity_group", how="left", maintain_order="left"
+    )
     if "known_specificity" not in summary.columns:
         summary = summary.with_columns(known_specificity=pl.lit(None, pl.Utf8))
-    summary = summary.select("specificity_group", "size", "n_patients", "patients", "members_per_patient",
-                             "n_flagged", "n_expanded_in_blood", "n_accumulating_in_tumor", "max_tumour_frequency",
-                             "v_genes", "motif", "known_specificity", "n_viral", "report", "members")
+    summary = summary.select(
+        "specificity_group",
+        "size",
+        "n_patients",
+        "patients",
+        "members_per_patient",
+        "n_flagged",
+        "n_expanded_in_blood",
+        "n_accumulating_in_tumor",
+        "max_tumour_frequency",
+        "v_genes",
+        "motif",
+        "known_specificity",
+        "n_viral",
+        "report",
+        "members",
+    )
     return grouped, summary, edges
 
 
-def annotation_summary(spec: pl.DataFrame, flagged: pl.DataFrame, patients: Sequence[str], *,
-                       n_databases: int) -> pl.DataFrame:
+def annotation_summary(
+    spec: pl.DataFrame, flagged: pl.DataFrame, patients: Sequence[str], *, n_databases: int
+) -> pl.DataFrame:
     """Per patient: flagged clones with a database hit and with a viral match, and the share of the flagged clones'
     post-treatment tumour templates that the viral ones hold."""
     rows = []
@@ -320,26 +518,53 @@ def annotation_summary(spec: pl.DataFrame, flagged: pl.DataFrame, patients: Sequ
         viral = mine.filter(pl.col("viral_bystander").fill_null(False))
         templates, viral_templates = int(mine["tumor_post_templates"].sum()), int(viral["tumor_post_templates"].sum())
         in_flagged = flagged.filter(pl.col("patient") == patient)
-        rows.append({
-            "patient": patient, "databases": n_databases, "flagged": mine.height,
-            "flagged_annotated": int(mine["known_specificity"].is_not_null().sum()),
-            "flagged_viral": viral.height,
-            "share_flagged_viral": viral.height / mine.height if mine.height and n_databases else None,
-            "flagged_tumor_templates": templates, "flagged_viral_tumor_templates": viral_templates,
-            "share_tumor_templates_viral": viral_templates / templates if templates and n_databases else None,
-            "flagged_in_specificity_group": int(in_flagged["specificity_group"].is_not_null().sum()),
-            "flagged_possible_contamination": int(in_flagged["possible_contamination"].fill_null(False).sum()),
-        })
-    return pl.DataFrame(rows, schema={
-        "patient": pl.Utf8, "databases": pl.Int64, "flagged": pl.Int64, "flagged_annotated": pl.Int64,
-        "flagged_viral": pl.Int64, "share_flagged_viral": pl.Float64, "flagged_tumor_templates": pl.Int64,
-        "flagged_viral_tumor_templates": pl.Int64, "share_tumor_templates_viral": pl.Float64,
-        "flagged_in_specificity_group": pl.Int64, "flagged_possible_contamination": pl.Int64})
+        rows.append(
+            {
+                "patient": patient,
+                "databases": n_databases,
+                "flagged": mine.height,
+                "flagged_annotated": int(mine["known_specificity"].is_not_null().sum()),
+                "flagged_viral": viral.height,
+                "share_flagged_viral": viral.height / mine.height if mine.height and n_databases else None,
+                "flagged_tumor_templates": templates,
+                "flagged_viral_tumor_templates": viral_templates,
+                "share_tumor_templates_viral": viral_templates / templates if templates and n_databases else None,
+                "flagged_in_specificity_group": int(in_flagged["specificity_group"].is_not_null().sum()),
+                "flagged_possible_contamination": int(in_flagged["possible_contamination"].fill_null(False).sum()),
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "patient": pl.Utf8,
+            "databases": pl.Int64,
+            "flagged": pl.Int64,
+            "flagged_annotated": pl.Int64,
+            "flagged_viral": pl.Int64,
+            "share_flagged_viral": pl.Float64,
+            "flagged_tumor_templates": pl.Int64,
+            "flagged_viral_tumor_templates": pl.Int64,
+            "share_tumor_templates_viral": pl.Float64,
+            "flagged_in_specificity_group": pl.Int64,
+            "flagged_possible_contamination": pl.Int64,
+        },
+    )
 
 
-def specificity_cohort_step(*, specificity: Sequence[str], flagged: str, clonotypes: Sequence[str], sheet: str,
-                            settings: Mapping[str, Any], n_databases: int, groups_out: str, flagged_out: str,
-                            summary_out: str, contamination_out: str, figure_png: str) -> None:
+def specificity_cohort_step(
+    *,
+    specificity: Sequence[str],
+    flagged: str,
+    clonotypes: Sequence[str],
+    sheet: str,
+    settings: Mapping[str, Any],
+    n_databases: int,
+    groups_out: str,
+    flagged_out: str,
+    summary_out: str,
+    contamination_out: str,
+    figure_png: str,
+) -> None:
     """The cohort: ``specificity_groups.tsv``, ``flagged_clones_annotated.tsv``, ``annotation_summary.tsv``,
     ``contamination_qc.tsv`` and the network figure (module docstring).
 
@@ -357,19 +582,33 @@ def specificity_cohort_step(*, specificity: Sequence[str], flagged: str, clonoty
     spec = pl.concat(tables, how="vertical") if tables else pl.DataFrame(schema=SPECIFICITY_SCHEMA)
     members = spec.filter(pl.any_horizontal(pl.col(s) for s in GROUPED_SETS))
     grouped, groups, edges = _group_tables(members, int(settings.get("group_distance", 12)))
-    per_clone, qc = contamination(_sample_rows(clonotypes), min_ratio=float(settings.get("contamination_min_ratio", 20)),
-                                  min_frequency=float(settings.get("contamination_min_frequency", 1e-4)))
+    per_clone, qc = contamination(
+        _sample_rows(clonotypes),
+        min_ratio=float(settings.get("contamination_min_ratio", 20)),
+        min_frequency=float(settings.get("contamination_min_frequency", 1e-4)),
+    )
     cohort_flagged = read_tsv(flagged)
     if cohort_flagged.height == 0:
         cohort_flagged = pl.DataFrame(schema={c: pl.Utf8 for c in FLAGGED_COLUMNS})
     cohort_flagged = cohort_flagged.with_columns(pl.col("patient", "clone_id").cast(pl.Utf8))
-    annotated = (cohort_flagged
-                 .join(spec.select("patient", "clone_id", "known_specificity", "viral_bystander", "best_match", "pgen",
-                                   "convergence"), on=["patient", "clone_id"], how="left", maintain_order="left")
-                 .join(grouped.select("patient", "clone_id", "specificity_group"), on=["patient", "clone_id"],
-                       how="left", maintain_order="left")
-                 .join(per_clone, on=["patient", "clone_id"], how="left", maintain_order="left")
-                 .with_columns(possible_contamination=pl.col("possible_contamination").fill_null(False)))
+    annotated = (
+        cohort_flagged.join(
+            spec.select(
+                "patient", "clone_id", "known_specificity", "viral_bystander", "best_match", "pgen", "convergence"
+            ),
+            on=["patient", "clone_id"],
+            how="left",
+            maintain_order="left",
+        )
+        .join(
+            grouped.select("patient", "clone_id", "specificity_group"),
+            on=["patient", "clone_id"],
+            how="left",
+            maintain_order="left",
+        )
+        .join(per_clone, on=["patient", "clone_id"], how="left", maintain_order="left")
+        .with_columns(possible_contamination=pl.col("possible_contamination").fill_null(False))
+    )
     annotated = annotated.select(*cohort_flagged.columns, *FLAGGED_EXTRA)
     summary = annotation_summary(spec, annotated, patients, n_databases=n_databases)
     if settings.get("exclude_viral"):
@@ -381,9 +620,24 @@ def specificity_cohort_step(*, specificity: Sequence[str], flagged: str, clonoty
     write_tsv(annotated, flagged_out)
     write_tsv(summary, summary_out)
     write_tsv(with_sheet_metadata(qc, sheet) if qc.height else qc, contamination_out)
-    save_figure(specificity_network(grouped, edges, groups, n_clones=members.height, n_patients=len(patients),
-                                    max_distance=int(settings.get("group_distance", 12))), figure_png)
-    log.info("cohort: %d clones grouped into %d specificity groups (%d reported); %d flagged clones annotated, %d "
-             "possible contamination; %d samples with possible contamination", members.height, groups.height,
-             int(groups["report"].sum()) if groups.height else 0, annotated.height,
-             int(annotated["possible_contamination"].sum()), int((qc["contamination_clones"] > 0).sum()))
+    save_figure(
+        specificity_network(
+            grouped,
+            edges,
+            groups,
+            n_clones=members.height,
+            n_patients=len(patients),
+            max_distance=int(settings.get("group_distance", 12)),
+        ),
+        figure_png,
+    )
+    log.info(
+        "cohort: %d clones grouped into %d specificity groups (%d reported); %d flagged clones annotated, %d "
+        "possible contamination; %d samples with possible contamination",
+        members.height,
+        groups.height,
+        int(groups["report"].sum()) if groups.height else 0,
+        annotated.height,
+        int(annotated["possible_contamination"].sum()),
+        int((qc["contamination_clones"] > 0).sum()),
+    )
