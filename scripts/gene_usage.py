@@ -2,7 +2,7 @@
 
 import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
 
-from tcrtrack.gene_usage import gene_usage_step
+from tcrtrack.gene_usage_stage import gene_usage_step
 from tcrtrack.scripting import run_step
 
 run_step(

@@ -109,7 +109,7 @@ def cohort_usage_heatmap(v_usage: pl.DataFrame, *, top_n: int = 30) -> Figure:
     """V-gene usage (clonotype-weighted), one row per patient and sample class (baseline blood, product,
     post-infusion blood, pre- and post-treatment tumour; replicates and days of a class averaged), for the
     ``top_n`` genes of highest mean share."""
-    from tcrtrack.gene_usage import SAMPLE_CLASSES
+    from tcrtrack.gene_usage_stage import SAMPLE_CLASSES
 
     part = v_usage.filter((pl.col("weight") == "clonotypes") & pl.col("sample_class").is_not_null())
     if part.height == 0:
