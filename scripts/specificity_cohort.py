@@ -3,7 +3,7 @@
 import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
 
 from tcrtrack.scripting import run_step
-from tcrtrack.specificity.steps import specificity_cohort_step
+from tcrtrack.specificity.cohort_step import specificity_cohort_step
 
 run_step(
     snakemake,

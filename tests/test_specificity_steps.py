@@ -8,14 +8,8 @@ import polars as pl
 
 from tcrtrack.io import read_tsv
 from tcrtrack.plots.specificity import specificity_network
-from tcrtrack.specificity.steps import (
-    SPECIFICITY_SCHEMA,
-    _group_tables,
-    annotate_clones,
-    annotation_summary,
-    clone_sets,
-    contamination,
-)
+from tcrtrack.specificity.cohort_step import _group_tables, annotation_summary, contamination
+from tcrtrack.specificity.steps import SPECIFICITY_SCHEMA, annotate_clones, clone_sets
 
 SAMPLES = pl.DataFrame(
     {
@@ -158,7 +152,7 @@ def test_cohort_step_on_files_and_exclude_viral(tmp_path):
     annotation columns; exclude_viral leaves the viral bystander out; a carried-over junction is named."""
     from tcrtrack.cohort_tables import FLAGGED_COLUMNS
     from tcrtrack.io import write_parquet, write_tsv
-    from tcrtrack.specificity.steps import FLAGGED_EXTRA, specificity_cohort_step
+    from tcrtrack.specificity.cohort_step import FLAGGED_EXTRA, specificity_cohort_step
 
     spec = _spec_rows()
     sheet = tmp_path / "samples.tsv"

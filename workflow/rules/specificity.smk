@@ -1,7 +1,7 @@
 # Antigen specificity (issue 15): database hits, Pgen and convergence of the clones that matter, per patient;
 # specificity groups across patients, cross-patient contamination and the annotated flagged clones, for the
 # cohort. Databases: config annotation.databases (common.smk resolves them; their SHA-256 goes into
-# results/provenance.json). Steps: tcrtrack.specificity.steps.
+# results/provenance.json). Steps: tcrtrack.specificity.steps (per patient), tcrtrack.specificity.cohort_step.
 
 
 rule specificity:
