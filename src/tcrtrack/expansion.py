@@ -40,7 +40,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from tcrtrack.multiplicity import bh_qvalues
-from tcrtrack.noise import NoiseModel, betabinom_sf, fit_noise_from_bulk
+from tcrtrack.noise import NoiseModel, betabinom_sf
+from tcrtrack.noise_fit import fit_noise_from_bulk
 from tcrtrack.validation import as_counts, as_depth
 
 RESULT_SCHEMA: dict[str, pl.DataType] = {
@@ -204,7 +205,7 @@ def expansion_table(
         (:func:`fisher_pvalues`).
     noise
         Noise model for ``"betabinomial"``; ``None`` fits one on this comparison's bulk
-        (:func:`tcrtrack.noise.fit_noise_from_bulk`, default options). Must be ``None`` for
+        (:func:`tcrtrack.noise_fit.fit_noise_from_bulk`, default options). Must be ``None`` for
         ``"fisher"``.
     pseudocount
         Count added to ``a`` and ``b`` in ``log2fc`` (:func:`log2_fold_change`).
