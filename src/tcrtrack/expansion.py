@@ -23,9 +23,9 @@ repertoire of a million clones) and scatters the results back; so do the q-value
 The expansion stage, end to end: rule ``expansion`` (``workflow/rules/expansion.smk``) ->
 ``scripts/expansion.py`` -> :func:`tcrtrack.pipeline.expansion_step` (reads and writes) ->
 :func:`tcrtrack.patient.analyse_patient` (one patient's calls: the timepoints compared, the noise model,
-the flags, built on the tests of this module) -> figures in :mod:`tcrtrack.plots.expansion` (rule
-``figures``). The cohort: rule ``expansion_cohort`` -> :func:`tcrtrack.pipeline.expansion_cohort_step`,
-its tables' columns and summaries in :mod:`tcrtrack.cohort_tables`.
+the flags, built on the tests of this module) -> figures in :mod:`tcrtrack.plots.expansion` and
+:mod:`tcrtrack.plots.tracking` (rule ``figures``). The cohort: rule ``expansion_cohort`` ->
+:func:`tcrtrack.pipeline.expansion_cohort_step`, its tables' columns and summaries in :mod:`tcrtrack.cohort_tables`.
 """
 
 from __future__ import annotations

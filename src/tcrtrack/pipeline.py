@@ -312,10 +312,11 @@ def figures_step(
     :data:`tcrtrack.plots.PATIENT_FIGURES` to its PNG path (the PDF is written next to it)."""
     from tcrtrack.patient import CallSettings
     from tcrtrack.plots import PATIENT_FIGURES
-    from tcrtrack.plots.expansion import clone_tracking, expansion_scatter
+    from tcrtrack.plots.expansion import expansion_scatter
     from tcrtrack.plots.noise import noise_diagnostic
     from tcrtrack.plots.patient import diversity_over_time, overlap_heatmap
     from tcrtrack.plots.style import save_figure
+    from tcrtrack.plots.tracking import clone_tracking
 
     _check_figures(figures, PATIENT_FIGURES)
     samples = read_patient_sheet(sheet, patient)
