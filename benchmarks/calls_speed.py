@@ -16,7 +16,8 @@ import numpy as np
 
 from tcrtrack.empirical_null import EmpiricalNull
 from tcrtrack.expansion import fisher_pvalues
-from tcrtrack.noise import betabinom_sf, fit_noise_from_bulk
+from tcrtrack.noise import betabinom_sf
+from tcrtrack.noise_fit import fit_noise_from_bulk
 from tcrtrack.null_fit import fit_empirical_null
 
 

@@ -2,7 +2,7 @@
 
 import _tcrtrack_path  # noqa: F401 (tcrtrack importable in a conda env: see the module)
 
-from tcrtrack.pipeline import kinetics_cohort_step
+from tcrtrack.kinetics_steps import kinetics_cohort_step
 from tcrtrack.scripting import run_step
 
 run_step(

@@ -115,7 +115,7 @@ def test_run_refuses_unknown_patient_and_missing_sheet(cohort, tmp_path):
 
 
 def test_progress_lines_name_the_patient_and_stage_of_each_finished_job():
-    from tcrtrack.cli import ProgressLines
+    from tcrtrack.workflow_run import ProgressLines
 
     log = """localrule ingest:
     input: a.tsv

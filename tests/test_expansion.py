@@ -11,6 +11,7 @@ from scipy import stats
 
 import tcrtrack.expansion as ex  # module import: pytest must not collect the deprecated ex.test_expansion
 import tcrtrack.noise as nz
+import tcrtrack.noise_fit as nf
 
 
 def constant_rho(rho: float) -> nz.NoiseModel:
@@ -246,7 +247,7 @@ def test_result_table_does_not_share_the_callers_arrays():
 
 def test_overdispersed_without_noise_fits_the_bulk():
     _, _, _, a, b = null_scenario(3, n_clones=5_000)
-    noise = nz.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum())
+    noise = nf.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum())
     inline = ex.expansion_table(a, b, n_a=a.sum(), n_b=b.sum())
     given_ = ex.expansion_table(a, b, n_a=a.sum(), n_b=b.sum(), noise=noise)
     assert inline.equals(given_)
@@ -284,8 +285,8 @@ def test_null_calibration_overdispersed_uniform_fisher_anticonservative():
     overdispersed model's p-values are ~uniform while Fisher's are anti-conservative."""
     _, _, (r1, r2), a, b = null_scenario(2024)
     n_a, n_b = int(a.sum()), int(b.sum())
-    replicates = nz.fit_noise_from_replicates([r1, r2])
-    bulk = nz.fit_noise_from_bulk(a, b, n_a=n_a, n_b=n_b)
+    replicates = nf.fit_noise_from_replicates([r1, r2])
+    bulk = nf.fit_noise_from_bulk(a, b, n_a=n_a, n_b=n_b)
     p_rep = ex.betabinomial_pvalues(a, b, n_a=n_a, n_b=n_b, noise=replicates)
     p_bulk = ex.betabinomial_pvalues(a, b, n_a=n_a, n_b=n_b, noise=bulk)
     p_fisher = ex.fisher_pvalues(a, b, n_a=n_a, n_b=n_b)

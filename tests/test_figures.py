@@ -14,17 +14,12 @@ from tcrtrack.patient import CallSettings, analyse_patient
 from tcrtrack.pipeline import figures_cohort_step, figures_step
 from tcrtrack.plots import COHORT_FIGURES, PATIENT_FIGURES
 from tcrtrack.plots.cohort import NO_GROUP, _pairs, patient_groups
-from tcrtrack.plots.expansion import (
-    clone_tracking,
-    expansion_scatter,
-    fold_change_bound,
-    scatter_panels,
-    tracked_clones,
-)
+from tcrtrack.plots.expansion import expansion_scatter, fold_change_bound, scatter_panels
 from tcrtrack.plots.noise import noise_diagnostic
 from tcrtrack.plots.noise_betabinomial import dispersion_by_bin, model_from_rows
 from tcrtrack.plots.patient import overlap_heatmap
 from tcrtrack.plots.style import save_figure
+from tcrtrack.plots.tracking import clone_tracking, tracked_clones
 from tcrtrack.schema import CLONOTYPE_SCHEMA
 
 # hand-made samples of ~10k templates: "new" needs a baseline bound above the default 1e-5

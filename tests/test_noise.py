@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import tcrtrack.noise as nz
+import tcrtrack.noise_fit as nf
 from tcrtrack.validation import as_counts
 
 # --------------------------------------------------------------------------- simulation helpers
@@ -152,7 +153,7 @@ def test_rho_recovery_from_replicates_constant():
     rng = np.random.default_rng(11)
     f = powerlaw_freqs(rng, 120_000)
     r1, r2 = bb_pair(rng, f, 500_000, 350_000, 0.02)
-    model = nz.fit_noise_from_replicates([r1, r2])
+    model = nf.fit_noise_from_replicates([r1, r2])
     assert model.source == "replicates" and model.note == ""
     est = rho_at_counts(model, [5, 10, 20, 50, 100, 300], r1.sum() + r2.sum())
     np.testing.assert_allclose(est, 0.02, rtol=0.3)
@@ -167,7 +168,7 @@ def test_rho_recovery_gamma_poisson_replicates():
     s, depth = 20.0, 600_000
     g1, g2 = rng.gamma(s, 1.0 / s, f.size), rng.gamma(s, 1.0 / s, f.size)
     r1, r2 = rng.poisson(f * depth * g1), rng.poisson(f * depth * g2)
-    model = nz.fit_noise_from_replicates([r1, r2])
+    model = nf.fit_noise_from_replicates([r1, r2])
     est = rho_at_counts(model, [10, 20, 50, 100, 300], r1.sum() + r2.sum())
     np.testing.assert_allclose(est, 1.0 / (2 * s + 1), rtol=0.3)
 
@@ -187,7 +188,7 @@ def test_rho_recovery_abundance_dependent_three_replicates():
     shares = rng.gamma(np.repeat(conc[:, None], 3, axis=1))
     shares /= shares.sum(axis=1, keepdims=True)
     reps = list(rng.multinomial(n, shares).T)
-    model = nz.fit_noise_from_replicates(reps)
+    model = nf.fit_noise_from_replicates(reps)
     centres = np.asarray(model.log10_freq)
     informative = centres > np.log10(20 / (2 * depth))  # bins of n >~ 20 per pair
     assert informative.sum() >= 3
@@ -200,8 +201,8 @@ def test_fits_are_reproducible_and_seeded():
     rng = np.random.default_rng(14)
     f = powerlaw_freqs(rng, 30_000)
     a, b = bb_pair(rng, f, 100_000, 100_000, 0.02)
-    m1 = nz.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum(), seed=3)
-    m2 = nz.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum(), seed=3)
+    m1 = nf.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum(), seed=3)
+    m2 = nf.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum(), seed=3)
     assert m1 == m2
 
 
@@ -216,9 +217,9 @@ def test_bulk_fit_stays_close_to_replicate_fit_with_planted_expansions():
     expanded = rng.random(f.size) < 0.02
     fold = np.exp(rng.uniform(np.log(4.0), np.log(50.0), f.size))
     a, b = bb_pair(rng, f, 400_000, 300_000, rho, expanded=expanded, fold=fold)
-    reps = nz.fit_noise_from_replicates([r1, r2])
-    bulk = nz.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum())
-    plain = nz.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum(), robustness=0.0)
+    reps = nf.fit_noise_from_replicates([r1, r2])
+    bulk = nf.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum())
+    plain = nf.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum(), robustness=0.0)
     assert bulk.source == "bulk"
     counts = np.array([30, 100, 300])
     total = a.sum() + b.sum()
@@ -236,7 +237,7 @@ def test_bulk_fit_without_contamination_matches_truth():
     rng = np.random.default_rng(22)
     f = powerlaw_freqs(rng, 120_000)
     a, b = bb_pair(rng, f, 300_000, 300_000, 0.01)
-    bulk = nz.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum())
+    bulk = nf.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum())
     est = rho_at_counts(bulk, [10, 30, 100, 300], a.sum() + b.sum())
     np.testing.assert_allclose(est, 0.01, rtol=0.35)
 
@@ -247,7 +248,7 @@ def test_bulk_fit_without_contamination_matches_truth():
 def test_too_few_informative_clones_falls_back_to_poisson():
     a = np.array([1, 0, 2, 0, 1, 0])
     b = np.array([0, 1, 1, 3, 0, 1])
-    model = nz.fit_noise_from_bulk(a, b, n_a=1000, n_b=1000)
+    model = nf.fit_noise_from_bulk(a, b, n_a=1000, n_b=1000)
     assert model.source == "poisson"
     assert "informative" in model.note and "rho = 0" in model.note
     assert np.all(model.rho([1e-3, 1e-2]) == 0.0)
@@ -255,7 +256,7 @@ def test_too_few_informative_clones_falls_back_to_poisson():
 
 def test_too_few_informative_clones_uses_supplied_fallback():
     prior = nz.NoiseModel(source="replicates", log10_freq=(-4.0,), rho_bins=(0.03,), n_clones=(900,), p_null=(np.nan,))
-    model = nz.fit_noise_from_bulk([1, 2], [3, 0], n_a=500, n_b=500, fallback=prior)
+    model = nf.fit_noise_from_bulk([1, 2], [3, 0], n_a=500, n_b=500, fallback=prior)
     assert model.source == "replicates" and model.rho_bins == (0.03,)
     assert "fallback" in model.note
 
@@ -265,10 +266,10 @@ def test_low_depth_biopsy_pools_one_bin_and_records_it():
     f = powerlaw_freqs(rng, 8_000)
     a, b = bb_pair(rng, f, 8_000, 12_000, 0.02)  # tumour-like depth: few clones with n >= 2
     informative = int(((a + b) >= 2).sum())
-    model = nz.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum(), min_clones=informative + 1)
+    model = nf.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum(), min_clones=informative + 1)
     assert len(model.rho_bins) == 1 and "pooled" in model.note
     assert 0.0 <= model.rho_bins[0] <= nz.MAX_RHO
-    default = nz.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum())
+    default = nf.fit_noise_from_bulk(a, b, n_a=a.sum(), n_b=b.sum())
     assert all(c >= 200 for c in default.n_clones)
 
 
@@ -285,18 +286,18 @@ def test_count_validation_by_dtype():
 
 def test_replicate_input_validation():
     with pytest.raises(ValueError, match="two aligned"):
-        nz.fit_noise_from_replicates([np.array([1, 2])])
+        nf.fit_noise_from_replicates([np.array([1, 2])])
     with pytest.raises(ValueError, match="two aligned"):
-        nz.fit_noise_from_replicates([np.array([1, 2]), np.array([1, 2, 3])])
+        nf.fit_noise_from_replicates([np.array([1, 2]), np.array([1, 2, 3])])
     with pytest.raises(ValueError, match="depth"):
-        nz.fit_noise_from_replicates([np.array([1, 2]), np.array([1, 2])], depths=[0, 3])
+        nf.fit_noise_from_replicates([np.array([1, 2]), np.array([1, 2])], depths=[0, 3])
     with pytest.raises(ValueError, match="non-negative"):
-        nz.fit_noise_from_replicates([np.array([1, -2]), np.array([1, 2])])
+        nf.fit_noise_from_replicates([np.array([1, -2]), np.array([1, 2])])
     with pytest.raises(ValueError, match="depth n_a"):
-        nz.fit_noise_from_bulk([1], [2], n_a=0, n_b=5)
+        nf.fit_noise_from_bulk([1], [2], n_a=0, n_b=5)
     with pytest.raises(ValueError, match="depth n_b"):
-        nz.fit_noise_from_bulk([1], [2], n_a=5, n_b=float("nan"))
+        nf.fit_noise_from_bulk([1], [2], n_a=5, n_b=float("nan"))
     with pytest.raises(ValueError, match="at least the count totals"):
-        nz.fit_noise_from_bulk([1], [9], n_a=5, n_b=5)
+        nf.fit_noise_from_bulk([1], [9], n_a=5, n_b=5)
     with pytest.raises(ValueError, match="aligned"):
-        nz.fit_noise_from_bulk([1, 2], [2], n_a=5, n_b=5)
+        nf.fit_noise_from_bulk([1, 2], [2], n_a=5, n_b=5)

@@ -135,40 +135,6 @@ def simulate(
     )
 
 
-def _load_yaml(path: Path) -> Any:
-    """A YAML file's content; a syntax error names the file, line and column (see :func:`_friendly`)."""
-    import yaml
-
-    with path.open(encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
-
-
-def _run_config(configfile: Path | None) -> dict[str, Any]:
-    """The config of a run: the workflow's default config, updated by ``configfile``."""
-    from tcrtrack.paths import workflow_root
-
-    config = _load_yaml(workflow_root() / "config" / "config.yaml") or {}
-    if configfile is not None:
-        given = _load_yaml(configfile) or {}
-        if not isinstance(given, dict):
-            raise TcrtrackError(f"{configfile}: not a YAML mapping of config keys. Fix: write 'key: value' lines")
-        for key, value in given.items():
-            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
-    return config
-
-
-def _ingest_settings(config: dict[str, Any]) -> dict[str, Any]:
-    """The ingest options of a run's config."""
-    ingest, clonotype = config.get("ingest", {}), config.get("clonotype", {})
-    return {
-        "locus": ingest.get("locus", "TRB"),
-        "productive_only": ingest.get("productive_only", True),
-        "min_junction_aa_length": ingest.get("min_junction_aa_length", 5),
-        "species": ingest.get("species", "homosapiens"),
-        "definition": clonotype.get("definition", "aa_vj"),
-    }
-
-
 @main.command()
 @click.version_option(__version__, prog_name="tcrtrack")
 @click.argument("sheet", type=click.Path(dir_okay=False, path_type=Path))
@@ -185,76 +151,30 @@ def validate(sheet: Path, configfile: Path | None) -> None:
     Every problem of every file is printed on its own line (file, row or column, and the fix) and the exit
     code is 1 when there is any; otherwise one line per sample gives its rows kept and dropped.
     """
-    from tcrtrack.formats import ingest_converted
-    from tcrtrack.ingest import DROP_REASONS
-    from tcrtrack.paths import workflow_root
-    from tcrtrack.samplesheet import config_problems, read_sample_sheet
+    from tcrtrack.validate import validate_sheet
 
-    config = _run_config(configfile)
-    problems = [
-        f"configuration: {p}"
-        for p in config_problems(config, workflow_root() / "workflow" / "schemas" / "config.schema.yaml")
-    ]
-    defaults = _run_config(None)
-    for section in ("ingest", "clonotype"):  # a broken section: read the files with its defaults
-        if any(f"config key '{section}" in problem for problem in problems):
-            config[section] = defaults[section]
-    settings = _ingest_settings(config)
-    # a sheet that cannot be read stops here (one line); problems of single rows are listed, the others read
-    samples = read_sample_sheet(sheet, check_files=False, problems=problems)
-    sheet_problems = len(problems)
-    lines = [
-        "sample\tformat\tinput_rows\tkept_rows\tdropped_rows\tkept_count\tdropped_count\tdropped (reason: rows)"
-        "\ttruncated"
-    ]
-    truncated = 0
-    for sample, file, fmt in samples.select("sample", "path", "format").iter_rows():
-        if not Path(file).is_file():
-            problems.append(
-                f"{sheet}: sample '{sample}': file {file} does not exist. Fix: correct 'path' "
-                "(absolute, or relative to the sheet's folder)"
-            )
-            continue
-        try:
-            qc = ingest_converted(file, fmt=fmt, **settings).qc.row(0, named=True)
-        except TcrtrackError as error:
-            problems.append(f"sample '{sample}': {error}")
-            continue
-        reasons = ", ".join(f"{r}: {qc[f'{r}_rows']}" for r in DROP_REASONS if qc[f"{r}_rows"])
-        lines.append(
-            f"{sample}\t{qc['format']}\t{qc['input_rows']}\t{qc['kept_rows']}\t"
-            f"{qc['input_rows'] - qc['kept_rows']}\t{qc['kept_count']}\t{qc['input_count'] - qc['kept_count']}"
-            f"\t{reasons or '-'}\t{_truncation_cell(qc)}"
-        )
-        truncated += bool(qc.get("truncated"))
+    found = validate_sheet(sheet, configfile)
+    problems, sheet_problems = found.problems, found.sheet_problems
     if problems:
         for problem in problems:
             click.echo(f"problem: {problem}")
         bad = len(problems) - sheet_problems
         raise click.ClickException(
-            f"{bad} of {samples.height} files {'has a problem' if bad == 1 else 'have problems'}"
+            f"{bad} of {found.n_samples} files {'has a problem' if bad == 1 else 'have problems'}"
             + (f", and {sheet_problems} of the sheet or configuration" if sheet_problems else "")
             + " (one line each above); the run would stop on them"
         )
-    click.echo("\n".join(lines))
+    click.echo("\n".join(found.lines))
     click.echo(
-        f"{sheet}: {samples.height} samples of {samples['patient'].n_unique()} patients, every file read "
-        f"in full (locus {settings['locus']}): no problem"
+        f"{sheet}: {found.n_samples} samples of {found.n_patients} patients, every file read "
+        f"in full (locus {found.locus}): no problem"
         + (
-            f"; {truncated} truncated export(s): absence from them is not evidence of absence (the warnings on "
+            f"; {found.truncated} truncated export(s): absence from them is not evidence of absence (the warnings on "
             "stderr say why)"
-            if truncated
+            if found.truncated
             else ""
         )
     )
-
-
-def _truncation_cell(qc: dict[str, Any]) -> str:
-    """The validate table's ``truncated`` cell: ``no``, or ``yes`` with the share the file keeps when known."""
-    if not qc.get("truncated"):
-        return "no"
-    share = qc.get("kept_share")
-    return f"yes (keeps {share:.2f} of {qc['implied_depth']:.0f})" if share is not None else "yes (top-N cut)"
 
 
 @main.command()
@@ -304,102 +224,6 @@ def convert(fmt: str, locus: str, species: str, source: Path, out: Path) -> None
 
 
 # --- run: the workflow for the cohort or some patients ---------------------------------------------------
-
-
-def workflow_snakefile() -> Path:
-    """The tcrtrack Snakefile: ``$TCRTRACK_SNAKEFILE``, else this source checkout's, else the copy installed
-    with the package (tcrtrack/_workflow/, see setup.py)."""
-    from tcrtrack.paths import snakefile
-
-    candidate = snakefile()
-    if not candidate.is_file():
-        raise TcrtrackError(
-            f"cannot find the tcrtrack Snakefile (looked for {candidate}). Fix: reinstall tcrtrack "
-            "(pip install .) or set TCRTRACK_SNAKEFILE to its Snakefile"
-        )
-    return candidate
-
-
-def patient_targets(patient: str) -> list[str]:
-    """The files of one patient that ``tcrtrack run --patient`` asks Snakemake for (paths relative to the
-    run folder): every per-patient output of :mod:`tcrtrack.registry`."""
-    from tcrtrack.registry import patient_files
-
-    return patient_files(patient)
-
-
-def _config_file(outdir: Path, configfile: Path | None) -> tuple[Path | None, bool]:
-    """The config file Snakemake will read, and whether it must be passed explicitly (the run folder has
-    no ``config/config.yaml``: the defaults shipped with the workflow are used)."""
-    if configfile is not None:
-        return configfile.resolve(), True
-    local = outdir / "config" / "config.yaml"
-    if local.is_file():
-        return local, False
-    return workflow_snakefile().parent / "config" / "config.yaml", True
-
-
-def _sheet_path(outdir: Path, samples: Path | None, config_path: Path | None) -> tuple[Path, bool]:
-    """The sample sheet of the run: ``--samples``, else the config's ``samples`` (relative to the run folder),
-    and whether it must be passed to Snakemake. With the workflow's default config and no such sheet in the
-    run folder, the bundled demo cohort (the workflow's own ``config/samples.tsv``)."""
-    from tcrtrack.paths import workflow_root
-
-    if samples is not None:
-        return samples.resolve(), True
-    config = _load_yaml(config_path) if config_path and config_path.is_file() else {}
-    name = (config or {}).get("samples")
-    if not name:
-        raise TcrtrackError(f"no sample sheet: {config_path} names none. Fix: pass --samples SHEET")
-    path = Path(name)
-    if path.is_absolute():
-        return path, False
-    defaults = workflow_root() / "config"
-    if not (outdir / path).is_file() and config_path is not None and config_path.parent == defaults:
-        demo = defaults / path.relative_to("config") if path.parts[0] == "config" else defaults / path
-        if demo.is_file():
-            click.echo(
-                f"tcrtrack: no sample sheet in {outdir} ({path}): running the bundled demo cohort "
-                f"({demo}); pass --samples SHEET for yours",
-                err=True,
-            )
-            return demo, True
-    return outdir / path, False
-
-
-class ProgressLines:
-    """Reads Snakemake's log line by line and, for every finished job, says which patient (or the cohort) and
-    which stage is done: ``P01: ingest done (3 of 33 steps)``."""
-
-    def __init__(self) -> None:
-        import re
-
-        self._job = re.compile(r"^\s*jobid: (\d+)")
-        self._patient = re.compile(r"^\s*wildcards: .*\bpatient=([^,\s]+)")
-        self._rule = re.compile(r"^\s*(?:local)?(?:rule|checkpoint) (\w+):")
-        self._finished = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)")
-        self._steps = re.compile(r"^(\d+ of \d+ steps)")
-        self.jobs: dict[str, tuple[str, str]] = {}  # jobid -> (rule, patient or "cohort")
-        self._current: str | None = None
-        self._rule_name: str | None = None
-        self._pending: tuple[str, str] | None = None
-
-    def feed(self, line: str) -> str | None:
-        """The progress message for this log line, if it completes one."""
-        if match := self._rule.match(line):
-            self._rule_name, self._current = match.group(1), None
-        elif (match := self._job.match(line)) and self._rule_name:
-            self._current = match.group(1)
-            self.jobs[self._current] = (self._rule_name, "cohort")
-        elif (match := self._patient.match(line)) and self._current in self.jobs:
-            self.jobs[self._current] = (self.jobs[self._current][0], match.group(1))
-        elif match := self._finished.match(line):
-            rule, who = self.jobs.get(match.group(1), (match.group(2), "cohort"))
-            self._pending = (rule, who)
-        elif (match := self._steps.match(line)) and self._pending:
-            (rule, who), self._pending = self._pending, None
-            return f"{who}: {rule} done ({match.group(1)})"
-        return None
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -463,11 +287,12 @@ def run(
     import subprocess
 
     from tcrtrack.samplesheet import read_sample_sheet
+    from tcrtrack.workflow_run import ProgressLines, config_file, patient_targets, sheet_path, workflow_snakefile
 
     outdir = outdir.resolve()
     outdir.mkdir(parents=True, exist_ok=True)
-    config_path, pass_config = _config_file(outdir, configfile)
-    sheet, pass_sheet = _sheet_path(outdir, samples, config_path)
+    config_path, pass_config = config_file(outdir, configfile)
+    sheet, pass_sheet = sheet_path(outdir, samples, config_path)
     sheet_patients = read_sample_sheet(sheet, check_files=False)["patient"].unique(maintain_order=True).to_list()
     unknown = [p for p in patients if p not in sheet_patients]
     if unknown:

@@ -35,14 +35,8 @@ from scipy import stats
 from tcrtrack.design import Timepoint, Truncation
 from tcrtrack.empirical_null import NULL_SCALES, EmpiricalNull, poisson_null
 from tcrtrack.multiplicity import bh_over_testable
-from tcrtrack.noise import (
-    NoiseModel,
-    betabinom_sf,
-    fit_noise_from_bulk,
-    fit_noise_from_replicates,
-    for_pooled_libraries,
-    poisson_noise,
-)
+from tcrtrack.noise import NoiseModel, betabinom_sf, for_pooled_libraries, poisson_noise
+from tcrtrack.noise_fit import fit_noise_from_bulk, fit_noise_from_replicates
 from tcrtrack.null_fit import fit_empirical_null, pooling_weight
 
 # statistic -> suffix of the comparison's column in the clone table

@@ -23,9 +23,9 @@ repertoire of a million clones) and scatters the results back; so do the q-value
 The expansion stage, end to end: rule ``expansion`` (``workflow/rules/expansion.smk``) ->
 ``scripts/expansion.py`` -> :func:`tcrtrack.pipeline.expansion_step` (reads and writes) ->
 :func:`tcrtrack.patient.analyse_patient` (one patient's calls: the timepoints compared, the noise model,
-the flags, built on the tests of this module) -> figures in :mod:`tcrtrack.plots.expansion` (rule
-``figures``). The cohort: rule ``expansion_cohort`` -> :func:`tcrtrack.pipeline.expansion_cohort_step`,
-its tables' columns and summaries in :mod:`tcrtrack.cohort_tables`.
+the flags, built on the tests of this module) -> figures in :mod:`tcrtrack.plots.expansion` and
+:mod:`tcrtrack.plots.tracking` (rule ``figures``). The cohort: rule ``expansion_cohort`` ->
+:func:`tcrtrack.pipeline.expansion_cohort_step`, its tables' columns and summaries in :mod:`tcrtrack.cohort_tables`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from tcrtrack.multiplicity import bh_qvalues
-from tcrtrack.noise import NoiseModel, betabinom_sf, fit_noise_from_bulk
+from tcrtrack.noise import NoiseModel, betabinom_sf
+from tcrtrack.noise_fit import fit_noise_from_bulk
 from tcrtrack.validation import as_counts, as_depth
 
 RESULT_SCHEMA: dict[str, pl.DataType] = {
@@ -204,7 +205,7 @@ def expansion_table(
         (:func:`fisher_pvalues`).
     noise
         Noise model for ``"betabinomial"``; ``None`` fits one on this comparison's bulk
-        (:func:`tcrtrack.noise.fit_noise_from_bulk`, default options). Must be ``None`` for
+        (:func:`tcrtrack.noise_fit.fit_noise_from_bulk`, default options). Must be ``None`` for
         ``"fisher"``.
     pseudocount
         Count added to ``a`` and ``b`` in ``log2fc`` (:func:`log2_fold_change`).

@@ -21,16 +21,8 @@ from pathlib import Path
 
 import polars as pl
 
-from tcrtrack.airr_reader import (
-    COUNT_FIELDS,
-    READ_FIELDS,
-    RowLocator,
-    airr_row_locator,
-    count_column,
-    read_airr_header,
-    read_airr_tsv,
-    row_error,
-)
+from tcrtrack.airr_errors import RowLocator, airr_row_locator, row_error
+from tcrtrack.airr_reader import COUNT_FIELDS, READ_FIELDS, count_column, read_airr_header, read_airr_tsv
 from tcrtrack.errors import InputFileError
 from tcrtrack.genes import LOCI, normalise_gene_calls, translate_junctions
 from tcrtrack.schema import CLONOTYPE_DEFINITIONS, CLONOTYPE_SCHEMA

@@ -1,6 +1,6 @@
 """Checks of the count vectors and depths handed to the statistics (one home for both).
 
-:func:`as_counts` is used by :mod:`tcrtrack.diversity`, :mod:`tcrtrack.noise` and
+:func:`as_counts` is used by :mod:`tcrtrack.diversity`, :mod:`tcrtrack.noise_fit` and
 :mod:`tcrtrack.expansion`; :func:`as_depth` by the same modules for sequencing and rarefaction depths.
 """
 

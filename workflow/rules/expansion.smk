@@ -1,6 +1,6 @@
 # Per patient: blood expansion vs baseline, tumour accumulation vs the pre-treatment biopsy, flags.
 # rule expansion -> scripts/expansion.py -> tcrtrack.pipeline.expansion_step -> tcrtrack.patient.analyse_patient
-# (tests: tcrtrack.expansion); figures: rule figures (figures.smk) -> tcrtrack.plots.expansion.
+# (tests: tcrtrack.expansion); figures: rule figures (figures.smk) -> tcrtrack.plots.expansion, tcrtrack.plots.tracking.
 
 
 rule expansion:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import polars as pl
 
-from tcrtrack.airr_reader import count_column, more_rows
+from tcrtrack.airr_errors import more_rows
+from tcrtrack.airr_reader import count_column
 from tcrtrack.errors import InputFileError
 from tcrtrack.formats._genes import standardise_calls
 from tcrtrack.genes import LOCI
