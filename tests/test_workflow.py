@@ -196,7 +196,7 @@ def test_bad_config_value_is_refused(tmp_path):
 
 
 def test_lint_is_clean():
-    done = subprocess.run([*SNAKEMAKE, "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([*snakemake_command(), "--lint"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Congratulations" in done.stdout + done.stderr
 
