@@ -26,6 +26,7 @@ import polars as pl
 
 from tcrtrack.io import read_tsv, write_tsv
 from tcrtrack.samplesheet import read_patient_sheet
+from tcrtrack.specificity.matching import HIT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -57,26 +58,7 @@ SPECIFICITY_SCHEMA: dict[str, pl.DataType] = {
     "convergence": pl.Int64,
 }
 #: Columns of ``annotation.tsv`` after the clone key and ``clone_set``.
-ANNOTATION_EXTRA = (
-    "mode",
-    "match",
-    "mismatches",
-    "db_junction_aa",
-    "db_v_gene",
-    "db_j_gene",
-    "epitope",
-    "antigen_gene",
-    "antigen_species",
-    "antigen_group",
-    "viral",
-    "mhc_a",
-    "mhc_b",
-    "mhc_class",
-    "score",
-    "reference",
-    "source",
-    "database",
-)
+ANNOTATION_EXTRA = ("mode", "match", "mismatches", *HIT_COLUMNS, "database")
 CALIBRATION_KEY: dict[str, pl.DataType] = {
     "patient": pl.Utf8,
     "sample": pl.Utf8,
