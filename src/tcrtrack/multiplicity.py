@@ -19,6 +19,9 @@ so the false-discovery rate is controlled over clones:
   Berger 1982, Technometrics 24:295); BH over clones of these p-values controls the FDR of the flagged
   set even when many clones are enriched in the tumour only, unlike selecting on blood and re-testing the
   tumour among the selected (which ignores the blood-false, tumour-true clones).
+* **Replicability** (:func:`replicability_rvalues`, the flags' default): blood as the primary study and the
+  tumour as the follow-up of the blood-selected clones (Bogomolov & Heller 2013, JASA 108:1480); the
+  follow-up pays only for the clones it tests, so it keeps more power than BH over the conjunction p-values.
 """
 
 from __future__ import annotations
